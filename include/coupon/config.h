@@ -1,0 +1,62 @@
+#pragma once
+/*
+ * Configuration: one struct, filled once in main from a table of names,
+ * defaults and bounds (environment first, then command-line flags, which
+ * override), and passed down by pointer. Each program declares which
+ * entries it uses with a mask, so --help lists only what matters to it.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "coupon/error.h"
+
+enum {
+        CPN_CFG_API = 1 << 0,
+        CPN_CFG_WORKER = 1 << 1,
+        CPN_CFG_CTL = 1 << 2,
+};
+
+struct cpn_config {
+        char *http_addr;            /* COUPON_HTTP_ADDR */
+        char *redis_url;            /* COUPON_REDIS_URL */
+        char *kafka_brokers;        /* COUPON_KAFKA_BROKERS */
+        char *kafka_topic;          /* COUPON_KAFKA_TOPIC */
+        char *kafka_config;         /* COUPON_KAFKA_CONFIG: extra librdkafka k=v,k=v */
+        char *mysql_url;            /* COUPON_MYSQL_URL */
+        char *admin_token;          /* COUPON_ADMIN_TOKEN, NULL = admin disabled */
+        char *log_level;            /* COUPON_LOG_LEVEL */
+        long kafka_ack_timeout_ms;  /* COUPON_KAFKA_ACK_TIMEOUT_MS */
+        long kafka_message_timeout_ms;
+        long kafka_linger_ms;
+        long http_threads;
+        long http_max_body;
+        long http_request_timeout_ms;
+        long http_keepalive_ms;
+        long relay_after_ms;
+        long relay_interval_ms;
+        long redis_timeout_ms;
+};
+
+/* Fills @cfg with defaults. Strings are heap copies owned by @cfg. Returns 0
+ * or -ENOMEM. */
+int cpn_config_init(struct cpn_config *cfg);
+void cpn_config_clear(struct cpn_config *cfg);
+
+/*
+ * Applies COUPON_* variables from @envp-style getter (NULL = getenv), then
+ * the flags in argv (`--name value` or `--name=value`). Entries outside
+ * @mask are rejected as flags but ignored in the environment.
+ * Returns 0, CPN_INVALID (message in @err: which variable or flag, what was
+ * expected, what was given), or -ENOMEM. `--help`/`--version` are not
+ * handled here; *argi is set to the first non-flag argument.
+ */
+int cpn_config_load(struct cpn_config *cfg, unsigned mask,
+                    const char *(*get)(const char *name),
+                    int argc, char **argv, int *argi, struct cpn_error *err);
+
+/* Cross-field checks (e.g. the relay deadline must exceed Kafka's message
+ * timeout). Returns 0 or CPN_INVALID. */
+int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_error *err);
+
+/* Prints the table of variables/flags of @mask with defaults and bounds. */
+void cpn_config_usage(FILE *f, unsigned mask);

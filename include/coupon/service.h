@@ -1,0 +1,61 @@
+#pragma once
+/*
+ * Service: the domain calls handlers make, one per request. It composes the
+ * store (Redis), the producer (Kafka) and the db (MySQL) and holds no lock
+ * across their I/O. struct cpn_service is shared by all threads and
+ * read-only after creation; struct cpn_session is one thread's own set of
+ * connections (Redis, MySQL, a delivery waiter), created lazily.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coupon/config.h"
+#include "coupon/error.h"
+#include "coupon/events.h"
+#include "coupon/store.h"
+#include "coupon/db.h"
+#include "coupon/types.h"
+
+struct cpn_service {
+        const struct cpn_config *cfg;
+        struct cpn_redis_url redis_url;
+        struct cpn_db_url db_url;
+        struct cpn_producer *producer; /* borrowed; owned by main */
+};
+
+struct cpn_session;
+
+int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc);
+struct cpn_session *cpn_session_free(struct cpn_session *s);
+
+/*
+ * Decides in Redis, then hands off to Kafka, waiting up to
+ * COUPON_KAFKA_ACK_TIMEOUT_MS for the delivery report. Returns 0 (issued:
+ * @out filled; *@delivery is 0, CPN_DELIVERY_PENDING or _FAILED: the
+ * outbox carries what Kafka does not have yet), CPN_ISSUE_DUPLICATE,
+ * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND,
+ * or a negative errno (Redis unreachable: nothing was issued that the caller
+ * may claim).
+ */
+int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
+                      struct cpn_issuance *out, int *delivery, struct cpn_error *err);
+
+/* Writes the MySQL row, then the Redis meta. Retrying after a partial
+ * failure with the same body completes it. Returns 0, CPN_EXISTS. */
+int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
+                                struct cpn_error *err);
+
+/* Redis state plus MySQL's persisted count; *@persisted is -1 when MySQL
+ * could not be asked (the read still answers). Returns 0 or CPN_NOT_FOUND. */
+int cpn_service_campaign_get(struct cpn_session *s, const char *id,
+                             struct cpn_campaign_state *st, int64_t *persisted,
+                             struct cpn_error *err);
+
+enum cpn_user_state { CPN_USER_NONE, CPN_USER_ISSUED, CPN_USER_PERSISTED };
+/* Returns 0 with *@state, or CPN_NOT_FOUND. */
+int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const char *user_id,
+                         enum cpn_user_state *state, struct cpn_error *err);
+
+int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err);
+int cpn_service_ping_db(struct cpn_session *s, struct cpn_error *err);
+int cpn_service_outbox_backlog(struct cpn_session *s, int64_t *n, struct cpn_error *err);

@@ -1,0 +1,95 @@
+#pragma once
+/*
+ * Store: everything the service keeps in Redis, behind domain calls. Works
+ * with hiredis (which no other module sees) and the scripts of lua/, which
+ * are embedded at build time, loaded with SCRIPT LOAD and run by EVALSHA;
+ * a NOSCRIPT answer (Redis restarted, failed over, SCRIPT FLUSH) reloads
+ * the script and retries once.
+ *
+ * A struct cpn_redis is one connection owned by one thread; it is never
+ * shared. It connects lazily on first use and, after any I/O or protocol
+ * error, is dropped and reconnected by the next call: a context is never
+ * reused after an error.
+ *
+ * Return codes of every call: 0 on success; the positive outcomes each call
+ * lists; -EIO when Redis cannot be reached or the connection broke (the
+ * request had no effect, or an unknown one for writes: see cpn_store_issue),
+ * -EPROTO for an unexpected reply (an error reply such as OOM included),
+ * -ENOMEM. The text is in @err.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coupon/error.h"
+#include "coupon/types.h"
+
+struct cpn_redis_url {
+        char host[256];
+        int port;
+        int db;
+        char user[128];
+        char password[256];
+        char unix_path[256]; /* redis+unix:///path or unix:///path */
+};
+
+struct cpn_redis;
+
+/* Parses redis://[[user]:password@]host[:port][/db] and unix:///path[?db=N].
+ * Returns 0 or CPN_INVALID. */
+int cpn_redis_url_parse(struct cpn_redis_url *out, const char *url, struct cpn_error *err);
+
+/* Creates an unconnected handle. @timeout_ms bounds connect and each reply. */
+int cpn_redis_new(struct cpn_redis **ret, const struct cpn_redis_url *url, long timeout_ms);
+struct cpn_redis *cpn_redis_free(struct cpn_redis *r);
+
+/* Connects if needed and PINGs. */
+int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err);
+
+/*
+ * Runs lua/issue.lua for (@campaign_id, @user_id), both already validated.
+ * Returns 0 with @out filled (seq, outbox id, issued_at), CPN_ISSUE_DUPLICATE,
+ * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND, or
+ * a negative errno. After -EIO the script may or may not have run: the
+ * caller must not claim anything was issued, and a retry is safe (the user
+ * then gets 409 if it had).
+ */
+int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *user_id,
+                    struct cpn_issuance *out, struct cpn_error *err);
+
+/* Creates the meta hash and registers the campaign for the relay.
+ * Returns 0 (created, or already there with identical fields), CPN_EXISTS. */
+int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
+                              struct cpn_error *err);
+
+/* Returns 0 with @out filled, or CPN_NOT_FOUND. */
+int cpn_store_campaign_get(struct cpn_redis *r, const char *campaign_id,
+                           struct cpn_campaign_state *out, struct cpn_error *err);
+
+/* Sets *@issued to whether @user_id is in the campaign's user set.
+ * Returns 0 or CPN_NOT_FOUND (no such campaign). */
+int cpn_store_user_get(struct cpn_redis *r, const char *campaign_id, const char *user_id,
+                       bool *issued, struct cpn_error *err);
+
+/* Removes delivered outbox entries, all in one pipelined round trip. */
+int cpn_store_outbox_delete(struct cpn_redis *r, const struct cpn_issuance *const *items,
+                            size_t n, struct cpn_error *err);
+
+/* Lists the campaign ids registered for the relay. @fn is called for each;
+ * a non-zero return from it stops the walk and is returned. */
+int cpn_store_campaigns_each(struct cpn_redis *r, int (*fn)(const char *id, void *ud),
+                             void *ud, struct cpn_error *err);
+
+/* Sum of the outbox lengths of every registered campaign. */
+int cpn_store_outbox_backlog(struct cpn_redis *r, int64_t *total, struct cpn_error *err);
+
+/* Takes the campaign's relay lease for @ttl_ms if free or already ours
+ * (@owner). Returns 0 if held, CPN_EXISTS if another relay holds it. */
+int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const char *owner,
+                          long ttl_ms, struct cpn_error *err);
+
+/* Reads up to @max outbox entries of @campaign_id older than @age_ms by
+ * Redis's clock, oldest first, into @out. Sets *@n to the count. */
+int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms,
+                           struct cpn_issuance *out, size_t max, size_t *n,
+                           struct cpn_error *err);

@@ -1,0 +1,23 @@
+--[[
+campaign_create.lua: create a campaign's meta hash unless it exists.
+
+KEYS[1] coupon:{c}:meta
+ARGV[1] total  ARGV[2] starts_at (unix ms)  ARGV[3] ends_at (unix ms, "" = never)
+ARGV[4] name
+
+Returns "created", "same" (it exists with exactly these fields: a retried
+create after a partial failure) or "exists" (it exists and differs).
+]]
+local cur = redis.call('HMGET', KEYS[1], 'total', 'starts_at', 'ends_at', 'name')
+if cur[1] then
+  if cur[1] == ARGV[1] and cur[2] == ARGV[2] and (cur[3] or '') == ARGV[3]
+     and (cur[4] or '') == ARGV[4] then
+    return 'same'
+  end
+  return 'exists'
+end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'starts_at', ARGV[2], 'name', ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'ends_at', ARGV[3])
+end
+return 'created'

@@ -1,0 +1,118 @@
+/*
+ * coupon-api: the HTTP front. Stateless; run any number behind a load
+ * balancer. main owns everything it creates: the config, the producer, the
+ * relay and the server, and tears them down in reverse order on
+ * SIGTERM/SIGINT after the requests in flight are answered.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coupon/api.h"
+#include "coupon/log.h"
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: coupon-api [OPTION...]\n"
+                "\n"
+                "The HTTP front of the coupon issuance service. Each POST\n"
+                "/v1/campaigns/{id}/issue is decided atomically in Redis (lua/issue.lua),\n"
+                "handed to Kafka (idempotent producer, acks=all) and answered 202 once Kafka\n"
+                "has it or COUPON_KAFKA_ACK_TIMEOUT_MS has passed; the Redis outbox keeps\n"
+                "what Kafka does not have yet and a relay thread delivers it later.\n"
+                "\n"
+                "  -h, --help       show this help and exit\n"
+                "  -V, --version    show the version and exit\n"
+                "\n");
+        cpn_config_usage(f, CPN_CFG_API);
+        fprintf(f, "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start.\n");
+}
+
+int main(int argc, char **argv) {
+        struct cpn_config cfg;
+        struct cpn_service svc = { 0 };
+        struct cpn_error err = { { 0 } };
+        struct cpn_server *server = NULL;
+        struct cpn_relay *relay = NULL;
+        enum cpn_log_level level = CPN_LOG_INFO;
+        sigset_t sigs;
+        int argi, sig, r;
+
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        usage(stdout);
+                        return 0;
+                }
+                if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+                        printf("coupon-api %s\n", CPN_VERSION);
+                        return 0;
+                }
+        }
+        cpn_log_setup("coupon-api", CPN_LOG_INFO);
+        if (cpn_config_init(&cfg) < 0) {
+                cpn_log_error("out of memory");
+                return 1;
+        }
+        r = cpn_config_load(&cfg, CPN_CFG_API, NULL, argc, argv, &argi, &err);
+        if (!r && argi < argc)
+                r = cpn_error_set(&err, CPN_INVALID, "unexpected argument '%s' (see --help)", argv[argi]);
+        if (!r)
+                r = cpn_config_check(&cfg, CPN_CFG_API, &err);
+        if (!r)
+                r = cpn_redis_url_parse(&svc.redis_url, cfg.redis_url, &err);
+        if (!r)
+                r = cpn_db_url_parse(&svc.db_url, cfg.mysql_url, &err);
+        if (r) {
+                cpn_log_error("cannot start: %s", err.msg);
+                cpn_config_clear(&cfg);
+                return 1;
+        }
+        cpn_log_level_parse(cfg.log_level, &level);
+        cpn_log_setup("coupon-api", level);
+        svc.cfg = &cfg;
+
+        /* Signals are taken by sigwait below; every thread inherits the mask. */
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = cpn_producer_new(&svc.producer, &cfg, &svc.redis_url, &err);
+        if (!r)
+                r = cpn_relay_new(&relay, &cfg, &svc.redis_url, svc.producer, &err);
+        if (!r)
+                r = cpn_server_new(&server, &cfg, &svc, &err);
+        if (r) {
+                cpn_log_error("cannot start: %s", err.msg);
+                cpn_relay_free(relay);
+                cpn_producer_free(svc.producer, 0);
+                cpn_config_clear(&cfg);
+                return 1;
+        }
+        {
+                struct cpn_session *probe;
+                struct cpn_error perr = { { 0 } };
+
+                if (cpn_session_new(&probe, &svc) == 0) {
+                        if (cpn_service_ping_redis(probe, &perr) != 0)
+                                cpn_log_warn("redis not reachable yet (%s); /readyz answers 503 until it is",
+                                             perr.msg);
+                        cpn_session_free(probe);
+                }
+        }
+        cpn_log_info("listening on %s (%ld threads), kafka %s topic %s, ack timeout %ld ms", cfg.http_addr,
+                     cfg.http_threads, cfg.kafka_brokers, cfg.kafka_topic, cfg.kafka_ack_timeout_ms);
+
+        while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+                ;
+        cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        cpn_server_free(server);       /* answers what is in flight */
+        cpn_relay_free(relay);
+        cpn_producer_free(svc.producer, 5000); /* waits for Kafka's reports */
+        cpn_log_info("stopped");
+        cpn_config_clear(&cfg);
+        return 0;
+}

@@ -1,0 +1,330 @@
+/*
+ * civetweb glue; the only file that sees civetweb. One catch-all request
+ * handler routes by itself (so every unknown path gets the JSON 404), reads
+ * the body into the thread's buffer, calls cpn_handle and writes the whole
+ * answer with one write.
+ *
+ * civetweb serves each keep-alive connection with one worker thread for as
+ * long as it stays open: COUPON_HTTP_THREADS is the number of connections
+ * served at once; more wait in the accept queue. Each worker thread owns a
+ * struct thread_ctx (created in init_thread, freed in exit_thread) holding
+ * its Redis/MySQL session and its buffers, so nothing is allocated per
+ * request.
+ */
+#include <civetweb.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "coupon/api.h"
+#include "coupon/log.h"
+
+#define RESPONSE_HEAD_MAX 512
+#define BODY_OUT_MAX 4096
+
+struct cpn_server {
+        struct mg_context *ctx;
+        const struct cpn_config *cfg;
+        struct cpn_service *svc;
+        struct cpn_metrics metrics;
+        _Atomic int64_t last_error_log_s; /* rate limit of 5xx log lines */
+        _Atomic uint64_t errors_suppressed;
+};
+
+struct thread_ctx {
+        struct cpn_handler_ctx h;
+        char *in;        /* request body, http_max_body + 1 bytes */
+        char out[RESPONSE_HEAD_MAX + BODY_OUT_MAX];
+};
+
+static void *init_thread(const struct mg_context *ctx, int thread_type) {
+        struct cpn_server *s = mg_get_user_data(ctx);
+        struct thread_ctx *t;
+
+        if (thread_type != 1) /* only request workers need a session */
+                return NULL;
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        t->in = malloc((size_t)s->cfg->http_max_body + 1);
+        if (!t->in || cpn_session_new(&t->h.session, s->svc) != 0) {
+                free(t->in);
+                free(t);
+                return NULL;
+        }
+        t->h.cfg = s->cfg;
+        t->h.metrics = &s->metrics;
+        t->h.producer = s->svc->producer;
+        return t;
+}
+
+static void exit_thread(const struct mg_context *ctx, int thread_type, void *ptr) {
+        struct thread_ctx *t = ptr;
+
+        (void)ctx;
+        (void)thread_type;
+        if (!t)
+                return;
+        cpn_session_free(t->h.session);
+        free(t->in);
+        free(t);
+}
+
+/* 5xx answers are logged, at most one line per second plus a count of the
+ * ones folded into it: an outage must not become a log flood. */
+static void log_server_error(struct cpn_server *s, enum cpn_route route, const struct cpn_response *rs) {
+        int64_t now = cpn_mono_ms() / 1000, last = atomic_load(&s->last_error_log_s);
+
+        if (now == last || !atomic_compare_exchange_strong(&s->last_error_log_s, &last, now)) {
+                atomic_fetch_add(&s->errors_suppressed, 1);
+                return;
+        }
+        cpn_log_warn("%s answered %d %s: %s (%llu more since the last such line)", cpn_route_name(route),
+                     rs->status, cpn_api_error_info(rs->error)->code,
+                     rs->detail.msg[0] ? rs->detail.msg : "-",
+                     (unsigned long long)atomic_exchange(&s->errors_suppressed, 0));
+}
+
+static const char *reason(int status) {
+        switch (status) {
+        case 200: return "OK";
+        case 201: return "Created";
+        case 202: return "Accepted";
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 409: return "Conflict";
+        case 410: return "Gone";
+        case 413: return "Payload Too Large";
+        case 415: return "Unsupported Media Type";
+        case 503: return "Service Unavailable";
+        default: return "Internal Server Error";
+        }
+}
+
+/* Writes the answer. When @room is true, @rs->body sits RESPONSE_HEAD_MAX
+ * bytes into the thread's buffer and the head is put right before it. */
+static void send_answer(struct mg_connection *conn, const struct cpn_response *rs, const char *ctype,
+                        bool close, bool room) {
+        char head[RESPONSE_HEAD_MAX];
+        int n;
+
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n%s%s%s",
+                     rs->status, reason(rs->status), ctype, rs->body_len,
+                     rs->allow ? "Allow: " : "", rs->allow ? rs->allow : "", rs->allow ? "\r\n" : "");
+        if (rs->retry_after)
+                n += snprintf(head + n, sizeof(head) - (size_t)n, "Retry-After: %d\r\n", rs->retry_after);
+        if (close)
+                n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: close\r\n");
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+        /* Head and body in one write: no Nagle stall between two segments. */
+        if (!room || n >= RESPONSE_HEAD_MAX) {
+                mg_write(conn, head, (size_t)n);
+                mg_write(conn, rs->body, rs->body_len);
+                return;
+        }
+        memmove(rs->body - n, head, (size_t)n);
+        mg_write(conn, rs->body - n, (size_t)n + rs->body_len);
+}
+
+static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, struct cpn_response *rs) {
+        struct cpn_producer_stats ps;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        if (!f) {
+                cpn_response_error(rs, CPN_E_INTERNAL, NULL);
+                send_answer(conn, rs, "application/json", false, true);
+                return;
+        }
+        cpn_metrics_write(&s->metrics, f);
+        cpn_producer_stats(s->svc->producer, &ps);
+        fprintf(f, "# HELP coupon_kafka_delivered_total Messages Kafka acknowledged.\n"
+                   "# TYPE coupon_kafka_delivered_total counter\ncoupon_kafka_delivered_total %llu\n"
+                   "# HELP coupon_kafka_delivery_failures_total Delivery reports with an error, and produce calls refused.\n"
+                   "# TYPE coupon_kafka_delivery_failures_total counter\n"
+                   "coupon_kafka_delivery_failures_total{kind=\"report\"} %llu\n"
+                   "coupon_kafka_delivery_failures_total{kind=\"enqueue\"} %llu\n"
+                   "# HELP coupon_kafka_queue_depth Messages in librdkafka's queue, not yet acknowledged.\n"
+                   "# TYPE coupon_kafka_queue_depth gauge\ncoupon_kafka_queue_depth %lld\n"
+                   "# HELP coupon_outbox_deleted_total Outbox entries removed after delivery.\n"
+                   "# TYPE coupon_outbox_deleted_total counter\ncoupon_outbox_deleted_total %llu\n"
+                   "# HELP coupon_kafka_brokers_down 1 while librdkafka reports all brokers down.\n"
+                   "# TYPE coupon_kafka_brokers_down gauge\ncoupon_kafka_brokers_down %d\n",
+                (unsigned long long)ps.delivered, (unsigned long long)ps.failed,
+                (unsigned long long)ps.enqueue_failed, (long long)ps.in_flight,
+                (unsigned long long)ps.outbox_deleted, ps.brokers_down ? 1 : 0);
+        fclose(f);
+        rs->status = 200;
+        rs->body = text;
+        rs->body_len = len;
+        send_answer(conn, rs, "text/plain; version=0.0.4", false, false);
+        free(text);
+}
+
+/* Reads the body into t->in. Returns 0, or 413/400 as the answer. */
+static int read_body(struct mg_connection *conn, const struct mg_request_info *ri, struct thread_ctx *t,
+                     size_t *len) {
+        size_t max = (size_t)t->h.cfg->http_max_body, got = 0;
+
+        if (ri->content_length > (long long)max)
+                return 413;
+        /* Chunked bodies have no length: read up to the cap plus one byte. */
+        while (got <= max) {
+                int n = mg_read(conn, t->in + got, max + 1 - got);
+
+                if (n < 0)
+                        return 400;
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        if (got > max)
+                return 413;
+        t->in[got] = '\0';
+        *len = got;
+        return 0;
+}
+
+static int handle(struct mg_connection *conn, void *ud) {
+        struct cpn_server *s = ud;
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        struct thread_ctx *t = mg_get_thread_pointer(conn);
+        uint64_t t0 = cpn_mono_ns();
+        struct cpn_request rq = { 0 };
+        struct cpn_response rs = { 0 };
+        enum cpn_route_result rr;
+        bool close = false;
+
+        if (!t) { /* the thread could not get its session at start (out of memory) */
+                mg_send_http_error(conn, 503, "%s", "out of memory");
+                return 503;
+        }
+        rs.body = t->out + RESPONSE_HEAD_MAX;
+        rs.body_cap = BODY_OUT_MAX;
+        rr = cpn_route_match(ri->request_method, ri->local_uri ? ri->local_uri : "", &rq.match, &rs.allow);
+        switch (rr) {
+        case CPN_ROUTE_NO_ROUTE:
+                cpn_response_error(&rs, CPN_E_NOT_FOUND, NULL);
+                break;
+        case CPN_ROUTE_BAD_METHOD:
+                cpn_response_error(&rs, CPN_E_METHOD_NOT_ALLOWED, NULL);
+                break;
+        case CPN_ROUTE_BAD_ID:
+                cpn_response_error(&rs, CPN_E_INVALID_REQUEST,
+                                   rq.match.route == CPN_ROUTE_USER
+                                           ? "campaign_id must match [A-Za-z0-9_-]{1,64} and user_id [A-Za-z0-9_.:-]{1,64}"
+                                           : "campaign_id must match [A-Za-z0-9_-]{1,64}");
+                break;
+        case CPN_ROUTE_OK:
+                if (rq.match.route == CPN_ROUTE_METRICS) {
+                        serve_metrics(s, conn, &rs);
+                        cpn_metrics_request(&s->metrics, rq.match.route, rs.status, (cpn_mono_ns() - t0) / 1000);
+                        return rs.status;
+                }
+                if (rq.match.route == CPN_ROUTE_ISSUE || rq.match.route == CPN_ROUTE_CAMPAIGNS) {
+                        int st = read_body(conn, ri, t, &rq.body_len);
+
+                        if (st) {
+                                /* The rest of the body is not read: close the connection. */
+                                cpn_response_error(&rs, st == 413 ? CPN_E_BODY_TOO_LARGE : CPN_E_INVALID_REQUEST,
+                                                   st == 413 ? NULL : "could not read the request body");
+                                close = true;
+                                break;
+                        }
+                        rq.body = t->in;
+                }
+                rq.content_type = mg_get_header(conn, "Content-Type");
+                rq.authorization = mg_get_header(conn, "Authorization");
+                cpn_handle(&t->h, &rq, &rs);
+                break;
+        }
+        send_answer(conn, &rs, "application/json", close, true);
+        if (rs.status >= 500)
+                log_server_error(s, rq.match.route, &rs);
+        cpn_metrics_request(&s->metrics, rq.match.route, rs.status, (cpn_mono_ns() - t0) / 1000);
+        return rs.status;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message) {
+        (void)conn;
+        cpn_log_debug("civetweb: %s", message);
+        return 1;
+}
+
+int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, struct cpn_service *svc,
+                   struct cpn_error *err) {
+        struct mg_callbacks cb = { 0 };
+        struct mg_init_data init = { 0 };
+        struct mg_error_data ed = { 0 };
+        char threads[16], rto[16], kato[16], errbuf[256], queue[16];
+        struct cpn_server *s;
+        const char *options[32];
+        int o = 0;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->cfg = cfg;
+        s->svc = svc;
+        snprintf(threads, sizeof(threads), "%ld", cfg->http_threads);
+        snprintf(rto, sizeof(rto), "%ld", cfg->http_request_timeout_ms);
+        snprintf(kato, sizeof(kato), "%ld", cfg->http_keepalive_ms);
+        snprintf(queue, sizeof(queue), "%ld", cfg->http_threads * 2);
+        options[o++] = "listening_ports";
+        options[o++] = cfg->http_addr;
+        options[o++] = "num_threads";
+        options[o++] = threads;
+        options[o++] = "request_timeout_ms";
+        options[o++] = rto;
+        options[o++] = "keep_alive_timeout_ms";
+        options[o++] = kato;
+        options[o++] = "enable_keep_alive";
+        options[o++] = "yes";
+        options[o++] = "tcp_nodelay";
+        options[o++] = "1";
+        options[o++] = "decode_url";
+        options[o++] = "no"; /* route on the raw path: ids never need %-encoding */
+        options[o++] = "connection_queue";
+        options[o++] = queue;
+        options[o++] = "listen_backlog";
+        options[o++] = "4096";
+        options[o++] = "max_request_size";
+        options[o++] = "16384";
+        options[o++] = NULL;
+
+        cb.init_thread = init_thread;
+        cb.exit_thread = exit_thread;
+        cb.log_message = log_message;
+        init.callbacks = &cb;
+        init.user_data = s;
+        init.configuration_options = options;
+        ed.text = errbuf;
+        ed.text_buffer_size = sizeof(errbuf);
+        errbuf[0] = '\0';
+        s->ctx = mg_start2(&init, &ed);
+        if (!s->ctx) {
+                free(s);
+                return cpn_error_set(err, CPN_INVALID, "cannot listen on %s: %s", cfg->http_addr,
+                                     errbuf[0] ? errbuf : "civetweb failed to start");
+        }
+        mg_set_request_handler(s->ctx, "**", handle, s);
+        *ret = s;
+        return 0;
+}
+
+struct cpn_server *cpn_server_free(struct cpn_server *s) {
+        if (s) {
+                mg_stop(s->ctx); /* waits for the requests in flight */
+                free(s);
+        }
+        return NULL;
+}

@@ -1,0 +1,240 @@
+/*
+ * The configuration table: every setting's variable, flag, default, bounds
+ * and meaning in one place (redis's config.c idea). Parsing is strict: a
+ * number with trailing garbage or out of bounds is an error naming the
+ * variable or flag, never a silent default.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coupon/config.h"
+#include "coupon/log.h"
+
+enum entry_type { T_STR, T_LONG };
+
+struct entry {
+        const char *env;
+        const char *flag;
+        enum entry_type type;
+        size_t offset;
+        const char *def;   /* NULL: unset */
+        long min, max;
+        unsigned mask;
+        const char *help;
+};
+
+#define ALL (CPN_CFG_API | CPN_CFG_WORKER | CPN_CFG_CTL)
+#define S(field) offsetof(struct cpn_config, field)
+
+static const struct entry table[] = {
+        { "COUPON_HTTP_ADDR", "http-addr", T_STR, S(http_addr), "127.0.0.1:8080", 0, 0,
+          CPN_CFG_API, "where coupon-api listens (host:port)" },
+        { "COUPON_REDIS_URL", "redis-url", T_STR, S(redis_url), "redis://127.0.0.1:6379/0", 0, 0,
+          ALL, "Redis, redis://[[user]:password@]host[:port][/db]" },
+        { "COUPON_KAFKA_BROKERS", "kafka-brokers", T_STR, S(kafka_brokers), "127.0.0.1:9092", 0, 0,
+          ALL, "Kafka bootstrap servers, comma separated" },
+        { "COUPON_KAFKA_TOPIC", "kafka-topic", T_STR, S(kafka_topic), "coupon.issued", 0, 0,
+          ALL, "topic of accepted issuances" },
+        { "COUPON_KAFKA_CONFIG", "kafka-config", T_STR, S(kafka_config), NULL, 0, 0,
+          ALL, "extra librdkafka properties, k=v[,k=v...] (e.g. security.protocol=ssl)" },
+        { "COUPON_MYSQL_URL", "mysql-url", T_STR, S(mysql_url),
+          "mysql://coupon:coupon@127.0.0.1:3306/coupon", 0, 0,
+          ALL, "MySQL/MariaDB, mysql://user:password@host[:port]/database" },
+        { "COUPON_ADMIN_TOKEN", "admin-token", T_STR, S(admin_token), NULL, 0, 0,
+          CPN_CFG_API, "bearer token of admin endpoints; unset: they answer 503" },
+        { "COUPON_LOG_LEVEL", "log-level", T_STR, S(log_level), "info", 0, 0,
+          ALL, "error, warn, info or debug" },
+        { "COUPON_KAFKA_ACK_TIMEOUT_MS", "kafka-ack-timeout-ms", T_LONG, S(kafka_ack_timeout_ms),
+          "500", 0, 60000, CPN_CFG_API,
+          "how long an issue answer waits for Kafka's ack; 0 answers once Redis has it" },
+        { "COUPON_KAFKA_MESSAGE_TIMEOUT_MS", "kafka-message-timeout-ms", T_LONG,
+          S(kafka_message_timeout_ms), "10000", 1000, 900000, CPN_CFG_API | CPN_CFG_CTL,
+          "librdkafka message.timeout.ms: a produce gives up after this (outbox keeps it)" },
+        { "COUPON_KAFKA_LINGER_MS", "kafka-linger-ms", T_LONG, S(kafka_linger_ms), "1", 0, 1000,
+          CPN_CFG_API | CPN_CFG_CTL, "librdkafka linger.ms: lets concurrent requests share a batch" },
+        { "COUPON_HTTP_THREADS", "http-threads", T_LONG, S(http_threads), "1024", 4, 20000,
+          CPN_CFG_API,
+          "worker threads = keep-alive connections served at once; more connections wait" },
+        { "COUPON_HTTP_MAX_BODY", "http-max-body", T_LONG, S(http_max_body), "4096", 256, 1048576,
+          CPN_CFG_API, "largest request body in bytes; larger gets 413" },
+        { "COUPON_HTTP_REQUEST_TIMEOUT_MS", "http-request-timeout-ms", T_LONG,
+          S(http_request_timeout_ms), "10000", 100, 600000, CPN_CFG_API,
+          "time a client gets to send a request (slow clients are cut off)" },
+        { "COUPON_HTTP_KEEPALIVE_MS", "http-keepalive-ms", T_LONG, S(http_keepalive_ms), "5000", 0,
+          600000, CPN_CFG_API, "idle keep-alive connection is closed after this" },
+        { "COUPON_RELAY_AFTER_MS", "relay-after-ms", T_LONG, S(relay_after_ms), "15000", 1000,
+          3600000, CPN_CFG_API | CPN_CFG_CTL,
+          "outbox entries older than this are produced again (must exceed message timeout)" },
+        { "COUPON_RELAY_INTERVAL_MS", "relay-interval-ms", T_LONG, S(relay_interval_ms), "1000", 50,
+          600000, CPN_CFG_API, "how often the outbox relay looks" },
+        { "COUPON_REDIS_TIMEOUT_MS", "redis-timeout-ms", T_LONG, S(redis_timeout_ms), "2000", 10,
+          60000, ALL, "connect and reply timeout of Redis calls" },
+};
+
+#define N_ENTRIES (sizeof(table) / sizeof(table[0]))
+
+static char **str_at(struct cpn_config *cfg, const struct entry *e) {
+        return (char **)((char *)cfg + e->offset);
+}
+
+static long *long_at(struct cpn_config *cfg, const struct entry *e) {
+        return (long *)((char *)cfg + e->offset);
+}
+
+static int parse_long(const char *s, long min, long max, long *out) {
+        char *end;
+        long v;
+
+        if (!*s || *s == ' ' || *s == '+')
+                return -EINVAL;
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || *end || v < min || v > max)
+                return -EINVAL;
+        *out = v;
+        return 0;
+}
+
+static int set_value(struct cpn_config *cfg, const struct entry *e, const char *v,
+                     const char *origin, struct cpn_error *err) {
+        if (e->type == T_LONG) {
+                if (parse_long(v, e->min, e->max, long_at(cfg, e)) < 0)
+                        return cpn_error_set(err, CPN_INVALID,
+                                             "%s: expected an integer in %ld..%ld, got '%.64s'",
+                                             origin, e->min, e->max, v);
+                return 0;
+        }
+        char *copy = strdup(v);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*str_at(cfg, e));
+        *str_at(cfg, e) = copy;
+        return 0;
+}
+
+int cpn_config_init(struct cpn_config *cfg) {
+        memset(cfg, 0, sizeof(*cfg));
+        for (size_t i = 0; i < N_ENTRIES; i++) {
+                if (!table[i].def)
+                        continue;
+                if (set_value(cfg, &table[i], table[i].def, table[i].env, NULL) != 0) {
+                        cpn_config_clear(cfg);
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+void cpn_config_clear(struct cpn_config *cfg) {
+        for (size_t i = 0; i < N_ENTRIES; i++)
+                if (table[i].type == T_STR) {
+                        free(*str_at(cfg, &table[i]));
+                        *str_at(cfg, &table[i]) = NULL;
+                }
+}
+
+static const struct entry *find_flag(const char *name, size_t len) {
+        for (size_t i = 0; i < N_ENTRIES; i++)
+                if (strlen(table[i].flag) == len && strncmp(table[i].flag, name, len) == 0)
+                        return &table[i];
+        return NULL;
+}
+
+int cpn_config_load(struct cpn_config *cfg, unsigned mask, const char *(*get)(const char *name),
+                    int argc, char **argv, int *argi, struct cpn_error *err) {
+        char origin[96];
+        int r, i;
+
+        for (size_t k = 0; k < N_ENTRIES; k++) {
+                const char *v;
+
+                if (!(table[k].mask & mask))
+                        continue;
+                v = get ? get(table[k].env) : getenv(table[k].env);
+                if (!v)
+                        continue;
+                /* An empty string means "unset" for optional strings only. */
+                if (!*v && table[k].type == T_STR && !table[k].def) {
+                        free(*str_at(cfg, &table[k]));
+                        *str_at(cfg, &table[k]) = NULL;
+                        continue;
+                }
+                r = set_value(cfg, &table[k], v, table[k].env, err);
+                if (r)
+                        return r;
+        }
+
+        for (i = 1; i < argc; i++) {
+                const char *a = argv[i], *name, *eq, *v;
+                const struct entry *e;
+                size_t len;
+
+                if (strcmp(a, "--") == 0) {
+                        i++;
+                        break;
+                }
+                if (strncmp(a, "--", 2) != 0)
+                        break;
+                name = a + 2;
+                eq = strchr(name, '=');
+                len = eq ? (size_t)(eq - name) : strlen(name);
+                e = find_flag(name, len);
+                if (!e || !(e->mask & mask))
+                        return cpn_error_set(err, CPN_INVALID, "unknown option '--%.*s' (see --help)",
+                                             (int)(len > 64 ? 64 : len), name);
+                if (eq) {
+                        v = eq + 1;
+                } else {
+                        if (i + 1 >= argc)
+                                return cpn_error_set(err, CPN_INVALID, "option '--%s' needs a value",
+                                                     e->flag);
+                        v = argv[++i];
+                }
+                snprintf(origin, sizeof(origin), "--%s", e->flag);
+                r = set_value(cfg, e, v, origin, err);
+                if (r)
+                        return r;
+        }
+        if (argi)
+                *argi = i;
+        return 0;
+}
+
+int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_error *err) {
+        enum cpn_log_level lvl;
+
+        if (cpn_log_level_parse(cfg->log_level, &lvl) < 0)
+                return cpn_error_set(err, CPN_INVALID,
+                                     "COUPON_LOG_LEVEL: expected error, warn, info or debug, got '%.32s'",
+                                     cfg->log_level);
+        if ((mask & CPN_CFG_API) && cfg->relay_after_ms <= cfg->kafka_message_timeout_ms)
+                return cpn_error_set(err, CPN_INVALID,
+                                     "COUPON_RELAY_AFTER_MS (%ld) must exceed COUPON_KAFKA_MESSAGE_TIMEOUT_MS "
+                                     "(%ld): an entry is relayed only once its first produce is over",
+                                     cfg->relay_after_ms, cfg->kafka_message_timeout_ms);
+        if ((mask & CPN_CFG_API) && cfg->admin_token && strlen(cfg->admin_token) < 16)
+                return cpn_error_set(err, CPN_INVALID,
+                                     "COUPON_ADMIN_TOKEN: use at least 16 characters");
+        if (!*cfg->kafka_topic)
+                return cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_TOPIC must not be empty");
+        return 0;
+}
+
+void cpn_config_usage(FILE *f, unsigned mask) {
+        fprintf(f, "Configuration (environment variable / flag, which overrides it):\n");
+        for (size_t i = 0; i < N_ENTRIES; i++) {
+                const struct entry *e = &table[i];
+
+                if (!(e->mask & mask))
+                        continue;
+                fprintf(f, "  %-32s --%s\n      %s\n", e->env, e->flag, e->help);
+                if (e->type == T_LONG)
+                        fprintf(f, "      default %s, range %ld..%ld\n", e->def, e->min, e->max);
+                else
+                        fprintf(f, "      default %s\n", e->def ? e->def : "(unset)");
+        }
+}

@@ -1,0 +1,31 @@
+/* Error text carried up to the one place that reports it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "coupon/error.h"
+
+int cpn_error_set(struct cpn_error *err, int code, const char *fmt, ...) {
+        va_list ap;
+
+        if (!err)
+                return code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        return code;
+}
+
+int cpn_error_prefix(struct cpn_error *err, int code, const char *fmt, ...) {
+        char prefix[256], rest[sizeof(err->msg)];
+        va_list ap;
+
+        if (!err)
+                return code;
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof(prefix), fmt, ap);
+        va_end(ap);
+        memcpy(rest, err->msg, sizeof(rest));
+        rest[sizeof(rest) - 1] = '\0';
+        snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, rest);
+        return code;
+}

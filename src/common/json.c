@@ -1,0 +1,341 @@
+/*
+ * Strict request bodies. A raw scan first refuses what cJSON would let
+ * through (invalid UTF-8, raw control characters or NUL bytes, "\u0000",
+ * non-integral number notation), then cJSON parses with trailing garbage
+ * refused, then the object is checked member by member (no duplicates, no
+ * unknown members, exact types).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "coupon/json.h"
+
+int cpn_utf8_check(const char *s, size_t n) {
+        const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+        while (p < end) {
+                unsigned c = *p;
+                size_t len;
+                unsigned cp;
+
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                } else if (c >= 0xc2 && c <= 0xdf) {
+                        len = 2;
+                        cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        len = 3;
+                        cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        len = 4;
+                        cp = c & 0x07;
+                } else {
+                        return -EINVAL;
+                }
+                if ((size_t)(end - p) < len)
+                        return -EINVAL;
+                for (size_t i = 1; i < len; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return -EINVAL;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return -EINVAL;
+                p += len;
+        }
+        return 0;
+}
+
+static int hexval(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* The raw scan. Sets *nonint when a number uses a fraction or exponent. */
+static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
+        bool in_str = false;
+
+        *nonint = false;
+        if (cpn_utf8_check(s, n) < 0)
+                return cpn_error_set(err, CPN_INVALID, "body is not valid UTF-8");
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c == '\0')
+                        return cpn_error_set(err, CPN_INVALID, "body contains a NUL byte");
+                if (in_str) {
+                        if (c < 0x20)
+                                return cpn_error_set(err, CPN_INVALID,
+                                                     "unescaped control character in a string");
+                        if (c == '"') {
+                                in_str = false;
+                        } else if (c == '\\') {
+                                if (i + 1 >= n)
+                                        return cpn_error_set(err, CPN_INVALID, "truncated escape");
+                                if (s[i + 1] == 'u') {
+                                        int v = 0;
+
+                                        if (i + 5 >= n)
+                                                return cpn_error_set(err, CPN_INVALID, "truncated \\u escape");
+                                        for (int k = 2; k < 6; k++) {
+                                                int h = hexval(s[i + k]);
+
+                                                if (h < 0)
+                                                        return cpn_error_set(err, CPN_INVALID,
+                                                                             "bad \\u escape");
+                                                v = v * 16 + h;
+                                        }
+                                        if (v == 0)
+                                                return cpn_error_set(err, CPN_INVALID,
+                                                                     "\\u0000 is not allowed in strings");
+                                        i += 5;
+                                } else {
+                                        i++;
+                                }
+                        }
+                        continue;
+                }
+                if (c == '"') {
+                        in_str = true;
+                } else if (c == '-' || (c >= '0' && c <= '9')) {
+                        /* A number token: note a fraction or an exponent. */
+                        size_t j = i;
+
+                        while (j < n && strchr("0123456789.eE+-", s[j]) && s[j]) {
+                                if (s[j] == '.' || s[j] == 'e' || s[j] == 'E')
+                                        *nonint = true;
+                                j++;
+                        }
+                        i = j - 1;
+                }
+        }
+        return 0;
+}
+
+/* Parses the object and refuses duplicate or unknown members. */
+static int parse_object(const char *body, size_t n, const char *const *allowed, cJSON **ret,
+                        bool *nonint, struct cpn_error *err) {
+        const char *end = NULL;
+        cJSON *root, *it, *jt;
+        int r;
+
+        if (n == 0)
+                return cpn_error_set(err, CPN_INVALID, "empty body; expected a JSON object");
+        r = scan(body, n, nonint, err);
+        if (r)
+                return r;
+        root = cJSON_ParseWithLengthOpts(body, n, &end, false);
+        if (!root)
+                return cpn_error_set(err, CPN_INVALID, "malformed JSON near byte %zu",
+                                     end && end >= body ? (size_t)(end - body) : (size_t)0);
+        /* Only white space may follow the value. */
+        while (end < body + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+                end++;
+        if (end != body + n) {
+                cJSON_Delete(root);
+                return cpn_error_set(err, CPN_INVALID, "unexpected data after the JSON value at byte %zu",
+                                     (size_t)(end - body));
+        }
+        if (!cJSON_IsObject(root)) {
+                cJSON_Delete(root);
+                return cpn_error_set(err, CPN_INVALID, "expected a JSON object");
+        }
+        for (it = root->child; it; it = it->next) {
+                bool known = false;
+
+                for (const char *const *a = allowed; *a; a++)
+                        if (strcmp(*a, it->string) == 0)
+                                known = true;
+                if (!known) {
+                        cJSON_Delete(root);
+                        return cpn_error_set(err, CPN_INVALID, "unknown member \"%.64s\"", it->string);
+                }
+                for (jt = it->next; jt; jt = jt->next)
+                        if (strcmp(it->string, jt->string) == 0) {
+                                cJSON_Delete(root);
+                                return cpn_error_set(err, CPN_INVALID, "duplicate member \"%.64s\"",
+                                                     it->string);
+                        }
+        }
+        *ret = root;
+        return 0;
+}
+
+int cpn_json_parse_issue(const char *body, size_t n, char *user_id, struct cpn_error *err) {
+        static const char *const allowed[] = { "user_id", NULL };
+        cJSON *root, *u;
+        bool nonint;
+        size_t len;
+        int r;
+
+        r = parse_object(body, n, allowed, &root, &nonint, err);
+        if (r)
+                return r;
+        u = cJSON_GetObjectItemCaseSensitive(root, "user_id");
+        if (!cJSON_IsString(u)) {
+                cJSON_Delete(root);
+                return cpn_error_set(err, CPN_INVALID, "\"user_id\" is required and must be a string");
+        }
+        len = strlen(u->valuestring);
+        if (!cpn_user_id_valid(u->valuestring, len)) {
+                cJSON_Delete(root);
+                return cpn_error_set(err, CPN_INVALID,
+                                     "\"user_id\" must match [A-Za-z0-9_.:-]{1,64}");
+        }
+        memcpy(user_id, u->valuestring, len + 1);
+        cJSON_Delete(root);
+        return 0;
+}
+
+static int get_time(cJSON *root, const char *name, int64_t def, int64_t *out,
+                    struct cpn_error *err) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+
+        if (!v || cJSON_IsNull(v)) {
+                *out = def;
+                return 0;
+        }
+        if (!cJSON_IsString(v) || cpn_time_parse(v->valuestring, out) < 0)
+                return cpn_error_set(err, CPN_INVALID,
+                                     "\"%s\" must be an RFC 3339 time such as 2026-11-21T10:00:00Z",
+                                     name);
+        return 0;
+}
+
+int cpn_json_parse_campaign(const char *body, size_t n, int64_t now_ms, struct cpn_campaign *out,
+                            struct cpn_error *err) {
+        static const char *const allowed[] = { "id", "name", "total", "starts_at", "ends_at", NULL };
+        cJSON *root, *v;
+        bool nonint;
+        size_t len;
+        int r;
+
+        r = parse_object(body, n, allowed, &root, &nonint, err);
+        if (r)
+                return r;
+        memset(out, 0, sizeof(*out));
+
+        v = cJSON_GetObjectItemCaseSensitive(root, "id");
+        if (!cJSON_IsString(v) || !cpn_campaign_id_valid(v->valuestring, strlen(v->valuestring))) {
+                r = cpn_error_set(err, CPN_INVALID, "\"id\" is required and must match [A-Za-z0-9_-]{1,64}");
+                goto out;
+        }
+        memcpy(out->id, v->valuestring, strlen(v->valuestring) + 1);
+
+        v = cJSON_GetObjectItemCaseSensitive(root, "name");
+        if (!cJSON_IsString(v)) {
+                r = cpn_error_set(err, CPN_INVALID, "\"name\" is required and must be a string");
+                goto out;
+        }
+        len = strlen(v->valuestring);
+        {
+                size_t cps = 0;
+                bool ctrl = false;
+
+                for (size_t i = 0; i < len; i++) {
+                        unsigned char c = (unsigned char)v->valuestring[i];
+
+                        if ((c & 0xc0) != 0x80)
+                                cps++;
+                        if (c < 0x20 || c == 0x7f)
+                                ctrl = true;
+                }
+                if (cps < 1 || cps > CPN_NAME_MAX || ctrl || len >= sizeof(out->name)) {
+                        r = cpn_error_set(err, CPN_INVALID,
+                                          "\"name\" must be 1..%d characters without control characters",
+                                          CPN_NAME_MAX);
+                        goto out;
+                }
+        }
+        memcpy(out->name, v->valuestring, len + 1);
+
+        v = cJSON_GetObjectItemCaseSensitive(root, "total");
+        if (!cJSON_IsNumber(v) || nonint || !isfinite(v->valuedouble) ||
+            v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
+            v->valuedouble > (double)CPN_TOTAL_MAX) {
+                r = cpn_error_set(err, CPN_INVALID,
+                                  "\"total\" is required and must be an integer in 1..%lld",
+                                  (long long)CPN_TOTAL_MAX);
+                goto out;
+        }
+        out->total = (int64_t)v->valuedouble;
+
+        r = get_time(root, "starts_at", now_ms, &out->starts_at_ms, err);
+        if (r)
+                goto out;
+        r = get_time(root, "ends_at", CPN_TIME_NEVER, &out->ends_at_ms, err);
+        if (r)
+                goto out;
+        if (out->ends_at_ms <= out->starts_at_ms)
+                r = cpn_error_set(err, CPN_INVALID, "\"ends_at\" must be after \"starts_at\"");
+out:
+        cJSON_Delete(root);
+        return r;
+}
+
+int cpn_json_quote(char *buf, size_t n, const char *s) {
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0;
+
+#define PUT(ch) do { if (o + 1 >= n) return -ENOBUFS; buf[o++] = (ch); } while (0)
+        PUT('"');
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                switch (*p) {
+                case '"': PUT('\\'); PUT('"'); break;
+                case '\\': PUT('\\'); PUT('\\'); break;
+                case '\n': PUT('\\'); PUT('n'); break;
+                case '\r': PUT('\\'); PUT('r'); break;
+                case '\t': PUT('\\'); PUT('t'); break;
+                default:
+                        if (*p < 0x20) {
+                                PUT('\\'); PUT('u'); PUT('0'); PUT('0');
+                                PUT(hex[*p >> 4]); PUT(hex[*p & 15]);
+                        } else {
+                                PUT((char)*p);
+                        }
+                }
+        }
+        PUT('"');
+#undef PUT
+        buf[o] = '\0';
+        return (int)o;
+}
+
+/* The campaign as API.md shows it. @persisted < 0: unknown (MySQL down). */
+int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, int64_t persisted) {
+        char name[CPN_NAME_MAX * 6 + 3], starts[40], ends[40], pers[24];
+        int64_t remaining = st->c.total - st->issued;
+
+        if (cpn_json_quote(name, sizeof(name), st->c.name) < 0)
+                return -ENOBUFS;
+        if (st->c.ends_at_ms == CPN_TIME_NEVER) {
+                snprintf(ends, sizeof(ends), "null");
+        } else {
+                ends[0] = '"';
+                cpn_time_format(st->c.ends_at_ms, ends + 1, sizeof(ends) - 2);
+                strcat(ends, "\"");
+        }
+        if (persisted < 0)
+                snprintf(pers, sizeof(pers), "null");
+        else
+                snprintf(pers, sizeof(pers), "%lld", (long long)persisted);
+        return snprintf(buf, n,
+                        "{\"id\":\"%s\",\"name\":%s,\"total\":%lld,\"issued\":%lld,\"remaining\":%lld,"
+                        "\"persisted\":%s,\"starts_at\":\"%s\",\"ends_at\":%s,\"state\":\"%s\"}",
+                        st->c.id, name, (long long)st->c.total, (long long)st->issued,
+                        (long long)(remaining < 0 ? 0 : remaining), pers,
+                        cpn_time_format(st->c.starts_at_ms, starts, sizeof(starts)), ends,
+                        cpn_campaign_phase_name(cpn_campaign_phase(st)));
+}
+

@@ -1,0 +1,178 @@
+/* Identifier grammars, RFC 3339 times, key names, the Kafka message value. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "coupon/json.h"
+#include "coupon/types.h"
+
+static bool id_valid(const char *s, size_t len, const char *extra) {
+        if (len < 1 || len > CPN_ID_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+                        continue;
+                if (c == '\0' || !strchr(extra, c))
+                        return false;
+        }
+        return true;
+}
+
+bool cpn_campaign_id_valid(const char *s, size_t len) {
+        return id_valid(s, len, "_-");
+}
+
+bool cpn_user_id_valid(const char *s, size_t len) {
+        return id_valid(s, len, "_.:-");
+}
+
+static int digits(const char **p, int n, int *out) {
+        int v = 0;
+
+        for (int i = 0; i < n; i++, (*p)++) {
+                if (**p < '0' || **p > '9')
+                        return -EINVAL;
+                v = v * 10 + (**p - '0');
+        }
+        *out = v;
+        return 0;
+}
+
+static int expect(const char **p, const char *set) {
+        if (!**p || !strchr(set, **p))
+                return -EINVAL;
+        (*p)++;
+        return 0;
+}
+
+int cpn_time_parse(const char *s, int64_t *ms) {
+        static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        int Y, M, D, h, m, sec, frac = 0, oh = 0, om = 0, sign = 0;
+        const char *p = s;
+        struct tm tm = { 0 };
+        time_t t;
+
+        if (digits(&p, 4, &Y) || expect(&p, "-") || digits(&p, 2, &M) || expect(&p, "-") ||
+            digits(&p, 2, &D) || expect(&p, "Tt") || digits(&p, 2, &h) || expect(&p, ":") ||
+            digits(&p, 2, &m) || expect(&p, ":") || digits(&p, 2, &sec))
+                return -EINVAL;
+        if (*p == '.') {
+                int nd = 0, scale = 100;
+
+                p++;
+                while (*p >= '0' && *p <= '9') {
+                        if (nd < 3)
+                                frac += (*p - '0') * scale;
+                        scale /= 10;
+                        nd++;
+                        p++;
+                }
+                if (nd == 0 || nd > 9)
+                        return -EINVAL;
+        }
+        if (*p == 'Z' || *p == 'z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                sign = *p == '-' ? -1 : 1;
+                p++;
+                if (digits(&p, 2, &oh) || expect(&p, ":") || digits(&p, 2, &om) || oh > 23 || om > 59)
+                        return -EINVAL;
+        } else {
+                return -EINVAL;
+        }
+        if (*p)
+                return -EINVAL;
+        if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 ||
+            m > 59 || sec > 60)
+                return -EINVAL;
+        if (M == 2 && D == 29 && !((Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0))
+                return -EINVAL;
+        if (sec == 60) /* leap second: RFC 3339 allows it; count it as :59 */
+                sec = 59;
+        tm.tm_year = Y - 1900;
+        tm.tm_mon = M - 1;
+        tm.tm_mday = D;
+        tm.tm_hour = h;
+        tm.tm_min = m;
+        tm.tm_sec = sec;
+        t = timegm(&tm);
+        if (t == (time_t)-1)
+                return -EINVAL;
+        *ms = (int64_t)t * 1000 + frac - (int64_t)sign * (oh * 3600 + om * 60) * 1000;
+        if (*ms < 0)
+                return -EINVAL;
+        return 0;
+}
+
+char *cpn_time_format(int64_t ms, char *buf, size_t n) {
+        time_t t = (time_t)(ms / 1000);
+        int frac = (int)(ms % 1000);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        if (frac)
+                snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        else
+                snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        return buf;
+}
+
+int64_t cpn_time_now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cpn_mono_ms(void) {
+        return (int64_t)(cpn_mono_ns() / 1000000);
+}
+
+uint64_t cpn_mono_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+enum cpn_campaign_phase cpn_campaign_phase(const struct cpn_campaign_state *st) {
+        if (st->now_ms < st->c.starts_at_ms)
+                return CPN_PHASE_SCHEDULED;
+        if (st->now_ms >= st->c.ends_at_ms)
+                return CPN_PHASE_ENDED;
+        if (st->issued >= st->c.total)
+                return CPN_PHASE_SOLD_OUT;
+        return CPN_PHASE_OPEN;
+}
+
+const char *cpn_campaign_phase_name(enum cpn_campaign_phase p) {
+        static const char *const names[] = { "scheduled", "open", "sold_out", "ended" };
+
+        return names[p];
+}
+
+int cpn_key(char *buf, size_t n, const char *campaign_id, const char *part) {
+        int r = snprintf(buf, n, "coupon:{%s}:%s", campaign_id, part);
+
+        if (r < 0 || (size_t)r >= n)
+                return -ENOBUFS;
+        return r;
+}
+
+int cpn_issuance_json(const struct cpn_issuance *iss, char *buf, size_t n) {
+        char at[40];
+        int r;
+
+        /* Ids are validated to a grammar that needs no JSON escaping. */
+        r = snprintf(buf, n, "{\"campaign_id\":\"%s\",\"user_id\":\"%s\",\"seq\":%lld,\"issued_at\":\"%s\"}",
+                     iss->campaign_id, iss->user_id, (long long)iss->seq,
+                     cpn_time_format(iss->issued_at_ms, at, sizeof(at)));
+        if (r < 0 || (size_t)r >= n)
+                return -ENOBUFS;
+        return r;
+}

@@ -1,0 +1,419 @@
+/*
+ * MySQL/MariaDB behind domain calls. Only this file (and, later, the
+ * worker's batch writer in this module) sees the libmysqlclient API.
+ * Times are stored as DATETIME(3) in UTC and converted in C, so nothing
+ * depends on the server's time zone or UNIX_TIMESTAMP's 2038 limit.
+ */
+#include <errno.h>
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coupon/db.h"
+#include "coupon/log.h"
+
+struct cpn_embedded {
+        const char *name;
+        const char *text;
+};
+extern const struct cpn_embedded cpn_sql_files[];
+
+struct cpn_db {
+        struct cpn_db_url url;
+        long timeout_ms;
+        MYSQL *m; /* NULL: not connected (or dropped after a connection error) */
+};
+
+/* ---- URL ---- */
+
+static int hexval(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Copies @s[0..len) percent-decoded; refuses NUL and overflow. */
+static int pct_copy(char *dst, size_t n, const char *s, size_t len) {
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                int c = (unsigned char)s[i];
+
+                if (c == '%') {
+                        int hi, lo;
+
+                        if (i + 2 >= len)
+                                return -EINVAL;
+                        hi = hexval(s[i + 1]);
+                        lo = hexval(s[i + 2]);
+                        if (hi < 0 || lo < 0)
+                                return -EINVAL;
+                        c = hi * 16 + lo;
+                        i += 2;
+                }
+                if (o + 1 >= n || c == 0)
+                        return -EINVAL;
+                dst[o++] = (char)c;
+        }
+        dst[o] = '\0';
+        return 0;
+}
+
+int cpn_db_url_parse(struct cpn_db_url *out, const char *url, struct cpn_error *err) {
+        const char *p, *at, *slash, *colon, *q;
+
+        memset(out, 0, sizeof(*out));
+        out->port = 3306;
+        if (strncmp(url, "mysql://", 8) != 0 && strncmp(url, "mariadb://", 10) != 0)
+                return cpn_error_set(err, CPN_INVALID, "mysql url must start with mysql://");
+        p = strstr(url, "://") + 3;
+        slash = strchr(p, '/');
+        if (!slash)
+                return cpn_error_set(err, CPN_INVALID, "mysql url: missing /database");
+        at = memrchr(p, '@', (size_t)(slash - p));
+        if (at) {
+                colon = memchr(p, ':', (size_t)(at - p));
+                if (pct_copy(out->user, sizeof(out->user), p, (size_t)((colon ? colon : at) - p)) ||
+                    (colon && pct_copy(out->password, sizeof(out->password), colon + 1,
+                                       (size_t)(at - colon - 1))))
+                        return cpn_error_set(err, CPN_INVALID, "mysql url: bad credentials");
+                p = at + 1;
+        }
+        colon = memchr(p, ':', (size_t)(slash - p));
+        if (colon) {
+                char *end;
+                long port = strtol(colon + 1, &end, 10);
+
+                if (end != slash || port < 1 || port > 65535)
+                        return cpn_error_set(err, CPN_INVALID, "mysql url: bad port");
+                out->port = (int)port;
+        } else {
+                colon = slash;
+        }
+        if (colon == p || (size_t)(colon - p) >= sizeof(out->host))
+                return cpn_error_set(err, CPN_INVALID, "mysql url: missing or too long host");
+        memcpy(out->host, p, (size_t)(colon - p));
+        q = strchr(slash, '?');
+        if (pct_copy(out->database, sizeof(out->database), slash + 1,
+                     q ? (size_t)(q - slash - 1) : strlen(slash + 1)) ||
+            !out->database[0])
+                return cpn_error_set(err, CPN_INVALID, "mysql url: missing or bad database name");
+        if (q) {
+                if (strncmp(q, "?socket=", 8) != 0 ||
+                    pct_copy(out->unix_path, sizeof(out->unix_path), q + 8, strlen(q + 8)))
+                        return cpn_error_set(err, CPN_INVALID, "mysql url: only ?socket=PATH is understood");
+        }
+        return 0;
+}
+
+/* ---- connection ---- */
+
+int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long timeout_ms) {
+        struct cpn_db *db = calloc(1, sizeof(*db));
+
+        if (!db)
+                return -ENOMEM;
+        db->url = *url;
+        db->timeout_ms = timeout_ms;
+        *ret = db;
+        return 0;
+}
+
+static void drop(struct cpn_db *db) {
+        if (db->m) {
+                mysql_close(db->m);
+                db->m = NULL;
+        }
+}
+
+struct cpn_db *cpn_db_free(struct cpn_db *db) {
+        if (db) {
+                drop(db);
+                free(db);
+        }
+        return NULL;
+}
+
+static bool is_connection_error(unsigned e) {
+        return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST || e == CR_CONN_HOST_ERROR ||
+               e == CR_CONNECTION_ERROR || e == CR_UNKNOWN_HOST || e == ER_SERVER_SHUTDOWN ||
+               e == CR_SERVER_LOST_EXTENDED || e == ER_CON_COUNT_ERROR;
+}
+
+/* Translates the last error of @db->m: connection errors drop it (-EIO). */
+static int fail(struct cpn_db *db, struct cpn_error *err, const char *what) {
+        unsigned e = mysql_errno(db->m);
+        int r = is_connection_error(e) ? -EIO : -EPROTO;
+
+        cpn_error_set(err, r, "mysql %s: %s (%u)", what, mysql_error(db->m), e);
+        if (r == -EIO)
+                drop(db);
+        return r;
+}
+
+static int ensure(struct cpn_db *db, struct cpn_error *err) {
+        unsigned tmo = (unsigned)((db->timeout_ms + 999) / 1000);
+        unsigned rw = tmo * 5 < 30 ? 30 : tmo * 5;
+        my_bool off = 0;
+
+        if (db->m)
+                return 0;
+        db->m = mysql_init(NULL);
+        if (!db->m)
+                return cpn_error_set(err, -ENOMEM, "mysql: cannot allocate a handle");
+        mysql_options(db->m, MYSQL_OPT_CONNECT_TIMEOUT, &tmo);
+        mysql_options(db->m, MYSQL_OPT_READ_TIMEOUT, &rw);
+        mysql_options(db->m, MYSQL_OPT_WRITE_TIMEOUT, &rw);
+        mysql_options(db->m, MYSQL_OPT_RECONNECT, &off); /* we reconnect ourselves, visibly */
+        mysql_options(db->m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+        mysql_options(db->m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+        if (!mysql_real_connect(db->m, db->url.unix_path[0] ? NULL : db->url.host, db->url.user,
+                                db->url.password, db->url.database, (unsigned)db->url.port,
+                                db->url.unix_path[0] ? db->url.unix_path : NULL,
+                                CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS)) {
+                cpn_error_set(err, -EIO, "mysql %s:%d: %s", db->url.host, db->url.port, mysql_error(db->m));
+                drop(db);
+                return -EIO;
+        }
+        return 0;
+}
+
+/* Runs @sql (multi-statement allowed), discarding any results. */
+static int exec(struct cpn_db *db, const char *sql, struct cpn_error *err) {
+        int r = ensure(db, err), st;
+
+        if (r)
+                return r;
+        if (mysql_query(db->m, sql))
+                return fail(db, err, "query");
+        do {
+                MYSQL_RES *res = mysql_store_result(db->m);
+
+                if (res)
+                        mysql_free_result(res);
+                else if (mysql_field_count(db->m) != 0)
+                        return fail(db, err, "result");
+                st = mysql_next_result(db->m);
+                if (st > 0)
+                        return fail(db, err, "statement");
+        } while (st == 0);
+        return 0;
+}
+
+/* Runs a query whose result is at most one row; *row_out is NULL if none.
+ * The caller frees *res_out. */
+static int query_row(struct cpn_db *db, const char *sql, MYSQL_RES **res_out, MYSQL_ROW *row_out,
+                     struct cpn_error *err) {
+        int r = ensure(db, err);
+
+        if (r)
+                return r;
+        if (mysql_query(db->m, sql))
+                return fail(db, err, "query");
+        *res_out = mysql_store_result(db->m);
+        if (!*res_out)
+                return fail(db, err, "result");
+        *row_out = mysql_fetch_row(*res_out);
+        return 0;
+}
+
+int cpn_db_ping(struct cpn_db *db, struct cpn_error *err) {
+        int r = ensure(db, err);
+
+        if (r)
+                return r;
+        if (mysql_ping(db->m))
+                return fail(db, err, "ping");
+        return 0;
+}
+
+/* ---- time conversion ---- */
+
+static void fmt_dt(int64_t ms, char *buf, size_t n) {
+        char iso[40];
+
+        cpn_time_format(ms, iso, sizeof(iso));
+        /* "2026-11-21T10:00:00.123Z" -> "2026-11-21 10:00:00.123" */
+        iso[10] = ' ';
+        iso[strlen(iso) - 1] = '\0';
+        snprintf(buf, n, "%s", iso);
+}
+
+static int parse_dt(const char *s, int64_t *ms) {
+        char iso[48];
+
+        if (!s || strlen(s) < 19 || strlen(s) > 30)
+                return -EINVAL;
+        snprintf(iso, sizeof(iso), "%sZ", s);
+        iso[10] = 'T';
+        return cpn_time_parse(iso, ms);
+}
+
+/* ---- migrations ---- */
+
+int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        char sql[512];
+        int r;
+
+        r = query_row(db, "SELECT GET_LOCK('coupon_migrate', 30)", &res, &row, err);
+        if (r)
+                return r;
+        r = row && row[0] && strcmp(row[0], "1") == 0 ? 0 : -EBUSY;
+        mysql_free_result(res);
+        if (r)
+                return cpn_error_set(err, r, "mysql: another migrate holds the lock");
+        r = exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version INT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(128) NOT NULL,"
+                     " applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))"
+                     " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", err);
+        for (const struct cpn_embedded *f = cpn_sql_files; r == 0 && f->name; f++) {
+                unsigned version = (unsigned)strtoul(f->name, NULL, 10);
+                bool applied;
+
+                snprintf(sql, sizeof(sql), "SELECT 1 FROM schema_migrations WHERE version = %u", version);
+                r = query_row(db, sql, &res, &row, err);
+                if (r)
+                        break;
+                applied = row != NULL;
+                mysql_free_result(res);
+                if (applied)
+                        continue;
+                r = exec(db, f->text, err);
+                if (r) {
+                        cpn_error_prefix(err, r, "migration %s", f->name);
+                        break;
+                }
+                snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations (version, name) VALUES (%u, '%s')",
+                         version, f->name);
+                r = exec(db, sql, err);
+                if (r == 0 && out)
+                        fprintf(out, "applied %s\n", f->name);
+        }
+        if (db->m)
+                (void)mysql_query(db->m, "DO RELEASE_LOCK('coupon_migrate')");
+        return r;
+}
+
+/* ---- campaigns ---- */
+
+int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *out,
+                        int64_t *persisted, struct cpn_error *err) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        char sql[256];
+        int r;
+
+        /* @id is validated to [A-Za-z0-9_-]: safe to inline. */
+        if (!cpn_campaign_id_valid(id, strlen(id)))
+                return cpn_error_set(err, -EINVAL, "bad campaign id");
+        snprintf(sql, sizeof(sql),
+                 "SELECT id, name, total, starts_at, ends_at, persisted FROM campaigns WHERE id = '%s'", id);
+        r = query_row(db, sql, &res, &row, err);
+        if (r)
+                return r;
+        if (!row) {
+                mysql_free_result(res);
+                return CPN_NOT_FOUND;
+        }
+        memset(out, 0, sizeof(*out));
+        snprintf(out->id, sizeof(out->id), "%s", row[0]);
+        snprintf(out->name, sizeof(out->name), "%s", row[1] ? row[1] : "");
+        out->total = strtoll(row[2], NULL, 10);
+        if (parse_dt(row[3], &out->starts_at_ms) < 0)
+                out->starts_at_ms = 0;
+        if (!row[4] || parse_dt(row[4], &out->ends_at_ms) < 0)
+                out->ends_at_ms = CPN_TIME_NEVER;
+        if (persisted)
+                *persisted = strtoll(row[5], NULL, 10);
+        mysql_free_result(res);
+        return 0;
+}
+
+static bool same_campaign(const struct cpn_campaign *a, const struct cpn_campaign *b) {
+        return strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0 && a->total == b->total &&
+               a->starts_at_ms == b->starts_at_ms && a->ends_at_ms == b->ends_at_ms;
+}
+
+int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_error *err) {
+        static const char sql[] = "INSERT INTO campaigns (id, name, total, starts_at, ends_at) "
+                                  "VALUES (?, ?, ?, ?, ?)";
+        char starts[40], ends[40];
+        unsigned long lens[5];
+        unsigned long long total = (unsigned long long)c->total;
+        my_bool ends_null = c->ends_at_ms == CPN_TIME_NEVER;
+        MYSQL_BIND b[5];
+        MYSQL_STMT *st;
+        struct cpn_campaign cur;
+        int r = ensure(db, err);
+
+        if (r)
+                return r;
+        fmt_dt(c->starts_at_ms, starts, sizeof(starts));
+        if (!ends_null)
+                fmt_dt(c->ends_at_ms, ends, sizeof(ends));
+        else
+                ends[0] = '\0';
+        memset(b, 0, sizeof(b));
+        lens[0] = strlen(c->id);
+        lens[1] = strlen(c->name);
+        lens[3] = strlen(starts);
+        lens[4] = strlen(ends);
+        b[0] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = (void *)c->id, .length = &lens[0] };
+        b[1] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = (void *)c->name, .length = &lens[1] };
+        b[2] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &total, .is_unsigned = 1 };
+        b[3] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = starts, .length = &lens[3] };
+        b[4] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = ends, .length = &lens[4],
+                             .is_null = &ends_null };
+        st = mysql_stmt_init(db->m);
+        if (!st)
+                return fail(db, err, "stmt_init");
+        if (mysql_stmt_prepare(st, sql, sizeof(sql) - 1) || mysql_stmt_bind_param(st, b) ||
+            mysql_stmt_execute(st)) {
+                unsigned e = mysql_stmt_errno(st);
+
+                cpn_error_set(err, -EPROTO, "mysql insert campaign: %s (%u)", mysql_stmt_error(st), e);
+                mysql_stmt_close(st);
+                if (is_connection_error(e)) {
+                        drop(db);
+                        return -EIO;
+                }
+                if (e != ER_DUP_ENTRY)
+                        return -EPROTO;
+                /* Present: identical means a retried create, else a conflict. */
+                r = cpn_db_campaign_get(db, c->id, &cur, NULL, err);
+                if (r)
+                        return r < 0 ? r : CPN_EXISTS;
+                return same_campaign(&cur, c) ? 0 : CPN_EXISTS;
+        }
+        mysql_stmt_close(st);
+        return 0;
+}
+
+int cpn_db_coupon_exists(struct cpn_db *db, const char *campaign_id, const char *user_id,
+                         bool *found, struct cpn_error *err) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        char sql[256];
+        int r;
+
+        if (!cpn_campaign_id_valid(campaign_id, strlen(campaign_id)) ||
+            !cpn_user_id_valid(user_id, strlen(user_id)))
+                return cpn_error_set(err, -EINVAL, "bad id");
+        snprintf(sql, sizeof(sql), "SELECT 1 FROM coupons WHERE campaign_id = '%s' AND user_id = '%s'",
+                 campaign_id, user_id);
+        r = query_row(db, sql, &res, &row, err);
+        if (r)
+                return r;
+        *found = row != NULL;
+        mysql_free_result(res);
+        return 0;
+}

@@ -1,0 +1,477 @@
+/*
+ * The Kafka producer and its report thread. Only this file and relay.c see
+ * librdkafka.
+ *
+ * Ownership: each produced message carries a struct delivery from the
+ * producer's pool as its opaque. The report thread owns it from the
+ * delivery report on and returns it to the pool after the outbox entry of a
+ * delivered message is removed. A request waits on its thread's own
+ * struct cpn_waiter; a report that arrives after the request stopped waiting
+ * sees a newer generation and leaves the waiter alone.
+ */
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coupon/events.h"
+#include "coupon/log.h"
+#include "events-internal.h"
+
+struct cpn_waiter {
+        struct cpn_waiter *next;      /* producer's list: waiters live as long as it */
+        struct cpn_waiter *next_free;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;     /* CLOCK_MONOTONIC */
+        uint64_t gen;          /* bumped per batch and when a wait ends */
+        size_t pending;
+        size_t failed;
+};
+
+struct delivery {
+        struct cpn_issuance iss;
+        struct cpn_waiter *w; /* NULL: nobody waits */
+        uint64_t gen;
+        struct delivery *next;
+};
+
+#define POOL_CHUNK 256
+
+struct chunk {
+        struct chunk *next;
+        struct delivery items[POOL_CHUNK];
+};
+
+struct cpn_producer {
+        rd_kafka_t *rk;
+        rd_kafka_topic_t *rkt;
+        pthread_t thread;
+        atomic_bool stop;
+        long drain_ms;
+        struct cpn_redis *redis;          /* used by the report thread only */
+
+        pthread_mutex_t pool_mu;          /* guards the pool lists only, never held across I/O */
+        struct delivery *free_list;
+        struct chunk *chunks;
+        struct cpn_waiter *waiters;       /* all, in use or free (guarded by pool_mu) */
+        struct cpn_waiter *free_waiters;
+
+        /* Delivered during one poll, removed from the outbox after it.
+         * Touched by the report thread only (callbacks run there). */
+        struct delivery **done;
+        size_t ndone, done_cap;
+        const struct cpn_issuance **done_items;
+
+        _Atomic uint64_t delivered, failed, enqueue_failed, outbox_deleted;
+        atomic_bool brokers_down;
+        pthread_mutex_t err_mu;
+        char last_error[160];
+};
+
+static struct delivery *pool_get(struct cpn_producer *p) {
+        struct delivery *d;
+
+        pthread_mutex_lock(&p->pool_mu);
+        if (!p->free_list) {
+                struct chunk *c = malloc(sizeof(*c));
+
+                if (!c) {
+                        pthread_mutex_unlock(&p->pool_mu);
+                        return NULL;
+                }
+                c->next = p->chunks;
+                p->chunks = c;
+                for (int i = 0; i < POOL_CHUNK; i++) {
+                        c->items[i].next = p->free_list;
+                        p->free_list = &c->items[i];
+                }
+        }
+        d = p->free_list;
+        p->free_list = d->next;
+        pthread_mutex_unlock(&p->pool_mu);
+        return d;
+}
+
+static void pool_put(struct cpn_producer *p, struct delivery *d) {
+        pthread_mutex_lock(&p->pool_mu);
+        d->next = p->free_list;
+        p->free_list = d;
+        pthread_mutex_unlock(&p->pool_mu);
+}
+
+static void set_last_error(struct cpn_producer *p, const char *msg) {
+        pthread_mutex_lock(&p->err_mu);
+        snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
+        pthread_mutex_unlock(&p->err_mu);
+}
+
+static void notify(struct delivery *d, bool ok) {
+        struct cpn_waiter *w = d->w;
+
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->mu);
+        if (w->gen == d->gen && w->pending > 0) {
+                w->pending--;
+                if (!ok)
+                        w->failed++;
+                if (w->pending == 0)
+                        pthread_cond_signal(&w->cv);
+        }
+        pthread_mutex_unlock(&w->mu);
+}
+
+/* Runs on the report thread, inside rd_kafka_poll/flush. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+        struct cpn_producer *p = opaque;
+        struct delivery *d = m->_private;
+
+        (void)rk;
+        if (!d)
+                return;
+        if (m->err) {
+                atomic_fetch_add(&p->failed, 1);
+                set_last_error(p, rd_kafka_err2str(m->err));
+                notify(d, false);
+                pool_put(p, d); /* the outbox keeps the entry; the relay sends it again */
+                return;
+        }
+        atomic_fetch_add(&p->delivered, 1);
+        atomic_store(&p->brokers_down, false);
+        notify(d, true);
+        if (p->ndone == p->done_cap) {
+                size_t cap = p->done_cap ? p->done_cap * 2 : 1024;
+                struct delivery **nd = realloc(p->done, cap * sizeof(*nd));
+                const struct cpn_issuance **ni = realloc(p->done_items, cap * sizeof(*ni));
+
+                if (nd)
+                        p->done = nd;
+                if (ni)
+                        p->done_items = ni;
+                if (!nd || !ni) {
+                        /* Out of memory: the entry stays in the outbox and is relayed again. */
+                        pool_put(p, d);
+                        return;
+                }
+                p->done_cap = cap;
+        }
+        p->done[p->ndone++] = d;
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+        struct cpn_producer *p = opaque;
+
+        (void)rk;
+        set_last_error(p, reason);
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+                if (!atomic_exchange(&p->brokers_down, true))
+                        cpn_log_warn("kafka: all brokers down; issuing goes on, the outbox holds the backlog");
+        } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char why[256];
+
+                rd_kafka_fatal_error(rk, why, sizeof(why));
+                cpn_log_error("kafka: fatal producer error: %s", why);
+        } else {
+                cpn_log_debug("kafka: %s: %s", rd_kafka_err2name(err), reason);
+        }
+}
+
+/* Removes the outbox entries of what was delivered, then recycles. */
+static void flush_done(struct cpn_producer *p) {
+        struct cpn_error err = { { 0 } };
+        int r;
+
+        if (p->ndone == 0)
+                return;
+        for (size_t i = 0; i < p->ndone; i++)
+                p->done_items[i] = &p->done[i]->iss;
+        r = cpn_store_outbox_delete(p->redis, p->done_items, p->ndone, &err);
+        if (r < 0)
+                cpn_log_warn("outbox: could not remove %zu delivered entries (%s); the relay will send them again",
+                             p->ndone, err.msg);
+        else
+                atomic_fetch_add(&p->outbox_deleted, p->ndone);
+        for (size_t i = 0; i < p->ndone; i++)
+                pool_put(p, p->done[i]);
+        p->ndone = 0;
+}
+
+static void *report_thread(void *arg) {
+        struct cpn_producer *p = arg;
+
+        while (!atomic_load(&p->stop)) {
+                rd_kafka_poll(p->rk, 100);
+                flush_done(p);
+        }
+        rd_kafka_flush(p->rk, (int)p->drain_ms);
+        flush_done(p);
+        return NULL;
+}
+
+int cpn_kafka_conf_apply(void *vconf, const struct cpn_config *cfg, const char *client_id,
+                         struct cpn_error *err) {
+        rd_kafka_conf_t *conf = vconf;
+        char errstr[512], *extra, *save = NULL;
+
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "client.id", client_id, errstr, sizeof(errstr)))
+                return cpn_error_set(err, CPN_INVALID, "kafka: %s", errstr);
+        if (!cfg->kafka_config || !*cfg->kafka_config)
+                return 0;
+        extra = strdup(cfg->kafka_config);
+        if (!extra)
+                return -ENOMEM;
+        for (char *kv = strtok_r(extra, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(kv, '=');
+
+                if (!eq) {
+                        cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_CONFIG: '%.64s' is not key=value", kv);
+                        free(extra);
+                        return CPN_INVALID;
+                }
+                *eq = '\0';
+                if (rd_kafka_conf_set(conf, kv, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                        cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_CONFIG: %s", errstr);
+                        free(extra);
+                        return CPN_INVALID;
+                }
+        }
+        free(extra);
+        return 0;
+}
+
+int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg,
+                     const struct cpn_redis_url *redis, struct cpn_error *err) {
+        struct cpn_producer *p;
+        rd_kafka_conf_t *conf;
+        char errstr[512], num[32];
+        int r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        pthread_mutex_init(&p->pool_mu, NULL);
+        pthread_mutex_init(&p->err_mu, NULL);
+        p->drain_ms = 5000;
+        r = cpn_redis_new(&p->redis, redis, cfg->redis_timeout_ms);
+        if (r)
+                goto fail;
+
+        conf = rd_kafka_conf_new();
+        r = cpn_kafka_conf_apply(conf, cfg, "coupon-api", err);
+        if (r) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        /* Idempotent: retries never duplicate or reorder within a partition;
+         * implies acks=all. */
+        if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr)) ||
+            (snprintf(num, sizeof(num), "%ld", cfg->kafka_linger_ms),
+             rd_kafka_conf_set(conf, "linger.ms", num, errstr, sizeof(errstr))) ||
+            (snprintf(num, sizeof(num), "%ld", cfg->kafka_message_timeout_ms),
+             rd_kafka_conf_set(conf, "message.timeout.ms", num, errstr, sizeof(errstr)))) {
+                rd_kafka_conf_destroy(conf);
+                r = cpn_error_set(err, CPN_INVALID, "kafka: %s", errstr);
+                goto fail;
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_error_cb(conf, on_error);
+        rd_kafka_conf_set_opaque(conf, p);
+        p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!p->rk) {
+                rd_kafka_conf_destroy(conf);
+                r = cpn_error_set(err, CPN_INVALID, "kafka: %s", errstr);
+                goto fail;
+        }
+        p->rkt = rd_kafka_topic_new(p->rk, cfg->kafka_topic, NULL);
+        if (!p->rkt) {
+                r = cpn_error_set(err, -EINVAL, "kafka: topic %s: %s", cfg->kafka_topic,
+                                  rd_kafka_err2str(rd_kafka_last_error()));
+                goto fail;
+        }
+        r = -pthread_create(&p->thread, NULL, report_thread, p);
+        if (r) {
+                cpn_error_set(err, r, "cannot start the delivery report thread");
+                goto fail;
+        }
+        *ret = p;
+        return 0;
+fail:
+        if (p->rkt)
+                rd_kafka_topic_destroy(p->rkt);
+        if (p->rk)
+                rd_kafka_destroy(p->rk);
+        cpn_redis_free(p->redis);
+        free(p);
+        return r;
+}
+
+struct cpn_producer *cpn_producer_free(struct cpn_producer *p, long drain_ms) {
+        struct chunk *c;
+
+        if (!p)
+                return NULL;
+        p->drain_ms = drain_ms;
+        atomic_store(&p->stop, true);
+        pthread_join(p->thread, NULL);
+        if (rd_kafka_outq_len(p->rk) > 0)
+                cpn_log_warn("kafka: %d messages undelivered at shutdown; their outbox entries will be relayed",
+                             rd_kafka_outq_len(p->rk));
+        /* Remaining reports (purged messages) arrive on this thread now. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+        flush_done(p);
+        rd_kafka_topic_destroy(p->rkt);
+        rd_kafka_destroy(p->rk);
+        cpn_redis_free(p->redis);
+        while ((c = p->chunks)) {
+                p->chunks = c->next;
+                free(c);
+        }
+        while (p->waiters) {
+                struct cpn_waiter *w = p->waiters;
+
+                p->waiters = w->next;
+                pthread_mutex_destroy(&w->mu);
+                pthread_cond_destroy(&w->cv);
+                free(w);
+        }
+        free(p->done);
+        free(p->done_items);
+        pthread_mutex_destroy(&p->pool_mu);
+        pthread_mutex_destroy(&p->err_mu);
+        free(p);
+        return NULL;
+}
+
+/*
+ * Waiters are owned by the producer and freed only after its report thread
+ * is gone: a late delivery report may still point at a waiter whose thread
+ * has exited. cpn_waiter_free() hands it back for reuse.
+ */
+int cpn_waiter_new(struct cpn_producer *p, struct cpn_waiter **ret) {
+        struct cpn_waiter *w;
+        pthread_condattr_t attr;
+
+        pthread_mutex_lock(&p->pool_mu);
+        w = p->free_waiters;
+        if (w)
+                p->free_waiters = w->next_free;
+        pthread_mutex_unlock(&p->pool_mu);
+        if (w) {
+                *ret = w;
+                return 0;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cv, &attr);
+        pthread_condattr_destroy(&attr);
+        pthread_mutex_lock(&p->pool_mu);
+        w->next = p->waiters;
+        p->waiters = w;
+        pthread_mutex_unlock(&p->pool_mu);
+        *ret = w;
+        return 0;
+}
+
+struct cpn_waiter *cpn_waiter_free(struct cpn_producer *p, struct cpn_waiter *w) {
+        if (w) {
+                pthread_mutex_lock(&w->mu);
+                w->gen++; /* reports still in flight leave it alone */
+                w->pending = 0;
+                pthread_mutex_unlock(&w->mu);
+                pthread_mutex_lock(&p->pool_mu);
+                w->next_free = p->free_waiters;
+                p->free_waiters = w;
+                pthread_mutex_unlock(&p->pool_mu);
+        }
+        return NULL;
+}
+
+int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
+                           const struct cpn_issuance *iss, size_t n, long wait_ms) {
+        char value[512];
+        uint64_t gen;
+        int ret = 0;
+
+        pthread_mutex_lock(&w->mu);
+        gen = ++w->gen;
+        w->pending = n;
+        w->failed = 0;
+        pthread_mutex_unlock(&w->mu);
+
+        for (size_t i = 0; i < n; i++) {
+                struct delivery *d = pool_get(p);
+                int len = cpn_issuance_json(&iss[i], value, sizeof(value));
+                rd_kafka_resp_err_t e;
+
+                if (!d || len < 0) {
+                        if (d)
+                                pool_put(p, d);
+                        e = RD_KAFKA_RESP_ERR__FAIL;
+                } else {
+                        d->iss = iss[i];
+                        d->w = wait_ms > 0 ? w : NULL;
+                        d->gen = gen;
+                        e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt),
+                                              RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                              RD_KAFKA_V_KEY(iss[i].user_id, strlen(iss[i].user_id)),
+                                              RD_KAFKA_V_VALUE(value, (size_t)len),
+                                              RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+                        if (e)
+                                pool_put(p, d);
+                }
+                if (e) {
+                        atomic_fetch_add(&p->enqueue_failed, 1);
+                        set_last_error(p, rd_kafka_err2str(e));
+                        ret = e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
+                        pthread_mutex_lock(&w->mu);
+                        w->pending--;
+                        w->failed++;
+                        pthread_mutex_unlock(&w->mu);
+                }
+        }
+        if (wait_ms <= 0)
+                return ret ? ret : CPN_DELIVERY_PENDING;
+
+        struct timespec dl;
+
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += wait_ms / 1000;
+        dl.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&w->mu);
+        while (w->pending > 0)
+                if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT)
+                        break;
+        if (ret == 0)
+                ret = w->pending > 0 ? CPN_DELIVERY_PENDING : w->failed > 0 ? CPN_DELIVERY_FAILED : 0;
+        w->gen++; /* late reports must not touch the next batch */
+        pthread_mutex_unlock(&w->mu);
+        return ret;
+}
+
+void cpn_producer_stats(struct cpn_producer *p, struct cpn_producer_stats *out) {
+        memset(out, 0, sizeof(*out));
+        out->delivered = atomic_load(&p->delivered);
+        out->failed = atomic_load(&p->failed);
+        out->enqueue_failed = atomic_load(&p->enqueue_failed);
+        out->outbox_deleted = atomic_load(&p->outbox_deleted);
+        out->in_flight = rd_kafka_outq_len(p->rk);
+        out->brokers_down = atomic_load(&p->brokers_down);
+        pthread_mutex_lock(&p->err_mu);
+        snprintf(out->last_error, sizeof(out->last_error), "%s", p->last_error);
+        pthread_mutex_unlock(&p->err_mu);
+}

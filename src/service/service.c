@@ -1,0 +1,115 @@
+/*
+ * The domain calls: each composes the store, the producer and the db, and
+ * holds no lock across their I/O. A session is one thread's connections.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coupon/service.h"
+
+struct cpn_session {
+        const struct cpn_service *svc;
+        struct cpn_redis *redis;   /* owned */
+        struct cpn_db *db;         /* owned; connects on first use (reads, admin) */
+        struct cpn_waiter *waiter; /* borrowed from the producer; handed back on free */
+};
+
+int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc) {
+        struct cpn_session *s = calloc(1, sizeof(*s));
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        s->svc = svc;
+        r = cpn_redis_new(&s->redis, &svc->redis_url, svc->cfg->redis_timeout_ms);
+        if (!r)
+                r = cpn_db_new(&s->db, &svc->db_url, svc->cfg->redis_timeout_ms);
+        if (!r && svc->producer)
+                r = cpn_waiter_new(svc->producer, &s->waiter);
+        if (r) {
+                cpn_session_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+struct cpn_session *cpn_session_free(struct cpn_session *s) {
+        if (!s)
+                return NULL;
+        cpn_redis_free(s->redis);
+        cpn_db_free(s->db);
+        if (s->waiter)
+                cpn_waiter_free(s->svc->producer, s->waiter);
+        free(s);
+        return NULL;
+}
+
+int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
+                      struct cpn_issuance *out, int *delivery, struct cpn_error *err) {
+        int r;
+
+        r = cpn_store_issue(s->redis, campaign_id, user_id, out, err);
+        if (r)
+                return r;
+        /* From here on the answer is 202 whatever Kafka does: the outbox
+         * entry written with the decision carries it. */
+        *delivery = cpn_producer_send_wait(s->svc->producer, s->waiter, out, 1,
+                                           s->svc->cfg->kafka_ack_timeout_ms);
+        return 0;
+}
+
+int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
+                                struct cpn_error *err) {
+        int r;
+
+        /* MySQL first: the worker must know a campaign before any coupon of
+         * it can reach Kafka. Both writes accept an identical retry, so a
+         * create that failed half-way completes when the client retries. */
+        r = cpn_db_campaign_insert(s->db, c, err);
+        if (r)
+                return r;
+        return cpn_store_campaign_create(s->redis, c, err);
+}
+
+int cpn_service_campaign_get(struct cpn_session *s, const char *id, struct cpn_campaign_state *st,
+                             int64_t *persisted, struct cpn_error *err) {
+        struct cpn_error dberr;
+        struct cpn_campaign row;
+        int r;
+
+        r = cpn_store_campaign_get(s->redis, id, st, err);
+        if (r)
+                return r;
+        if (cpn_db_campaign_get(s->db, id, &row, persisted, &dberr) != 0)
+                *persisted = -1; /* MySQL down or row missing: the read still answers */
+        return 0;
+}
+
+int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const char *user_id,
+                         enum cpn_user_state *state, struct cpn_error *err) {
+        struct cpn_error dberr;
+        bool issued = false, persisted = false;
+        int r;
+
+        r = cpn_store_user_get(s->redis, campaign_id, user_id, &issued, err);
+        if (r)
+                return r;
+        if (issued && cpn_db_coupon_exists(s->db, campaign_id, user_id, &persisted, &dberr) != 0)
+                persisted = false;
+        *state = persisted ? CPN_USER_PERSISTED : issued ? CPN_USER_ISSUED : CPN_USER_NONE;
+        return 0;
+}
+
+int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err) {
+        return cpn_store_ping(s->redis, err);
+}
+
+int cpn_service_ping_db(struct cpn_session *s, struct cpn_error *err) {
+        return cpn_db_ping(s->db, err);
+}
+
+int cpn_service_outbox_backlog(struct cpn_session *s, int64_t *n, struct cpn_error *err) {
+        return cpn_store_outbox_backlog(s->redis, n, err);
+}

@@ -1,0 +1,630 @@
+/*
+ * Redis behind domain calls. Only this file sees hiredis. Uses calls present
+ * in both hiredis 0.14 (Debian 12) and 1.x.
+ */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "coupon/log.h"
+#include "coupon/store.h"
+
+struct cpn_embedded {
+        const char *name;
+        const char *text;
+};
+extern const struct cpn_embedded cpn_lua_files[];
+
+enum script_id { S_ISSUE, S_CREATE, S_GET, _S_N };
+static const char *const script_names[_S_N] = { "issue.lua", "campaign_create.lua",
+                                                "campaign_get.lua" };
+
+struct cpn_redis {
+        struct cpn_redis_url url;
+        long timeout_ms;
+        redisContext *c;       /* NULL: not connected (or dropped after an error) */
+        char sha[_S_N][41];    /* per connection: no shared mutable state */
+};
+
+/* ---- URL ---- */
+
+static int copy_part(char *dst, size_t n, const char *s, size_t len) {
+        if (len >= n)
+                return -ENOBUFS;
+        memcpy(dst, s, len);
+        dst[len] = '\0';
+        return 0;
+}
+
+static int parse_int(const char *s, size_t len, int min, int max, int *out) {
+        int v = 0;
+
+        if (len == 0 || len > 9)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -EINVAL;
+                v = v * 10 + (s[i] - '0');
+        }
+        if (v < min || v > max)
+                return -EINVAL;
+        *out = v;
+        return 0;
+}
+
+int cpn_redis_url_parse(struct cpn_redis_url *out, const char *url, struct cpn_error *err) {
+        const char *p, *at, *hostend, *slash, *colon;
+
+        memset(out, 0, sizeof(*out));
+        out->port = 6379;
+        if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "redis+unix://", 13) == 0) {
+                const char *path = strstr(url, "://") + 3, *q = strchr(path, '?');
+                size_t len = q ? (size_t)(q - path) : strlen(path);
+
+                if (len == 0 || copy_part(out->unix_path, sizeof(out->unix_path), path, len))
+                        return cpn_error_set(err, CPN_INVALID, "redis url: bad socket path");
+                if (q && (strncmp(q, "?db=", 4) != 0 ||
+                          parse_int(q + 4, strlen(q + 4), 0, 1 << 20, &out->db)))
+                        return cpn_error_set(err, CPN_INVALID, "redis url: expected ?db=N");
+                return 0;
+        }
+        if (strncmp(url, "redis://", 8) != 0)
+                return cpn_error_set(err, CPN_INVALID, "redis url must start with redis:// or unix://");
+        p = url + 8;
+        slash = strchr(p, '/');
+        at = strrchr(p, '@');
+        if (at && slash && at > slash)
+                at = NULL;
+        if (at) {
+                const char *c = memchr(p, ':', (size_t)(at - p));
+
+                if (c) {
+                        if (copy_part(out->user, sizeof(out->user), p, (size_t)(c - p)) ||
+                            copy_part(out->password, sizeof(out->password), c + 1, (size_t)(at - c - 1)))
+                                return cpn_error_set(err, CPN_INVALID, "redis url: credentials too long");
+                } else if (copy_part(out->password, sizeof(out->password), p, (size_t)(at - p))) {
+                        return cpn_error_set(err, CPN_INVALID, "redis url: password too long");
+                }
+                p = at + 1;
+        }
+        hostend = slash ? slash : p + strlen(p);
+        colon = memchr(p, ':', (size_t)(hostend - p));
+        if (colon) {
+                if (parse_int(colon + 1, (size_t)(hostend - colon - 1), 1, 65535, &out->port))
+                        return cpn_error_set(err, CPN_INVALID, "redis url: bad port");
+        } else {
+                colon = hostend;
+        }
+        if (colon == p || copy_part(out->host, sizeof(out->host), p, (size_t)(colon - p)))
+                return cpn_error_set(err, CPN_INVALID, "redis url: missing or too long host");
+        if (slash && slash[1] && parse_int(slash + 1, strlen(slash + 1), 0, 1 << 20, &out->db))
+                return cpn_error_set(err, CPN_INVALID, "redis url: database must be a number");
+        return 0;
+}
+
+/* ---- connection ---- */
+
+int cpn_redis_new(struct cpn_redis **ret, const struct cpn_redis_url *url, long timeout_ms) {
+        struct cpn_redis *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        r->url = *url;
+        r->timeout_ms = timeout_ms;
+        *ret = r;
+        return 0;
+}
+
+static void drop(struct cpn_redis *r) {
+        if (r->c) {
+                redisFree(r->c);
+                r->c = NULL;
+        }
+}
+
+struct cpn_redis *cpn_redis_free(struct cpn_redis *r) {
+        if (r) {
+                drop(r);
+                free(r);
+        }
+        return NULL;
+}
+
+/* Runs a command; on I/O failure drops the connection (-EIO); an error
+ * reply becomes -EPROTO with its text, the reply freed. */
+static int run(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int argc,
+               const char **argv, const size_t *lens) {
+        redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
+
+        *out = NULL;
+        if (!rep) {
+                cpn_error_set(err, -EIO, "redis %s: %s", argv[0],
+                              r->c->errstr[0] ? r->c->errstr : "connection lost");
+                drop(r);
+                return -EIO;
+        }
+        if (rep->type == REDIS_REPLY_ERROR) {
+                cpn_error_set(err, -EPROTO, "redis %s: %.*s", argv[0], (int)rep->len, rep->str);
+                freeReplyObject(rep);
+                return -EPROTO;
+        }
+        *out = rep;
+        return 0;
+}
+
+static int load_script(struct cpn_redis *r, enum script_id id, struct cpn_error *err) {
+        const char *text = NULL;
+        redisReply *rep;
+        int ret;
+
+        for (const struct cpn_embedded *e = cpn_lua_files; e->name; e++)
+                if (strcmp(e->name, script_names[id]) == 0)
+                        text = e->text;
+        if (!text)
+                return cpn_error_set(err, -ENOENT, "script %s not embedded", script_names[id]);
+        ret = run(r, &rep, err, 3, (const char *[]){ "SCRIPT", "LOAD", text },
+                  (size_t[]){ 6, 4, strlen(text) });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "SCRIPT LOAD %s: unexpected reply", script_names[id]);
+        }
+        memcpy(r->sha[id], rep->str, 41);
+        freeReplyObject(rep);
+        return 0;
+}
+
+static int ensure(struct cpn_redis *r, struct cpn_error *err) {
+        struct timeval tv = { r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000 };
+        redisReply *rep;
+        int ret;
+
+        if (r->c)
+                return 0;
+        if (r->url.unix_path[0])
+                r->c = redisConnectUnixWithTimeout(r->url.unix_path, tv);
+        else
+                r->c = redisConnectWithTimeout(r->url.host, r->url.port, tv);
+        if (!r->c)
+                return cpn_error_set(err, -ENOMEM, "redis: cannot allocate a context");
+        if (r->c->err) {
+                cpn_error_set(err, -EIO, "redis %s:%d: %s", r->url.host, r->url.port, r->c->errstr);
+                drop(r);
+                return -EIO;
+        }
+        if (redisSetTimeout(r->c, tv) != REDIS_OK || redisEnableKeepAlive(r->c) != REDIS_OK) {
+                drop(r);
+                return cpn_error_set(err, -EIO, "redis: cannot set socket options");
+        }
+        if (r->url.password[0]) {
+                if (r->url.user[0])
+                        ret = run(r, &rep, err, 3, (const char *[]){ "AUTH", r->url.user, r->url.password },
+                                  (size_t[]){ 4, strlen(r->url.user), strlen(r->url.password) });
+                else
+                        ret = run(r, &rep, err, 2, (const char *[]){ "AUTH", r->url.password },
+                                  (size_t[]){ 4, strlen(r->url.password) });
+                if (ret)
+                        goto fail;
+                freeReplyObject(rep);
+        }
+        if (r->url.db) {
+                char db[16];
+
+                snprintf(db, sizeof(db), "%d", r->url.db);
+                ret = run(r, &rep, err, 2, (const char *[]){ "SELECT", db }, (size_t[]){ 6, strlen(db) });
+                if (ret)
+                        goto fail;
+                freeReplyObject(rep);
+        }
+        for (int i = 0; i < _S_N; i++) {
+                ret = load_script(r, (enum script_id)i, err);
+                if (ret)
+                        goto fail;
+        }
+        return 0;
+fail:
+        drop(r);
+        return ret;
+}
+
+/* EVALSHA with one NOSCRIPT reload-and-retry. */
+static int evalsha(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
+                   int nkeys, int nargs, const char **kv) {
+        const char *argv[16];
+        size_t lens[16];
+        char nk[8];
+        int argc = 0, ret;
+
+        snprintf(nk, sizeof(nk), "%d", nkeys);
+        for (int attempt = 0; attempt < 2; attempt++) {
+                ret = ensure(r, err);
+                if (ret)
+                        return ret;
+                argc = 0;
+                argv[argc++] = "EVALSHA";
+                argv[argc++] = r->sha[id];
+                argv[argc++] = nk;
+                for (int i = 0; i < nkeys + nargs; i++)
+                        argv[argc++] = kv[i];
+                for (int i = 0; i < argc; i++)
+                        lens[i] = strlen(argv[i]);
+                ret = run(r, out, err, argc, argv, lens);
+                if (ret == -EPROTO && err && strncmp(err->msg, "redis EVALSHA: NOSCRIPT", 23) == 0) {
+                        ret = load_script(r, id, err);
+                        if (ret)
+                                return ret;
+                        continue;
+                }
+                return ret;
+        }
+        return ret;
+}
+
+#define KEY(var, campaign, part)                                                 \
+        char var[CPN_ID_MAX + 32];                                               \
+        if (cpn_key(var, sizeof(var), campaign, part) < 0)                       \
+                return cpn_error_set(err, -EINVAL, "campaign id too long")
+
+static int64_t str_int(const redisReply *e) {
+        if (e->type == REDIS_REPLY_INTEGER)
+                return e->integer;
+        if (e->type == REDIS_REPLY_STRING)
+                return strtoll(e->str, NULL, 10);
+        return 0;
+}
+
+int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err) {
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        ret = run(r, &rep, err, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
+        if (ret)
+                return ret;
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *user_id,
+                    struct cpn_issuance *out, struct cpn_error *err) {
+        KEY(meta, campaign_id, "meta");
+        KEY(count, campaign_id, "count");
+        KEY(users, campaign_id, "users");
+        KEY(outbox, campaign_id, "outbox");
+        redisReply *rep, *st;
+        int ret;
+
+        ret = evalsha(r, S_ISSUE, &rep, err, 4, 1,
+                      (const char *[]){ meta, count, users, outbox, user_id });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+            rep->element[0]->type != REDIS_REPLY_STRING) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "issue.lua: unexpected reply");
+        }
+        st = rep->element[0];
+        if (strcmp(st->str, "issued") == 0 && rep->elements == 4 &&
+            rep->element[2]->type == REDIS_REPLY_STRING &&
+            rep->element[2]->len < sizeof(out->outbox_id)) {
+                snprintf(out->campaign_id, sizeof(out->campaign_id), "%s", campaign_id);
+                snprintf(out->user_id, sizeof(out->user_id), "%s", user_id);
+                out->seq = str_int(rep->element[1]);
+                memcpy(out->outbox_id, rep->element[2]->str, rep->element[2]->len + 1);
+                out->issued_at_ms = str_int(rep->element[3]);
+                ret = 0;
+        } else if (strcmp(st->str, "already_issued") == 0) {
+                ret = CPN_ISSUE_DUPLICATE;
+        } else if (strcmp(st->str, "sold_out") == 0) {
+                ret = CPN_ISSUE_SOLD_OUT;
+        } else if (strcmp(st->str, "not_open") == 0) {
+                ret = cpn_error_set(err, CPN_ISSUE_NOT_OPEN, "campaign %s",
+                                    rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING &&
+                                    strcmp(rep->element[1]->str, "ended") == 0 ? "has ended"
+                                                                               : "has not started yet");
+        } else if (strcmp(st->str, "not_found") == 0) {
+                ret = CPN_NOT_FOUND;
+        } else if (strcmp(st->str, "paused") == 0) {
+                ret = CPN_ISSUE_PAUSED;
+        } else {
+                ret = cpn_error_set(err, -EPROTO, "issue.lua: unknown answer '%.32s'", st->str);
+        }
+        freeReplyObject(rep);
+        return ret;
+}
+
+int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
+                              struct cpn_error *err) {
+        KEY(meta, c->id, "meta");
+        char total[24], starts[24], ends[24];
+        redisReply *rep;
+        int ret;
+
+        snprintf(total, sizeof(total), "%lld", (long long)c->total);
+        snprintf(starts, sizeof(starts), "%lld", (long long)c->starts_at_ms);
+        if (c->ends_at_ms == CPN_TIME_NEVER)
+                ends[0] = '\0';
+        else
+                snprintf(ends, sizeof(ends), "%lld", (long long)c->ends_at_ms);
+        ret = evalsha(r, S_CREATE, &rep, err, 1, 4, (const char *[]){ meta, total, starts, ends, c->name });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_STATUS) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "campaign_create.lua: unexpected reply");
+        }
+        ret = strcmp(rep->str, "exists") == 0 ? CPN_EXISTS : 0;
+        freeReplyObject(rep);
+        if (ret)
+                return ret;
+        /* Registered after the meta exists: the relay only walks real campaigns. */
+        ret = run(r, &rep, err, 3, (const char *[]){ "SADD", CPN_KEY_CAMPAIGNS, c->id },
+                  (size_t[]){ 4, strlen(CPN_KEY_CAMPAIGNS), strlen(c->id) });
+        if (ret)
+                return ret;
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_campaign_get(struct cpn_redis *r, const char *campaign_id,
+                           struct cpn_campaign_state *out, struct cpn_error *err) {
+        KEY(meta, campaign_id, "meta");
+        KEY(count, campaign_id, "count");
+        KEY(outbox, campaign_id, "outbox");
+        redisReply *rep, **e;
+        int ret;
+
+        ret = evalsha(r, S_GET, &rep, err, 3, 0, (const char *[]){ meta, count, outbox });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_ARRAY || (rep->elements != 0 && rep->elements != 8)) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "campaign_get.lua: unexpected reply");
+        }
+        if (rep->elements == 0) {
+                freeReplyObject(rep);
+                return CPN_NOT_FOUND;
+        }
+        e = rep->element;
+        memset(out, 0, sizeof(*out));
+        snprintf(out->c.id, sizeof(out->c.id), "%s", campaign_id);
+        out->c.total = str_int(e[0]);
+        out->c.starts_at_ms = str_int(e[1]);
+        out->c.ends_at_ms = e[2]->type == REDIS_REPLY_STRING && e[2]->len ? str_int(e[2]) : CPN_TIME_NEVER;
+        if (e[3]->type == REDIS_REPLY_STRING)
+                snprintf(out->c.name, sizeof(out->c.name), "%s", e[3]->str);
+        out->paused = str_int(e[4]) == 1;
+        out->issued = str_int(e[5]);
+        out->now_ms = str_int(e[6]);
+        out->outbox_len = str_int(e[7]);
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_user_get(struct cpn_redis *r, const char *campaign_id, const char *user_id,
+                       bool *issued, struct cpn_error *err) {
+        KEY(meta, campaign_id, "meta");
+        KEY(users, campaign_id, "users");
+        redisReply *rep = NULL;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        redisAppendCommand(r->c, "EXISTS %s", meta);
+        redisAppendCommand(r->c, "SISMEMBER %s %s", users, user_id);
+        for (int i = 0; i < 2; i++) {
+                if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
+                        cpn_error_set(err, -EIO, "redis: %s", r->c->errstr);
+                        drop(r);
+                        return -EIO;
+                }
+                if (rep->type != REDIS_REPLY_INTEGER) {
+                        ret = cpn_error_set(err, -EPROTO, "redis EXISTS/SISMEMBER: unexpected reply");
+                } else if (i == 0 && rep->integer == 0) {
+                        ret = CPN_NOT_FOUND;
+                } else if (i == 1) {
+                        *issued = rep->integer == 1;
+                }
+                freeReplyObject(rep);
+        }
+        return ret;
+}
+
+int cpn_store_outbox_delete(struct cpn_redis *r, const struct cpn_issuance *const *items, size_t n,
+                            struct cpn_error *err) {
+        const char *argv[258];
+        size_t lens[258];
+        char key[CPN_ID_MAX + 32];
+        size_t i = 0, pending = 0;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        /* One XDEL per run of the same campaign, up to 256 ids each, all
+         * appended first and read back after: one round trip in all. */
+        while (i < n) {
+                int argc = 2;
+
+                if (cpn_key(key, sizeof(key), items[i]->campaign_id, "outbox") < 0)
+                        return cpn_error_set(err, -EINVAL, "campaign id too long");
+                argv[0] = "XDEL";
+                argv[1] = key;
+                do {
+                        argv[argc++] = items[i]->outbox_id;
+                        i++;
+                } while (i < n && argc < 258 && strcmp(items[i]->campaign_id, items[i - 1]->campaign_id) == 0);
+                for (int k = 0; k < argc; k++)
+                        lens[k] = strlen(argv[k]);
+                if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK)
+                        return cpn_error_set(err, -ENOMEM, "redis: cannot queue XDEL");
+                pending++;
+        }
+        for (; pending > 0; pending--) {
+                redisReply *rep = NULL;
+
+                if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
+                        cpn_error_set(err, -EIO, "redis XDEL: %s", r->c->errstr);
+                        drop(r);
+                        return -EIO;
+                }
+                if (rep->type == REDIS_REPLY_ERROR)
+                        ret = cpn_error_set(err, -EPROTO, "redis XDEL: %.*s", (int)rep->len, rep->str);
+                freeReplyObject(rep);
+        }
+        return ret;
+}
+
+int cpn_store_campaigns_each(struct cpn_redis *r, int (*fn)(const char *id, void *ud), void *ud,
+                             struct cpn_error *err) {
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        ret = run(r, &rep, err, 2, (const char *[]){ "SMEMBERS", CPN_KEY_CAMPAIGNS },
+                  (size_t[]){ 8, strlen(CPN_KEY_CAMPAIGNS) });
+        if (ret)
+                return ret;
+        if (rep->type == REDIS_REPLY_ARRAY)
+                for (size_t i = 0; i < rep->elements && ret == 0; i++)
+                        if (rep->element[i]->type == REDIS_REPLY_STRING &&
+                            cpn_campaign_id_valid(rep->element[i]->str, rep->element[i]->len))
+                                ret = fn(rep->element[i]->str, ud);
+        freeReplyObject(rep);
+        return ret;
+}
+
+struct backlog_ctx {
+        struct cpn_redis *r;
+        int64_t total;
+        struct cpn_error *err;
+};
+
+static int add_backlog(const char *id, void *ud) {
+        struct backlog_ctx *b = ud;
+        struct cpn_redis *r = b->r;
+        struct cpn_error *err = b->err;
+        KEY(outbox, id, "outbox");
+        redisReply *rep;
+        int ret = run(r, &rep, b->err, 2, (const char *[]){ "XLEN", outbox },
+                      (size_t[]){ 4, strlen(outbox) });
+
+        if (ret == -EPROTO)
+                return 0; /* not a stream (yet): nothing pending */
+        if (ret)
+                return ret;
+        b->total += str_int(rep);
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_outbox_backlog(struct cpn_redis *r, int64_t *total, struct cpn_error *err) {
+        struct backlog_ctx b = { r, 0, err };
+        int ret = cpn_store_campaigns_each(r, add_backlog, &b, err);
+
+        if (ret)
+                return ret;
+        *total = b.total;
+        return 0;
+}
+
+int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const char *owner,
+                          long ttl_ms, struct cpn_error *err) {
+        KEY(lease, campaign_id, "relay");
+        char ttl[24];
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
+        ret = run(r, &rep, err, 6, (const char *[]){ "SET", lease, owner, "NX", "PX", ttl },
+                  (size_t[]){ 3, strlen(lease), strlen(owner), 2, 2, strlen(ttl) });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_NIL) {
+                freeReplyObject(rep);
+                return 0;
+        }
+        freeReplyObject(rep);
+        ret = run(r, &rep, err, 2, (const char *[]){ "GET", lease }, (size_t[]){ 3, strlen(lease) });
+        if (ret)
+                return ret;
+        ret = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, owner) == 0 ? 0 : CPN_EXISTS;
+        freeReplyObject(rep);
+        if (ret == 0) {
+                ret = run(r, &rep, err, 3, (const char *[]){ "PEXPIRE", lease, ttl },
+                          (size_t[]){ 7, strlen(lease), strlen(ttl) });
+                if (ret == 0)
+                        freeReplyObject(rep);
+        }
+        return ret;
+}
+
+int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms,
+                           struct cpn_issuance *out, size_t max, size_t *n, struct cpn_error *err) {
+        KEY(outbox, campaign_id, "outbox");
+        char end[32], cnt[24];
+        redisReply *rep;
+        int64_t now;
+        int ret = ensure(r, err);
+
+        *n = 0;
+        if (ret)
+                return ret;
+        ret = run(r, &rep, err, 1, (const char *[]){ "TIME" }, (size_t[]){ 4 });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "redis TIME: unexpected reply");
+        }
+        now = str_int(rep->element[0]) * 1000 + str_int(rep->element[1]) / 1000;
+        freeReplyObject(rep);
+        if (now - age_ms <= 0)
+                return 0;
+        snprintf(end, sizeof(end), "%lld", (long long)(now - age_ms));
+        snprintf(cnt, sizeof(cnt), "%zu", max);
+        ret = run(r, &rep, err, 6, (const char *[]){ "XRANGE", outbox, "-", end, "COUNT", cnt },
+                  (size_t[]){ 6, strlen(outbox), 1, strlen(end), 5, strlen(cnt) });
+        if (ret)
+                return ret;
+        for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && *n < max; i++) {
+                redisReply *e = rep->element[i], *f;
+                struct cpn_issuance *iss = &out[*n];
+
+                if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                    e->element[0]->type != REDIS_REPLY_STRING ||
+                    e->element[0]->len >= sizeof(iss->outbox_id) || e->element[1]->type != REDIS_REPLY_ARRAY)
+                        continue;
+                memset(iss, 0, sizeof(*iss));
+                snprintf(iss->campaign_id, sizeof(iss->campaign_id), "%s", campaign_id);
+                memcpy(iss->outbox_id, e->element[0]->str, e->element[0]->len + 1);
+                f = e->element[1];
+                for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                        redisReply *name = f->element[k], *val = f->element[k + 1];
+
+                        if (name->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
+                                continue;
+                        if (strcmp(name->str, "user_id") == 0 && cpn_user_id_valid(val->str, val->len))
+                                memcpy(iss->user_id, val->str, val->len + 1);
+                        else if (strcmp(name->str, "seq") == 0)
+                                iss->seq = str_int(val);
+                        else if (strcmp(name->str, "issued_at") == 0)
+                                iss->issued_at_ms = str_int(val);
+                }
+                if (!iss->user_id[0] || iss->seq <= 0) {
+                        cpn_log_debug("outbox %s entry %s is malformed; left in place", outbox, iss->outbox_id);
+                        continue;
+                }
+                (*n)++;
+        }
+        freeReplyObject(rep);
+        return 0;
+}
