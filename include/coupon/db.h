@@ -41,8 +41,8 @@ int cpn_db_ping(struct cpn_db *db, struct cpn_error *err);
  * @out (may be NULL). Idempotent. */
 int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err);
 
-/* Inserts the campaigns row. Returns 0 (inserted, or present with identical
- * fields), CPN_EXISTS (present and different). */
+/* Inserts the campaigns row. Returns 0 (inserted), CPN_SAME (present with
+ * identical fields), CPN_EXISTS (present and different). */
 int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c,
                            struct cpn_error *err);
 

@@ -17,6 +17,7 @@ enum {
         CPN_ISSUE_PAUSED,         /* campaign paused by an operator (rebuild) */
         CPN_NOT_FOUND,            /* no such campaign */
         CPN_EXISTS,               /* a campaign with that id and other fields exists */
+        CPN_SAME,                 /* it exists with exactly these fields */
         CPN_INVALID,              /* bad input; cpn_error says which field and why */
 };
 

@@ -40,8 +40,10 @@ struct cpn_session *cpn_session_free(struct cpn_session *s);
 int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
                       struct cpn_issuance *out, int *delivery, struct cpn_error *err);
 
-/* Writes the MySQL row, then the Redis meta. Retrying after a partial
- * failure with the same body completes it. Returns 0, CPN_EXISTS. */
+/* Writes the MySQL row, then the Redis meta. Returns 0 (created),
+ * CPN_EXISTS (the campaign exists, whatever its fields). A create that
+ * failed half-way (row written, Redis not) completes when retried with the
+ * same fields and then returns 0. */
 int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
                                 struct cpn_error *err);
 

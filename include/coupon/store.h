@@ -58,7 +58,7 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
                     struct cpn_issuance *out, struct cpn_error *err);
 
 /* Creates the meta hash and registers the campaign for the relay.
- * Returns 0 (created, or already there with identical fields), CPN_EXISTS. */
+ * Returns 0 (created), CPN_SAME (there with identical fields), CPN_EXISTS. */
 int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
                               struct cpn_error *err);
 

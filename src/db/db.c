@@ -392,7 +392,7 @@ int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, stru
                 r = cpn_db_campaign_get(db, c->id, &cur, NULL, err);
                 if (r)
                         return r < 0 ? r : CPN_EXISTS;
-                return same_campaign(&cur, c) ? 0 : CPN_EXISTS;
+                return same_campaign(&cur, c) ? CPN_SAME : CPN_EXISTS;
         }
         mysql_stmt_close(st);
         return 0;

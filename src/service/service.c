@@ -67,10 +67,15 @@ int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign
         /* MySQL first: the worker must know a campaign before any coupon of
          * it can reach Kafka. Both writes accept an identical retry, so a
          * create that failed half-way completes when the client retries. */
-        r = cpn_db_campaign_insert(s->db, c, err);
-        if (r)
-                return r;
-        return cpn_store_campaign_create(s->redis, c, err);
+        int in_db = cpn_db_campaign_insert(s->db, c, err);
+
+        if (in_db != 0 && in_db != CPN_SAME)
+                return in_db;
+        r = cpn_store_campaign_create(s->redis, c, err);
+        if (r == CPN_SAME)
+                /* Both had it: a repeat, not a repair. */
+                return in_db == CPN_SAME ? CPN_EXISTS : 0;
+        return r;
 }
 
 int cpn_service_campaign_get(struct cpn_session *s, const char *id, struct cpn_campaign_state *st,

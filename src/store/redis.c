@@ -359,17 +359,20 @@ int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
                 freeReplyObject(rep);
                 return cpn_error_set(err, -EPROTO, "campaign_create.lua: unexpected reply");
         }
-        ret = strcmp(rep->str, "exists") == 0 ? CPN_EXISTS : 0;
+        ret = strcmp(rep->str, "exists") == 0 ? CPN_EXISTS : strcmp(rep->str, "same") == 0 ? CPN_SAME : 0;
         freeReplyObject(rep);
-        if (ret)
+        if (ret == CPN_EXISTS)
                 return ret;
         /* Registered after the meta exists: the relay only walks real campaigns. */
-        ret = run(r, &rep, err, 3, (const char *[]){ "SADD", CPN_KEY_CAMPAIGNS, c->id },
-                  (size_t[]){ 4, strlen(CPN_KEY_CAMPAIGNS), strlen(c->id) });
-        if (ret)
-                return ret;
+        {
+                int r2 = run(r, &rep, err, 3, (const char *[]){ "SADD", CPN_KEY_CAMPAIGNS, c->id },
+                             (size_t[]){ 4, strlen(CPN_KEY_CAMPAIGNS), strlen(c->id) });
+
+                if (r2)
+                        return r2;
+        }
         freeReplyObject(rep);
-        return 0;
+        return ret;
 }
 
 int cpn_store_campaign_get(struct cpn_redis *r, const char *campaign_id,
