@@ -88,7 +88,9 @@ static int parse_long(const char *s, long min, long max, long *out) {
         char *end;
         long v;
 
-        if (!*s || *s == ' ' || *s == '+')
+        /* Digits only, with an optional '-': strtol would skip white space
+         * and take '+'. */
+        if (!*s || !(*s == '-' || (*s >= '0' && *s <= '9')))
                 return -EINVAL;
         errno = 0;
         v = strtol(s, &end, 10);

@@ -110,8 +110,11 @@ static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
                         in_str = true;
                 } else if (c == '-' || (c >= '0' && c <= '9')) {
                         /* A number token: note a fraction or an exponent. */
-                        size_t j = i;
+                        size_t j = i, d = c == '-' ? i + 1 : i;
 
+                        /* RFC 8259: no leading zeros ("010"), which cJSON takes. */
+                        if (d + 1 < n && s[d] == '0' && s[d + 1] >= '0' && s[d + 1] <= '9')
+                                return cpn_error_set(err, CPN_INVALID, "numbers must not have leading zeros");
                         while (j < n && strchr("0123456789.eE+-", s[j]) && s[j]) {
                                 if (s[j] == '.' || s[j] == 'e' || s[j] == 'E')
                                         *nonint = true;
@@ -158,14 +161,16 @@ static int parse_object(const char *body, size_t n, const char *const *allowed, 
                         if (strcmp(*a, it->string) == 0)
                                 known = true;
                 if (!known) {
+                        /* Message first: it->string dies with the tree. */
+                        cpn_error_set(err, CPN_INVALID, "unknown member \"%.64s\"", it->string);
                         cJSON_Delete(root);
-                        return cpn_error_set(err, CPN_INVALID, "unknown member \"%.64s\"", it->string);
+                        return CPN_INVALID;
                 }
                 for (jt = it->next; jt; jt = jt->next)
                         if (strcmp(it->string, jt->string) == 0) {
+                                cpn_error_set(err, CPN_INVALID, "duplicate member \"%.64s\"", it->string);
                                 cJSON_Delete(root);
-                                return cpn_error_set(err, CPN_INVALID, "duplicate member \"%.64s\"",
-                                                     it->string);
+                                return CPN_INVALID;
                         }
         }
         *ret = root;
@@ -330,12 +335,16 @@ int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, 
                 snprintf(pers, sizeof(pers), "null");
         else
                 snprintf(pers, sizeof(pers), "%lld", (long long)persisted);
-        return snprintf(buf, n,
+        int r = snprintf(buf, n,
                         "{\"id\":\"%s\",\"name\":%s,\"total\":%lld,\"issued\":%lld,\"remaining\":%lld,"
                         "\"persisted\":%s,\"starts_at\":\"%s\",\"ends_at\":%s,\"state\":\"%s\"}",
                         st->c.id, name, (long long)st->c.total, (long long)st->issued,
                         (long long)(remaining < 0 ? 0 : remaining), pers,
                         cpn_time_format(st->c.starts_at_ms, starts, sizeof(starts)), ends,
                         cpn_campaign_phase_name(cpn_campaign_phase(st)));
+
+        if (r < 0 || (size_t)r >= n)
+                return -ENOBUFS;
+        return r;
 }
 
