@@ -1,0 +1,542 @@
+/*
+ * Unit tests of the HTTP surface as pure functions: src/api/routes.c (route
+ * matching, the one error table), src/api/metrics.c (Prometheus text) and
+ * cpn_admin_authorized of src/api/handlers.c.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "coupon/api.h"
+#include "coupon/error.h"
+#include "coupon/http.h"
+
+/* ---- routes ---- */
+
+static void assert_route(const char *method, const char *path, enum cpn_route_result want,
+                         enum cpn_route route, const char *campaign, const char *user,
+                         const char *allow_want) {
+        struct cpn_route_match m;
+        const char *allow = (const char *)1;
+        enum cpn_route_result r;
+
+        memset(&m, 0x5a, sizeof(m));
+        r = cpn_route_match(method, path, &m, &allow);
+        if (r != want)
+                fail_msg("%s %s: result %d, expected %d", method, path, r, want);
+        if (want == CPN_ROUTE_BAD_METHOD) {
+                if (!allow || allow == (const char *)1 || strcmp(allow, allow_want) != 0)
+                        fail_msg("%s %s: allow \"%s\", expected \"%s\"", method, path,
+                                 allow && allow != (const char *)1 ? allow : "(null)", allow_want);
+        } else if (allow != NULL) {
+                fail_msg("%s %s: allow set on result %d", method, path, r);
+        }
+        if (want == CPN_ROUTE_OK || want == CPN_ROUTE_BAD_METHOD) {
+                if (m.route != route)
+                        fail_msg("%s %s: route %d, expected %d", method, path, m.route, route);
+        }
+        if (want == CPN_ROUTE_OK) {
+                assert_string_equal(m.campaign_id, campaign ? campaign : "");
+                assert_string_equal(m.user_id, user ? user : "");
+        }
+}
+
+#define OK(meth, path, route, c, u) assert_route(meth, path, CPN_ROUTE_OK, route, c, u, NULL)
+#define NO(meth, path) assert_route(meth, path, CPN_ROUTE_NO_ROUTE, CPN_ROUTE_UNKNOWN, NULL, NULL, NULL)
+#define BAD_ID(meth, path) assert_route(meth, path, CPN_ROUTE_BAD_ID, CPN_ROUTE_UNKNOWN, NULL, NULL, NULL)
+#define NOT_ALLOWED(meth, path, route, allow) \
+        assert_route(meth, path, CPN_ROUTE_BAD_METHOD, route, NULL, NULL, allow)
+
+static void test_route_ops(void **state) {
+        OK("GET", "/healthz", CPN_ROUTE_HEALTHZ, NULL, NULL);
+        OK("GET", "/readyz", CPN_ROUTE_READYZ, NULL, NULL);
+        OK("GET", "/metrics", CPN_ROUTE_METRICS, NULL, NULL);
+        NOT_ALLOWED("POST", "/healthz", CPN_ROUTE_HEALTHZ, "GET");
+        NOT_ALLOWED("PUT", "/readyz", CPN_ROUTE_READYZ, "GET");
+        NOT_ALLOWED("DELETE", "/metrics", CPN_ROUTE_METRICS, "GET");
+        NOT_ALLOWED("get", "/healthz", CPN_ROUTE_HEALTHZ, "GET"); /* methods are case-sensitive */
+}
+
+static void test_route_campaigns(void **state) {
+        OK("POST", "/v1/campaigns", CPN_ROUTE_CAMPAIGNS, NULL, NULL);
+        NOT_ALLOWED("GET", "/v1/campaigns", CPN_ROUTE_CAMPAIGNS, "POST");
+        NOT_ALLOWED("PUT", "/v1/campaigns", CPN_ROUTE_CAMPAIGNS, "POST");
+
+        OK("GET", "/v1/campaigns/spring-2026", CPN_ROUTE_CAMPAIGN, "spring-2026", NULL);
+        NOT_ALLOWED("POST", "/v1/campaigns/spring-2026", CPN_ROUTE_CAMPAIGN, "GET");
+        NOT_ALLOWED("DELETE", "/v1/campaigns/spring-2026", CPN_ROUTE_CAMPAIGN, "GET");
+
+        OK("POST", "/v1/campaigns/spring-2026/issue", CPN_ROUTE_ISSUE, "spring-2026", NULL);
+        NOT_ALLOWED("GET", "/v1/campaigns/spring-2026/issue", CPN_ROUTE_ISSUE, "POST");
+        NOT_ALLOWED("PUT", "/v1/campaigns/spring-2026/issue", CPN_ROUTE_ISSUE, "POST");
+
+        OK("GET", "/v1/campaigns/spring-2026/users/u-42", CPN_ROUTE_USER, "spring-2026", "u-42");
+        OK("GET", "/v1/campaigns/A_b-9/users/a.b:c_D-9", CPN_ROUTE_USER, "A_b-9", "a.b:c_D-9");
+        NOT_ALLOWED("POST", "/v1/campaigns/spring-2026/users/u-42", CPN_ROUTE_USER, "GET");
+        NOT_ALLOWED("HEAD", "/v1/campaigns/spring-2026/users/u-42", CPN_ROUTE_USER, "GET");
+}
+
+static void test_route_unknown(void **state) {
+        static const char *const paths[] = {
+                "", "/", "healthz", "v1/campaigns", "/healthz/", "/healthz/x", "/Healthz", "/health",
+                "/v1", "/v1/", "/v2/campaigns", "/V1/campaigns", "/v1/campaign", "/v1/Campaigns",
+                "/v1/campaigns/", "//v1/campaigns", "/v1//campaigns", "/v1/campaigns//issue",
+                "/v1/campaigns/c/", "/v1/campaigns/c//", "/v1/campaigns/c/issue/",
+                "/v1/campaigns/c/issue/x", "/v1/campaigns/c/Issue", "/v1/campaigns/c/foo",
+                "/v1/campaigns/c/users", "/v1/campaigns/c/users/", "/v1/campaigns/c/users/u/",
+                "/v1/campaigns/c/users/u/x", "/v1/campaigns/c/users/u/x/y",
+                "/v1/campaigns/c/users/u/x/y/z/w", "/v1/campaigns/../x", "/v1/campaigns/./issue/x",
+                "/a/b/c/d/e/f/g/h", "/v1/campaigns/c/users//u", "/%76%31/campaigns",
+        };
+
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+                NO("GET", paths[i]);
+                NO("POST", paths[i]);
+        }
+}
+
+static void test_route_bad_ids(void **state) {
+        char path[256], id[80];
+
+        BAD_ID("GET", "/v1/campaigns/..");
+        BAD_ID("GET", "/v1/campaigns/.");
+        BAD_ID("GET", "/v1/campaigns/%2e%2e");
+        BAD_ID("GET", "/v1/campaigns/%2E%2E");
+        BAD_ID("POST", "/v1/campaigns/%2e%2e/issue");
+        BAD_ID("POST", "/v1/campaigns/../issue");
+        BAD_ID("GET", "/v1/campaigns/spring%2D2026");     /* never percent-decoded */
+        BAD_ID("GET", "/v1/campaigns/a.b");
+        BAD_ID("GET", "/v1/campaigns/a:b");
+        BAD_ID("GET", "/v1/campaigns/a%2fb");
+        BAD_ID("GET", "/v1/campaigns/caf\xc3\xa9");
+        BAD_ID("GET", "/v1/campaigns/a b");
+        BAD_ID("GET", "/v1/campaigns/a?b");
+        BAD_ID("POST", "/v1/campaigns/a.b/issue");
+        BAD_ID("GET", "/v1/campaigns/a.b/users/u");
+        /* a bad user id */
+        BAD_ID("GET", "/v1/campaigns/c/users/a%20b");
+        BAD_ID("GET", "/v1/campaigns/c/users/..%2f");
+        BAD_ID("GET", "/v1/campaigns/c/users/caf\xc3\xa9");
+        BAD_ID("GET", "/v1/campaigns/c/users/u@x");
+        BAD_ID("GET", "/v1/campaigns/c/users/%75");
+        OK("GET", "/v1/campaigns/c/users/..", CPN_ROUTE_USER, "c", ".."); /* a valid user id */
+
+        /* lengths: 64 fits, 65 does not */
+        memset(id, 'x', sizeof(id));
+        id[64] = '\0';
+        snprintf(path, sizeof(path), "/v1/campaigns/%s/issue", id);
+        OK("POST", path, CPN_ROUTE_ISSUE, id, NULL);
+        snprintf(path, sizeof(path), "/v1/campaigns/c/users/%s", id);
+        OK("GET", path, CPN_ROUTE_USER, "c", id);
+        id[64] = 'x';
+        id[65] = '\0';
+        snprintf(path, sizeof(path), "/v1/campaigns/%s/issue", id);
+        BAD_ID("POST", path);
+        snprintf(path, sizeof(path), "/v1/campaigns/%s", id);
+        BAD_ID("GET", path);
+        snprintf(path, sizeof(path), "/v1/campaigns/c/users/%s", id);
+        BAD_ID("GET", path);
+        {
+                char big[4096];
+
+                memset(big, 'a', sizeof(big));
+                memcpy(big, "/v1/campaigns/", 14);
+                big[sizeof(big) - 1] = '\0';
+                BAD_ID("GET", big);
+        }
+}
+
+static void test_route_names(void **state) {
+        for (int r = 0; r < _CPN_ROUTE_N; r++) {
+                const char *name = cpn_route_name((enum cpn_route)r);
+
+                assert_non_null(name);
+                assert_true(name[0] != '\0');
+                for (int q = 0; q < r; q++)
+                        assert_string_not_equal(name, cpn_route_name((enum cpn_route)q));
+        }
+        assert_string_equal(cpn_route_name(CPN_ROUTE_ISSUE), "issue");
+        assert_string_equal(cpn_route_name(_CPN_ROUTE_N), "unknown");
+        assert_string_equal(cpn_route_name((enum cpn_route)-1), "unknown");
+}
+
+/* ---- the error table ---- */
+
+static void test_error_table_complete(void **state) {
+        for (int e = 0; e < _CPN_E_N; e++) {
+                const struct cpn_api_error_info *info = cpn_api_error_info((enum cpn_api_error)e);
+
+                assert_non_null(info);
+                if (info->status < 400 || info->status > 599)
+                        fail_msg("error %d: status %d", e, info->status);
+                assert_non_null(info->code);
+                assert_non_null(info->message);
+                assert_true(info->message[0] != '\0');
+                assert_true(info->code[0] != '\0');
+                for (const char *c = info->code; *c; c++)
+                        if (!((*c >= 'a' && *c <= 'z') || *c == '_'))
+                                fail_msg("error %d: code \"%s\"", e, info->code);
+                assert_true(info->retry_after >= 0);
+        }
+        /* out of range: internal */
+        assert_ptr_equal(cpn_api_error_info(_CPN_E_N), cpn_api_error_info(CPN_E_INTERNAL));
+        assert_ptr_equal(cpn_api_error_info((enum cpn_api_error)-1), cpn_api_error_info(CPN_E_INTERNAL));
+}
+
+static void assert_error(enum cpn_api_error e, int status, const char *code) {
+        const struct cpn_api_error_info *info = cpn_api_error_info(e);
+
+        if (info->status != status || strcmp(info->code, code) != 0)
+                fail_msg("error %d: %d %s, expected %d %s", e, info->status, info->code, status, code);
+}
+
+static void test_error_table_api_md(void **state) {
+        assert_error(CPN_E_ALREADY_ISSUED, 409, "already_issued");
+        assert_error(CPN_E_SOLD_OUT, 410, "sold_out");
+        assert_error(CPN_E_NOT_OPEN, 403, "not_open");
+        assert_error(CPN_E_CAMPAIGN_NOT_FOUND, 404, "campaign_not_found");
+        assert_error(CPN_E_INVALID_REQUEST, 400, "invalid_request");
+        assert_error(CPN_E_BODY_TOO_LARGE, 413, "body_too_large");
+        assert_error(CPN_E_UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type");
+        assert_error(CPN_E_UNAVAILABLE, 503, "unavailable");
+        assert_error(CPN_E_CAMPAIGN_EXISTS, 409, "campaign_exists");
+        assert_error(CPN_E_UNAUTHORIZED, 401, "unauthorized");
+        assert_error(CPN_E_NOT_FOUND, 404, "not_found");
+        assert_error(CPN_E_METHOD_NOT_ALLOWED, 405, "method_not_allowed");
+        assert_error(CPN_E_PAUSED, 503, "unavailable");
+        assert_error(CPN_E_ADMIN_DISABLED, 503, "unavailable");
+        assert_error(CPN_E_INTERNAL, 500, "internal");
+        /* "503 unavailable, with a Retry-After header" */
+        assert_true(cpn_api_error_info(CPN_E_UNAVAILABLE)->retry_after > 0);
+        assert_true(cpn_api_error_info(CPN_E_PAUSED)->retry_after > 0);
+        /* nothing but 503 asks to retry */
+        for (int e = 0; e < _CPN_E_N; e++) {
+                const struct cpn_api_error_info *info = cpn_api_error_info((enum cpn_api_error)e);
+
+                if (info->status != 503)
+                        assert_int_equal(info->retry_after, 0);
+        }
+}
+
+static void test_error_from_code(void **state) {
+        assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_DUPLICATE), CPN_E_ALREADY_ISSUED);
+        assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_SOLD_OUT), CPN_E_SOLD_OUT);
+        assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_NOT_OPEN), CPN_E_NOT_OPEN);
+        assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_PAUSED), CPN_E_PAUSED);
+        assert_int_equal(cpn_api_error_from_code(CPN_NOT_FOUND), CPN_E_CAMPAIGN_NOT_FOUND);
+        assert_int_equal(cpn_api_error_from_code(CPN_EXISTS), CPN_E_CAMPAIGN_EXISTS);
+        assert_int_equal(cpn_api_error_from_code(CPN_INVALID), CPN_E_INVALID_REQUEST);
+        assert_int_equal(cpn_api_error_from_code(-EIO), CPN_E_UNAVAILABLE);
+        assert_int_equal(cpn_api_error_from_code(-ETIMEDOUT), CPN_E_UNAVAILABLE);
+        assert_int_equal(cpn_api_error_from_code(-ECONNREFUSED), CPN_E_UNAVAILABLE);
+        assert_int_equal(cpn_api_error_from_code(-EPROTO), CPN_E_UNAVAILABLE);
+        assert_int_equal(cpn_api_error_from_code(-EBUSY), CPN_E_UNAVAILABLE);
+        assert_int_equal(cpn_api_error_from_code(-ENOMEM), CPN_E_INTERNAL);
+        assert_int_equal(cpn_api_error_from_code(-EINVAL), CPN_E_INTERNAL);
+        assert_int_equal(cpn_api_error_from_code(CPN_INVALID + 1), CPN_E_INTERNAL);
+        assert_int_equal(cpn_api_error_from_code(12345), CPN_E_INTERNAL);
+}
+
+/* Parses an error body; checks its exact shape and returns the message. */
+static char *parse_error_body(const char *body, const char *want_code) {
+        cJSON *j = cJSON_Parse(body), *error, *code, *message;
+        char *msg;
+
+        if (!j)
+                fail_msg("not JSON: %s", body);
+        assert_true(cJSON_IsObject(j));
+        assert_int_equal(cJSON_GetArraySize(j), 1);
+        error = cJSON_GetObjectItemCaseSensitive(j, "error");
+        assert_true(cJSON_IsObject(error));
+        assert_int_equal(cJSON_GetArraySize(error), 2);
+        code = cJSON_GetObjectItemCaseSensitive(error, "code");
+        message = cJSON_GetObjectItemCaseSensitive(error, "message");
+        assert_true(cJSON_IsString(code));
+        assert_true(cJSON_IsString(message));
+        assert_string_equal(code->valuestring, want_code);
+        msg = strdup(message->valuestring);
+        cJSON_Delete(j);
+        return msg;
+}
+
+static void test_error_body(void **state) {
+        char buf[4096], *msg;
+        int n;
+
+        for (int e = 0; e < _CPN_E_N; e++) {
+                const struct cpn_api_error_info *info = cpn_api_error_info((enum cpn_api_error)e);
+
+                n = cpn_api_error_body(buf, sizeof(buf), (enum cpn_api_error)e, NULL);
+                assert_int_equal(n, (int)strlen(buf));
+                msg = parse_error_body(buf, info->code);
+                assert_string_equal(msg, info->message);
+                free(msg);
+                /* an empty message means the default too */
+                cpn_api_error_body(buf, sizeof(buf), (enum cpn_api_error)e, "");
+                msg = parse_error_body(buf, info->code);
+                assert_string_equal(msg, info->message);
+                free(msg);
+        }
+        n = cpn_api_error_body(buf, sizeof(buf), CPN_E_SOLD_OUT, NULL);
+        assert_string_equal(buf, "{\"error\":{\"code\":\"sold_out\",\"message\":"
+                                 "\"all coupons of this campaign are gone\"}}");
+        assert_int_equal(n, (int)strlen(buf));
+}
+
+static void test_error_body_escapes(void **state) {
+        const char *m = "\"user_id\" must be \"a\\b\"\n\ttab \x01 </script> caf\xc3\xa9";
+        char buf[4096], *msg;
+
+        assert_true(cpn_api_error_body(buf, sizeof(buf), CPN_E_INVALID_REQUEST, m) > 0);
+        assert_non_null(strstr(buf, "\\\"user_id\\\""));
+        assert_null(strchr(buf, '\n'));
+        msg = parse_error_body(buf, "invalid_request");
+        assert_string_equal(msg, m);
+        free(msg);
+}
+
+static void test_error_body_long_message(void **state) {
+        char buf[8192], big[3000], *msg;
+
+        /* too long to quote: the default message, still valid JSON */
+        memset(big, '"', sizeof(big));
+        big[sizeof(big) - 1] = '\0';
+        assert_true(cpn_api_error_body(buf, sizeof(buf), CPN_E_INVALID_REQUEST, big) > 0);
+        msg = parse_error_body(buf, "invalid_request");
+        assert_string_equal(msg, cpn_api_error_info(CPN_E_INVALID_REQUEST)->message);
+        free(msg);
+}
+
+static void test_error_body_nobufs(void **state) {
+        char buf[512];
+        int n = cpn_api_error_body(buf, sizeof(buf), CPN_E_NOT_OPEN, "closed");
+
+        assert_true(n > 0);
+        assert_int_equal(cpn_api_error_body(buf, (size_t)n + 1, CPN_E_NOT_OPEN, "closed"), n);
+        assert_int_equal(cpn_api_error_body(buf, (size_t)n, CPN_E_NOT_OPEN, "closed"), -ENOBUFS);
+        assert_int_equal(cpn_api_error_body(buf, 10, CPN_E_NOT_OPEN, "closed"), -ENOBUFS);
+}
+
+/* ---- admin authorization ---- */
+
+static void test_admin_authorized(void **state) {
+        const char *token = "s3cret-token-0123456789";
+
+        assert_true(cpn_admin_authorized("Bearer s3cret-token-0123456789", token));
+        assert_true(cpn_admin_authorized("bearer s3cret-token-0123456789", token));
+        assert_true(cpn_admin_authorized("BEARER s3cret-token-0123456789", token));
+        assert_false(cpn_admin_authorized(NULL, token));
+        assert_false(cpn_admin_authorized("", token));
+        assert_false(cpn_admin_authorized("Bearer", token));
+        assert_false(cpn_admin_authorized("Bearer ", token));
+        assert_false(cpn_admin_authorized("Bearer wrong", token));
+        assert_false(cpn_admin_authorized("Bearer s3cret-token-0123456788", token)); /* last char */
+        assert_false(cpn_admin_authorized("Bearer t3cret-token-0123456789", token)); /* first char */
+        assert_false(cpn_admin_authorized("Bearer s3cret-token", token));            /* prefix */
+        assert_false(cpn_admin_authorized("Bearer s3cret-token-012345678", token));
+        assert_false(cpn_admin_authorized("Bearer s3cret-token-0123456789x", token)); /* extra */
+        assert_false(cpn_admin_authorized("Bearer s3cret-token-0123456789 ", token));
+        assert_false(cpn_admin_authorized("s3cret-token-0123456789", token));  /* no "Bearer " */
+        assert_false(cpn_admin_authorized("Bearers3cret-token-0123456789", token));
+        assert_false(cpn_admin_authorized("Bearer  s3cret-token-0123456789", token));
+        assert_false(cpn_admin_authorized("Basic s3cret-token-0123456789", token));
+        assert_false(cpn_admin_authorized("Token s3cret-token-0123456789", token));
+        assert_false(cpn_admin_authorized("Bearer S3CRET-TOKEN-0123456789", token));
+}
+
+/* ---- metrics ---- */
+
+static char *metrics_text(const struct cpn_metrics *m) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        assert_non_null(f);
+        cpn_metrics_write(m, f);
+        assert_int_equal(fclose(f), 0);
+        assert_non_null(text);
+        return text;
+}
+
+static void assert_line(const char *text, const char *line) {
+        const char *p = text;
+        size_t n = strlen(line);
+
+        while ((p = strstr(p, line))) {
+                if ((p == text || p[-1] == '\n') && p[n] == '\n')
+                        return;
+                p++;
+        }
+        fail_msg("line \"%s\" not in:\n%s", line, text);
+}
+
+static void assert_no_line_prefix(const char *text, const char *prefix) {
+        const char *p = text;
+
+        while ((p = strstr(p, prefix))) {
+                if (p == text || p[-1] == '\n')
+                        fail_msg("unexpected line starting \"%s\"", prefix);
+                p++;
+        }
+}
+
+static void test_metrics_counters(void **state) {
+        struct cpn_metrics *m = calloc(1, sizeof(*m));
+        char *text;
+
+        assert_non_null(m);
+        for (int i = 0; i < 3; i++)
+                cpn_metrics_request(m, CPN_ROUTE_ISSUE, 202, 100);
+        cpn_metrics_request(m, CPN_ROUTE_ISSUE, 409, 600);
+        cpn_metrics_request(m, CPN_ROUTE_ISSUE, 418, 3000000);
+        cpn_metrics_request(m, CPN_ROUTE_HEALTHZ, 200, 250);
+        cpn_metrics_request(m, CPN_ROUTE_UNKNOWN, 404, 10);
+        cpn_metrics_request(m, CPN_ROUTE_CAMPAIGNS, 201, 1000);
+        cpn_metrics_request(m, CPN_ROUTE_CAMPAIGNS, 0, 1000);
+        for (int i = 0; i < 3; i++)
+                cpn_metrics_outcome(m, CPN_OUTCOME_ISSUED);
+        cpn_metrics_outcome(m, CPN_OUTCOME_ALREADY_ISSUED);
+        cpn_metrics_outcome(m, CPN_OUTCOME_INVALID);
+        text = metrics_text(m);
+
+        assert_line(text, "# TYPE coupon_http_requests_total counter");
+        assert_line(text, "coupon_http_requests_total{route=\"issue\",status=\"202\"} 3");
+        assert_line(text, "coupon_http_requests_total{route=\"issue\",status=\"409\"} 1");
+        assert_line(text, "coupon_http_requests_total{route=\"issue\",status=\"other\"} 1");
+        assert_line(text, "coupon_http_requests_total{route=\"healthz\",status=\"200\"} 1");
+        assert_line(text, "coupon_http_requests_total{route=\"unknown\",status=\"404\"} 1");
+        assert_line(text, "coupon_http_requests_total{route=\"campaign_create\",status=\"201\"} 1");
+        assert_line(text, "coupon_http_requests_total{route=\"campaign_create\",status=\"other\"} 1");
+        assert_no_line_prefix(text, "coupon_http_requests_total{route=\"campaign_get\"");
+        assert_no_line_prefix(text, "coupon_http_requests_total{route=\"issue\",status=\"0\"");
+
+        assert_line(text, "# TYPE coupon_issue_outcomes_total counter");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"issued\"} 3");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"already_issued\"} 1");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"sold_out\"} 0");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"not_open\"} 0");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"campaign_not_found\"} 0");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"paused\"} 0");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"unavailable\"} 0");
+        assert_line(text, "coupon_issue_outcomes_total{outcome=\"invalid\"} 1");
+
+        assert_line(text, "coupon_issue_delivery_total{state=\"acked\"} 0");
+        assert_line(text, "coupon_issue_delivery_total{state=\"pending\"} 0");
+        assert_line(text, "coupon_issue_delivery_total{state=\"failed\"} 0");
+        free(text);
+        free(m);
+}
+
+static void test_metrics_histogram(void **state) {
+        static const char *const les[] = { "0.00025", "0.0005", "0.001", "0.002", "0.003", "0.005",
+                                           "0.01", "0.02", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+                                           "+Inf" };
+        /* cumulative counts for issue latencies 100, 100, 100, 250, 251, 600,
+         * 3000000 us */
+        static const unsigned long long want[] = { 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7 };
+        struct cpn_metrics *m = calloc(1, sizeof(*m));
+        char *text, line[256];
+
+        assert_non_null(m);
+        for (int i = 0; i < 3; i++)
+                cpn_metrics_request(m, CPN_ROUTE_ISSUE, 202, 100);
+        cpn_metrics_request(m, CPN_ROUTE_ISSUE, 202, 250);      /* on a bound: le is inclusive */
+        cpn_metrics_request(m, CPN_ROUTE_ISSUE, 202, 251);
+        cpn_metrics_request(m, CPN_ROUTE_ISSUE, 409, 600);
+        cpn_metrics_request(m, CPN_ROUTE_ISSUE, 418, 3000000);  /* past the last bound */
+        cpn_metrics_request(m, CPN_ROUTE_HEALTHZ, 200, 2500000);
+        text = metrics_text(m);
+
+        assert_line(text, "# TYPE coupon_http_request_duration_seconds histogram");
+        for (size_t b = 0; b < sizeof(les) / sizeof(les[0]); b++) {
+                snprintf(line, sizeof(line),
+                         "coupon_http_request_duration_seconds_bucket{route=\"issue\",le=\"%s\"} %llu",
+                         les[b], want[b]);
+                assert_line(text, line);
+        }
+        assert_line(text, "coupon_http_request_duration_seconds_count{route=\"issue\"} 7");
+        assert_line(text, "coupon_http_request_duration_seconds_sum{route=\"issue\"} 3.001401");
+        assert_line(text, "coupon_http_request_duration_seconds_bucket{route=\"healthz\",le=\"1\"} 0");
+        assert_line(text, "coupon_http_request_duration_seconds_bucket{route=\"healthz\",le=\"2.5\"} 1");
+        assert_line(text, "coupon_http_request_duration_seconds_bucket{route=\"healthz\",le=\"+Inf\"} 1");
+        assert_line(text, "coupon_http_request_duration_seconds_count{route=\"healthz\"} 1");
+        /* routes without requests have no series */
+        assert_no_line_prefix(text, "coupon_http_request_duration_seconds_bucket{route=\"readyz\"");
+        assert_no_line_prefix(text, "coupon_http_request_duration_seconds_count{route=\"readyz\"");
+        free(text);
+        free(m);
+}
+
+static bool starts_with(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Every bucket series, read back from the text: non-decreasing, ending in
+ * +Inf equal to _count. */
+static void test_metrics_cumulative(void **state) {
+        struct cpn_metrics *m = calloc(1, sizeof(*m));
+        char *text, *save = NULL;
+        unsigned long long prev = 0, inf = 0, count = 0;
+        int buckets = 0;
+        uint64_t us = 1;
+
+        assert_non_null(m);
+        for (int i = 0; i < 1000; i++) {
+                cpn_metrics_request(m, CPN_ROUTE_CAMPAIGN, 200, us);
+                us = (us * 7 + 13) % 4000000;
+        }
+        text = metrics_text(m);
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                unsigned long long v;
+                char *sp = strrchr(l, ' ');
+
+                if (starts_with(l, "coupon_http_request_duration_seconds_bucket{route=\"campaign_get\",")) {
+                        assert_non_null(sp);
+                        v = strtoull(sp + 1, NULL, 10);
+                        if (v < prev)
+                                fail_msg("bucket count decreases: %s after %llu", l, prev);
+                        prev = v;
+                        buckets++;
+                        if (strstr(l, "le=\"+Inf\""))
+                                inf = v;
+                } else if (starts_with(l, "coupon_http_request_duration_seconds_count{route=\"campaign_get\"} ")) {
+                        count = strtoull(sp + 1, NULL, 10);
+                }
+        }
+        assert_int_equal(buckets, CPN_LATENCY_BUCKETS + 1);
+        assert_int_equal(inf, 1000);
+        assert_int_equal(count, 1000);
+        free(text);
+        free(m);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_route_ops),
+                cmocka_unit_test(test_route_campaigns),
+                cmocka_unit_test(test_route_unknown),
+                cmocka_unit_test(test_route_bad_ids),
+                cmocka_unit_test(test_route_names),
+                cmocka_unit_test(test_error_table_complete),
+                cmocka_unit_test(test_error_table_api_md),
+                cmocka_unit_test(test_error_from_code),
+                cmocka_unit_test(test_error_body),
+                cmocka_unit_test(test_error_body_escapes),
+                cmocka_unit_test(test_error_body_long_message),
+                cmocka_unit_test(test_error_body_nobufs),
+                cmocka_unit_test(test_admin_authorized),
+                cmocka_unit_test(test_metrics_counters),
+                cmocka_unit_test(test_metrics_histogram),
+                cmocka_unit_test(test_metrics_cumulative),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
