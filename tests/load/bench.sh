@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Throughput of the issue endpoint next to its HTTP ceiling, in one run on
+# one machine (absolute numbers on a shared 2-core box are noise; the
+# ratio measured side by side is the result).
+#
+#   tests/load/bench.sh [--duration S] [--connections "64 256"]
+#
+# Starts its own Redis, MariaDB and dev broker in a temporary folder, a
+# coupon-api and the bare civetweb handler (same civetweb settings), and
+# runs wrk with a new user per request against each, then cpn-loadgen
+# (which times every request: p99.9, max, starved connections).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${COUPON_BUILD_DIR:-$root/build}
+duration=10
+conns="64 256"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) conns=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "bench: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+dir=$(mktemp -d /tmp/coupon-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$root/deploy/local-services.sh" stop --dir "$dir" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+"$root/deploy/local-services.sh" start --dir "$dir" --auto-ports --build-dir "$build" >/dev/null
+eval "$("$root/deploy/local-services.sh" env --dir "$dir")"
+"$build/src/couponctl" migrate >/dev/null
+"$build/src/couponctl" campaign create --id bench --name bench --total 100000000 >/dev/null
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api_port=$(port); bare_port=$(port)
+COUPON_HTTP_ADDR=127.0.0.1:$api_port COUPON_LOG_LEVEL=warn "$build/src/coupon-api" 2>"$dir/api.log" &
+pids+=($!)
+"$build/tests/load/cpn-bare-civetweb" "127.0.0.1:$bare_port" 1024 &
+pids+=($!)
+for p in $api_port $bare_port; do
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
+done
+
+rps() { awk '/^Requests\/sec/ {print $2}'; }
+lat() { awk -v q="$1" '$1 == q {print $2}'; }
+printf '%-34s %12s %10s %10s\n' "run ($duration s, wrk, new user each)" "req/s" "p50" "p99"
+for c in $conns; do
+  b=$(wrk -t2 -c"$c" -d"${duration}s" --latency -s "$root/tests/load/issue-unique.lua" \
+        "http://127.0.0.1:$bare_port" -- bench "b$c-" 2>&1)
+  a=$(wrk -t2 -c"$c" -d"${duration}s" --latency -s "$root/tests/load/issue-unique.lua" \
+        "http://127.0.0.1:$api_port" -- bench "a$c-" 2>&1)
+  br=$(echo "$b" | rps); ar=$(echo "$a" | rps)
+  printf '%-34s %12s %10s %10s\n' "bare civetweb, $c conns" "$br" "$(echo "$b" | lat 50%)" "$(echo "$b" | lat 99%)"
+  printf '%-34s %12s %10s %10s\n' "coupon-api issue, $c conns" "$ar" "$(echo "$a" | lat 50%)" "$(echo "$a" | lat 99%)"
+  printf '%-34s %12s\n' "  ratio api/bare" "$(python3 -c "print('%.2f' % ($ar / $br))")"
+  echo "$a" | grep -E 'Non-2xx|Socket errors' | sed 's/^/  api: /' || true
+done
+echo
+echo "cpn-loadgen (times every request), coupon-api, 256 conns, ${duration} s:"
+"$build/tests/support/cpn-loadgen" --addr "127.0.0.1:$api_port" --campaign bench --connections 256 \
+  --duration "$duration" --user-prefix l- | grep -E '^(rps|p50_ms|p99_ms|p999_ms|max_ms|status_|starved)'
+echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
+echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status)"
