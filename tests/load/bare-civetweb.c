@@ -13,17 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char body_text[] = "{\"result\":\"issued\",\"campaign_id\":\"c\",\"user_id\":\"u-1\",\"seq\":1}";
+static char answer[256];
+static int answer_len;
+
 static int handle(struct mg_connection *conn, void *ud) {
-        static const char answer[] =
-                "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 62\r\n"
-                "Cache-Control: no-store\r\n\r\n"
-                "{\"result\":\"issued\",\"campaign_id\":\"c\",\"user_id\":\"u-1\",\"seq\":1}";
         char body[4096];
 
         (void)ud;
         while (mg_read(conn, body, sizeof(body)) > 0)
                 ;
-        mg_write(conn, answer, sizeof(answer) - 1);
+        mg_write(conn, answer, (size_t)answer_len);
         return 202;
 }
 
@@ -54,6 +54,10 @@ int main(int argc, char **argv) {
         sigaddset(&sigs, SIGTERM);
         sigaddset(&sigs, SIGINT);
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        answer_len = snprintf(answer, sizeof(answer),
+                              "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                              "Cache-Control: no-store\r\n\r\n%s",
+                              sizeof(body_text) - 1, body_text);
         memset(&cb, 0, sizeof(cb));
         mg_init_library(0);
         ctx = mg_start(&cb, NULL, options);

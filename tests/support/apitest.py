@@ -24,6 +24,9 @@ def check(cond, msg):
         raise Failure(msg)
 
 
+_running = []  # every Api started, stopped by main() whatever happens
+
+
 class Api:
     """One coupon-api process. @extra_env overrides its environment."""
 
@@ -45,6 +48,7 @@ class Api:
 
     def start(self):
         self.proc = start_process([find_program("coupon-api")], self.env, self.log)
+        _running.append(self)
         wait_http(self.base + "/healthz", timeout=30, proc=self.proc)
         return self
 
@@ -140,7 +144,13 @@ def main(fn):
     try:
         with Services() as svc:
             migrate(svc)
-            fn(svc)
+            try:
+                fn(svc)
+            finally:
+                for api in _running:
+                    if api.proc is not None:
+                        import signal
+                        stop_process(api.proc, signal.SIGKILL)
     except Failure as e:
         print("FAIL %s: %s" % (name, e), flush=True)
         sys.exit(1)
