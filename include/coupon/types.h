@@ -51,6 +51,9 @@ struct cpn_issuance {
 bool cpn_campaign_id_valid(const char *s, size_t len);
 bool cpn_user_id_valid(const char *s, size_t len);
 
+/* The value of a hex digit, or -1. */
+int cpn_hex_value(char c);
+
 /* Parses an RFC 3339 date-time ("2026-11-21T10:00:00Z", optional fraction,
  * 'Z' or ±hh:mm offset) into unix milliseconds. Returns 0 or -EINVAL. */
 int cpn_time_parse(const char *s, int64_t *ms);

@@ -52,16 +52,6 @@ int cpn_utf8_check(const char *s, size_t n) {
         return 0;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* The raw scan. Sets *nonint when a number uses a fraction or exponent. */
 static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
         bool in_str = false;
@@ -89,7 +79,7 @@ static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
                                         if (i + 5 >= n)
                                                 return cpn_error_set(err, CPN_INVALID, "truncated \\u escape");
                                         for (int k = 2; k < 6; k++) {
-                                                int h = hexval(s[i + k]);
+                                                int h = cpn_hex_value(s[i + k]);
 
                                                 if (h < 0)
                                                         return cpn_error_set(err, CPN_INVALID,

@@ -21,6 +21,16 @@ static bool id_valid(const char *s, size_t len, const char *extra) {
         return true;
 }
 
+int cpn_hex_value(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 bool cpn_campaign_id_valid(const char *s, size_t len) {
         return id_valid(s, len, "_-");
 }

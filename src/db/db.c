@@ -29,16 +29,6 @@ struct cpn_db {
 
 /* ---- URL ---- */
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Copies @s[0..len) percent-decoded; refuses NUL and overflow. */
 static int pct_copy(char *dst, size_t n, const char *s, size_t len) {
         size_t o = 0;
@@ -51,8 +41,8 @@ static int pct_copy(char *dst, size_t n, const char *s, size_t len) {
 
                         if (i + 2 >= len)
                                 return -EINVAL;
-                        hi = hexval(s[i + 1]);
-                        lo = hexval(s[i + 2]);
+                        hi = cpn_hex_value(s[i + 1]);
+                        lo = cpn_hex_value(s[i + 2]);
                         if (hi < 0 || lo < 0)
                                 return -EINVAL;
                         c = hi * 16 + lo;
