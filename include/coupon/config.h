@@ -35,6 +35,13 @@ struct cpn_config {
         long relay_after_ms;
         long relay_interval_ms;
         long redis_timeout_ms;
+        long mysql_timeout_ms;
+        char *worker_group;         /* COUPON_WORKER_GROUP */
+        long worker_batch;
+        long worker_batch_wait_ms;
+        long retry_base_ms;
+        long retry_max_ms;
+        long retry_max_attempts;
 };
 
 /* Fills @cfg with defaults. Strings are heap copies owned by @cfg. Returns 0

@@ -53,3 +53,125 @@ int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *
 /* Sets *@found to whether coupons holds (campaign, user). */
 int cpn_db_coupon_exists(struct cpn_db *db, const char *campaign_id, const char *user_id,
                          bool *found, struct cpn_error *err);
+
+/* ---- the worker's side: batches of Kafka messages into coupons ---- */
+
+/* One message taken from the topic. @iss is NULL when it could not be
+ * decoded (@error says why; @campaign_id/@user_id hold what was readable,
+ * "" if nothing). Everything is borrowed for the duration of the call. */
+struct cpn_db_record {
+        const struct cpn_issuance *iss;
+        const char *error;
+        const char *campaign_id;
+        const char *user_id;
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        const void *key;
+        size_t key_len;
+        const void *payload;
+        size_t payload_len;
+};
+
+/* When a failed event is retried: base * 2^(attempts-1), at most max_ms,
+ * ±20 % jitter; after max_attempts failed attempts it is marked dead. */
+struct cpn_db_retry_policy {
+        long base_ms;
+        long max_ms;
+        long max_attempts;
+};
+
+struct cpn_db_persist_stats {
+        size_t inserted;   /* new rows in coupons */
+        size_t duplicates; /* already there: redelivered or produced twice */
+        size_t failed;     /* recorded in failed_events (poison, unknown campaign, over the cap, ...) */
+};
+
+/*
+ * Persists @n records in one transaction: new coupons rows (a row already
+ * there changes nothing), each campaign's persisted count raised by the
+ * conditional UPDATE that keeps it <= total, and one failed_events row per
+ * record that cannot be persisted (decode error, unknown campaign, over the
+ * cap, any non-transient SQL error of its own row). The campaigns' rows are
+ * locked first, in id order, so concurrent workers neither deadlock nor
+ * race on the cap. Returns 0 (committed; @st filled), -EIO (transient:
+ * server unreachable, connection lost, commit of unknown outcome, deadlock,
+ * lock wait timeout) or -EPROTO: in both cases the caller retries the same
+ * records later, which is safe because all of it is idempotent.
+ */
+int cpn_db_persist(struct cpn_db *db, const struct cpn_db_record *recs, size_t n,
+                   const struct cpn_db_retry_policy *pol, struct cpn_db_persist_stats *st,
+                   struct cpn_error *err);
+
+enum cpn_db_retry_which {
+        CPN_DB_RETRY_DUE, /* open rows whose next_retry_at has come (the worker's loop) */
+        CPN_DB_RETRY_ONE, /* the row @id, open or dead */
+        CPN_DB_RETRY_ALL, /* every open or dead row, due or not */
+};
+
+struct cpn_db_retry_stats {
+        size_t resolved;  /* now in coupons (or found there) */
+        size_t failed;    /* still failing, retried later */
+        size_t dead;      /* failed its last allowed attempt */
+        char last_error[256];
+};
+
+/* Retries up to @limit failed events in one transaction (rows locked with
+ * SKIP LOCKED: several workers share the work). Each is decoded and
+ * persisted like a batch record; then marked resolved, or its attempts,
+ * error and next_retry_at updated, or marked dead. Returns 0 or a negative
+ * errno (transient ones as cpn_db_persist). */
+int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64_t id, size_t limit,
+                        const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st,
+                        struct cpn_error *err);
+
+struct cpn_db_failed_row {
+        uint64_t id;
+        char topic[256];
+        int32_t partition;
+        int64_t offset;
+        char campaign_id[CPN_ID_MAX + 1];
+        char user_id[CPN_ID_MAX + 1];
+        char status[16];
+        unsigned attempts;
+        char next_retry_at[40]; /* RFC 3339 or "" */
+        char created_at[40];
+        char error[512];
+        char payload[512];      /* truncated to fit, NUL-terminated */
+};
+
+/* Calls @fn for failed events, newest first: @status "open", "dead",
+ * "resolved" or NULL (all), @campaign_id or NULL, at most @limit. A
+ * non-zero return of @fn stops the walk and is returned. */
+int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *campaign_id, size_t limit,
+                       int (*fn)(const struct cpn_db_failed_row *row, void *ud), void *ud,
+                       struct cpn_error *err);
+
+/* ---- reconcile / rebuild ---- */
+
+/* Calls @fn for each campaign id in MySQL, in id order. */
+int cpn_db_campaigns_each(struct cpn_db *db, int (*fn)(const char *id, void *ud), void *ud,
+                          struct cpn_error *err);
+
+struct cpn_db_campaign_counts {
+        int64_t total;
+        int64_t rows;        /* COUNT(*) of coupons */
+        int64_t persisted;   /* campaigns.persisted */
+        int64_t open_failed; /* open failed events of the campaign */
+};
+/* Returns 0 or CPN_NOT_FOUND. */
+int cpn_db_campaign_counts(struct cpn_db *db, const char *id, struct cpn_db_campaign_counts *out,
+                           struct cpn_error *err);
+
+/* Calls @fn for each user holding a coupons row of @id (@failed false), or
+ * each user of an open failed event of @id (@failed true; seq 0). */
+int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
+                               int (*fn)(const char *user_id, int64_t seq, void *ud), void *ud,
+                               struct cpn_error *err);
+
+/* Sets campaigns.persisted to the number of coupons rows when they differ
+ * (rows deleted by hand, ...), under the campaign's row lock. *@before and
+ * *@after say what it was and is. Returns 0, CPN_NOT_FOUND, or CPN_INVALID
+ * when the rows exceed total (nothing changed: a person must look). */
+int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *before,
+                                  int64_t *after, struct cpn_error *err);

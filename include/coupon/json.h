@@ -25,6 +25,15 @@ int cpn_json_parse_issue(const char *body, size_t n, char *user_id, struct cpn_e
 int cpn_json_parse_campaign(const char *body, size_t n, int64_t now_ms,
                             struct cpn_campaign *out, struct cpn_error *err);
 
+/* Decodes a Kafka message value of API.md,
+ * {"campaign_id","user_id","seq","issued_at"}: ids by their grammar, seq an
+ * integer in 0..CPN_TOTAL_MAX, issued_at RFC 3339; other members are
+ * ignored (a newer producer may add some), duplicates refused. Returns 0
+ * with @out filled, or CPN_INVALID with the reason in @err and whatever ids
+ * were valid left in @out (for the failed_events row). */
+int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
+                            struct cpn_error *err);
+
 /* Writes a JSON string literal (quotes included) of @s into @buf, escaping
  * as RFC 8259 requires. Returns the length or -ENOBUFS. */
 int cpn_json_quote(char *buf, size_t n, const char *s);

@@ -93,3 +93,38 @@ int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const ch
 int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms,
                            struct cpn_issuance *out, size_t max, size_t *n,
                            struct cpn_error *err);
+
+/* ---- operator calls (couponctl reconcile / rebuild) ----
+ * @part names a key of the campaign, "coupon:{<id>}:<part>": "users", or a
+ * scratch set of couponctl ("rc:mysql", ...), which expires after an hour. */
+
+/* *@n = SCARD of the part. */
+int cpn_store_scard(struct cpn_redis *r, const char *campaign_id, const char *part, int64_t *n,
+                    struct cpn_error *err);
+/* Deletes a scratch key. */
+int cpn_store_scratch_reset(struct cpn_redis *r, const char *campaign_id, const char *part,
+                            struct cpn_error *err);
+/* SADDs @users (validated ids) to a scratch set, 512 per command. */
+int cpn_store_scratch_add(struct cpn_redis *r, const char *campaign_id, const char *part,
+                          const char *const *users, size_t n, struct cpn_error *err);
+/* Adds the user of every outbox entry to the set @part; *@entries = how
+ * many entries the outbox has. */
+int cpn_store_outbox_users_into(struct cpn_redis *r, const char *campaign_id, const char *part,
+                                int64_t *entries, struct cpn_error *err);
+/* Calls @fn for each member of @a not in @b (SDIFF). */
+int cpn_store_diff_each(struct cpn_redis *r, const char *campaign_id, const char *a, const char *b,
+                        int (*fn)(const char *user_id, void *ud), void *ud, struct cpn_error *err);
+/* Raises count to SCARD(users) when below it (never lowers). */
+int cpn_store_count_raise(struct cpn_redis *r, const char *campaign_id, int64_t *before, int64_t *after,
+                          struct cpn_error *err);
+/* Pauses or resumes issuing (issue answers CPN_ISSUE_PAUSED meanwhile);
+ * writes the meta hash again from @c if it is missing (*@restored). */
+int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, bool pause, bool *restored,
+                             struct cpn_error *err);
+/* Atomically: users := staged set + outbox users, count := its size,
+ * resumed. @out: count before, count after, users before, users after. */
+int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, const char *staged,
+                               int64_t out[4], struct cpn_error *err);
+/* Appends @iss to its campaign's outbox (fills outbox_id): the relay
+ * delivers it if nobody else does. */
+int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct cpn_error *err);

@@ -72,6 +72,21 @@ static const struct entry table[] = {
           600000, CPN_CFG_API, "how often the outbox relay looks" },
         { "COUPON_REDIS_TIMEOUT_MS", "redis-timeout-ms", T_LONG, S(redis_timeout_ms), "2000", 10,
           60000, ALL, "connect and reply timeout of Redis calls" },
+        { "COUPON_MYSQL_TIMEOUT_MS", "mysql-timeout-ms", T_LONG, S(mysql_timeout_ms), "5000", 100,
+          60000, CPN_CFG_WORKER | CPN_CFG_CTL, "connect timeout of MySQL (reads and writes get 5x, at least 30 s)" },
+        { "COUPON_WORKER_GROUP", "worker-group", T_STR, S(worker_group), "coupon-worker", 0, 0,
+          CPN_CFG_WORKER | CPN_CFG_CTL, "Kafka consumer group of coupon-worker" },
+        { "COUPON_WORKER_BATCH", "worker-batch", T_LONG, S(worker_batch), "1000", 1, 20000,
+          CPN_CFG_WORKER, "most messages written to MySQL in one transaction" },
+        { "COUPON_WORKER_BATCH_WAIT_MS", "worker-batch-wait-ms", T_LONG, S(worker_batch_wait_ms), "20", 0,
+          10000, CPN_CFG_WORKER, "after a batch's first message, how long to wait for more" },
+        { "COUPON_RETRY_BASE_MS", "retry-base-ms", T_LONG, S(retry_base_ms), "1000", 10, 3600000,
+          CPN_CFG_WORKER | CPN_CFG_CTL,
+          "first retry of a failed event / a failed batch after this; doubles each time" },
+        { "COUPON_RETRY_MAX_MS", "retry-max-ms", T_LONG, S(retry_max_ms), "300000", 10, 86400000,
+          CPN_CFG_WORKER | CPN_CFG_CTL, "longest wait between two retries" },
+        { "COUPON_RETRY_MAX_ATTEMPTS", "retry-max-attempts", T_LONG, S(retry_max_attempts), "10", 1,
+          1000, CPN_CFG_WORKER | CPN_CFG_CTL, "a failed event is marked dead after this many attempts" },
 };
 
 #define N_ENTRIES (sizeof(table) / sizeof(table[0]))
@@ -221,6 +236,11 @@ int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_err
         if ((mask & CPN_CFG_API) && cfg->admin_token && strlen(cfg->admin_token) < 16)
                 return cpn_error_set(err, CPN_INVALID,
                                      "COUPON_ADMIN_TOKEN: use at least 16 characters");
+        if ((mask & CPN_CFG_WORKER) && cfg->retry_max_ms < cfg->retry_base_ms)
+                return cpn_error_set(err, CPN_INVALID, "COUPON_RETRY_MAX_MS (%ld) is below COUPON_RETRY_BASE_MS (%ld)",
+                                     cfg->retry_max_ms, cfg->retry_base_ms);
+        if ((mask & (CPN_CFG_WORKER | CPN_CFG_CTL)) && !*cfg->worker_group)
+                return cpn_error_set(err, CPN_INVALID, "COUPON_WORKER_GROUP must not be empty");
         if (!*cfg->kafka_topic)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_TOPIC must not be empty");
         return 0;

@@ -116,7 +116,8 @@ static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
         return 0;
 }
 
-/* Parses the object and refuses duplicate or unknown members. */
+/* Parses the object and refuses duplicate members, and unknown ones unless
+ * @allowed is NULL. */
 static int parse_object(const char *body, size_t n, const char *const *allowed, cJSON **ret,
                         bool *nonint, struct cpn_error *err) {
         const char *end = NULL;
@@ -145,9 +146,9 @@ static int parse_object(const char *body, size_t n, const char *const *allowed, 
                 return cpn_error_set(err, CPN_INVALID, "expected a JSON object");
         }
         for (it = root->child; it; it = it->next) {
-                bool known = false;
+                bool known = allowed == NULL;
 
-                for (const char *const *a = allowed; *a; a++)
+                for (const char *const *a = allowed; a && *a; a++)
                         if (strcmp(*a, it->string) == 0)
                                 known = true;
                 if (!known) {
@@ -338,3 +339,43 @@ int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, 
         return r;
 }
 
+
+int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
+                            struct cpn_error *err) {
+        cJSON *root, *c, *u, *q, *t;
+        bool nonint;
+        int r;
+
+        memset(out, 0, sizeof(*out));
+        /* Unknown members are tolerated: a newer coupon-api may add some. */
+        r = parse_object(buf, n, NULL, &root, &nonint, err);
+        if (r)
+                return r;
+        c = cJSON_GetObjectItemCaseSensitive(root, "campaign_id");
+        u = cJSON_GetObjectItemCaseSensitive(root, "user_id");
+        q = cJSON_GetObjectItemCaseSensitive(root, "seq");
+        t = cJSON_GetObjectItemCaseSensitive(root, "issued_at");
+        if (!cJSON_IsString(c) || !cpn_campaign_id_valid(c->valuestring, strlen(c->valuestring)))
+                r = cpn_error_set(err, CPN_INVALID, "\"campaign_id\" missing or not [A-Za-z0-9_-]{1,64}");
+        else if (!cJSON_IsString(u) || !cpn_user_id_valid(u->valuestring, strlen(u->valuestring)))
+                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" missing or not [A-Za-z0-9_.:-]{1,64}");
+        else if (!cJSON_IsNumber(q) || q->valuedouble < 0 || q->valuedouble > (double)CPN_TOTAL_MAX ||
+                 q->valuedouble != (double)(int64_t)q->valuedouble)
+                r = cpn_error_set(err, CPN_INVALID, "\"seq\" missing or not an integer in 0..%lld",
+                                  (long long)CPN_TOTAL_MAX);
+        else if (!cJSON_IsString(t) || cpn_time_parse(t->valuestring, &out->issued_at_ms) < 0)
+                r = cpn_error_set(err, CPN_INVALID, "\"issued_at\" missing or not an RFC 3339 time");
+        if (r == 0) {
+                memcpy(out->campaign_id, c->valuestring, strlen(c->valuestring) + 1);
+                memcpy(out->user_id, u->valuestring, strlen(u->valuestring) + 1);
+                out->seq = (int64_t)q->valuedouble;
+        } else {
+                /* Keep what identifies the message for failed_events. */
+                if (cJSON_IsString(c) && cpn_campaign_id_valid(c->valuestring, strlen(c->valuestring)))
+                        memcpy(out->campaign_id, c->valuestring, strlen(c->valuestring) + 1);
+                if (cJSON_IsString(u) && cpn_user_id_valid(u->valuestring, strlen(u->valuestring)))
+                        memcpy(out->user_id, u->valuestring, strlen(u->valuestring) + 1);
+        }
+        cJSON_Delete(root);
+        return r;
+}

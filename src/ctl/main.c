@@ -13,6 +13,7 @@
 #include "coupon/config.h"
 #include "coupon/json.h"
 #include "coupon/log.h"
+#include "coupon/ops.h"
 #include "coupon/service.h"
 
 static void usage(FILE *f) {
@@ -28,13 +29,30 @@ static void usage(FILE *f) {
                 "                                RFC 3339 (2026-11-21T10:00:00Z); starts now and\n"
                 "                                never ends by default\n"
                 "  campaign show ID              print the campaign as GET /v1/campaigns/ID does\n"
+                "  failed list [--status open|dead|resolved] [--campaign ID] [--limit N]\n"
+                "                                failed events, newest first (default: open, 100)\n"
+                "  failed retry ID|--all         retry one failed event (open or dead), or all of\n"
+                "                                them, now; prints what was resolved\n"
+                "  reconcile [CAMPAIGN] [--dry-run] [--grace SECONDS]\n"
+                "                                compare Redis (count, user set, outbox) with MySQL\n"
+                "                                (rows, persisted, open failed events) per campaign;\n"
+                "                                repair what is safe: re-publish users that stay\n"
+                "                                missing downstream for --grace (default 10) seconds,\n"
+                "                                correct persisted, raise a count below the set's size\n"
+                "  rebuild CAMPAIGN [--wait SECONDS] [--force]\n"
+                "                                after Redis lost data: pause the campaign, wait for\n"
+                "                                the workers' Kafka lag to reach 0 (default 60 s),\n"
+                "                                restore count and user set from MySQL, resume\n"
+                "  lag                           the worker group's Kafka lag (messages not yet\n"
+                "                                persisted)\n"
                 "\n"
                 "  -h, --help       show this help and exit\n"
                 "  -V, --version    show the version and exit\n"
                 "\n");
         cpn_config_usage(f, CPN_CFG_CTL);
         fprintf(f, "\nExit status: 0 on success, 1 on failure, 2 on bad usage; campaign create\n"
-                   "exits 3 when a different campaign with that id exists.\n");
+                   "exits 3 when a different campaign with that id exists; reconcile exits 4\n"
+                   "when differences remain that it did not repair.\n");
 }
 
 static int fail(const char *what, const struct cpn_error *err) {
@@ -141,6 +159,129 @@ static int cmd_campaign_create(struct cpn_session *s, int argc, char **argv) {
         return cmd_campaign_show(s, c.id);
 }
 
+static int parse_count(const char *s, long max, long *out) {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || *end || end == s || v < 0 || v > max)
+                return -EINVAL;
+        *out = v;
+        return 0;
+}
+
+/* failed / reconcile / rebuild / lag: exit status as usage() says. */
+static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "status", required_argument, NULL, 's' }, { "campaign", required_argument, NULL, 'c' },
+                { "limit", required_argument, NULL, 'l' },  { "all", no_argument, NULL, 'a' },
+                { "dry-run", no_argument, NULL, 'd' },      { "grace", required_argument, NULL, 'g' },
+                { "wait", required_argument, NULL, 'w' },   { "force", no_argument, NULL, 'f' },
+                { NULL, 0, NULL, 0 },
+        };
+        struct cpn_error err = { { 0 } };
+        struct cpn_ops ops = { .cfg = svc->cfg, .redis_url = &svc->redis_url, .out = stdout };
+        const char *status = "open", *campaign = NULL, *cmd = argv[0];
+        long limit = 100, grace = 10, wait = 60;
+        bool all = false, dry = false, force = false;
+        int ch, r, nargs;
+        char **args;
+
+        optind = 1;
+        while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (ch) {
+                case 's': status = strcmp(optarg, "all") ? optarg : NULL; break;
+                case 'c': campaign = optarg; break;
+                case 'a': all = true; break;
+                case 'd': dry = true; break;
+                case 'f': force = true; break;
+                case 'l':
+                        if (parse_count(optarg, 1000000, &limit)) {
+                                fprintf(stderr, "couponctl: --limit must be 0..1000000\n");
+                                return 2;
+                        }
+                        break;
+                case 'g':
+                        if (parse_count(optarg, 3600, &grace)) {
+                                fprintf(stderr, "couponctl: --grace must be 0..3600 seconds\n");
+                                return 2;
+                        }
+                        break;
+                case 'w':
+                        if (parse_count(optarg, 86400, &wait)) {
+                                fprintf(stderr, "couponctl: --wait must be 0..86400 seconds\n");
+                                return 2;
+                        }
+                        break;
+                default:
+                        return 2;
+                }
+        }
+        args = argv + optind;
+        nargs = argc - optind;
+        if (campaign && !cpn_campaign_id_valid(campaign, strlen(campaign))) {
+                fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
+                return 2;
+        }
+        if (cpn_redis_new(&ops.redis, &svc->redis_url, svc->cfg->redis_timeout_ms) < 0 ||
+            cpn_db_new(&ops.db, &svc->db_url, svc->cfg->mysql_timeout_ms) < 0) {
+                cpn_redis_free(ops.redis);
+                return fail(cmd, &(struct cpn_error){ "out of memory" });
+        }
+        r = 2;
+        if (!strcmp(cmd, "failed") && nargs == 1 && !strcmp(args[0], "list")) {
+                r = cpn_ops_failed_list(&ops, status, campaign, (size_t)limit, &err);
+        } else if (!strcmp(cmd, "failed") && nargs >= 1 && !strcmp(args[0], "retry") &&
+                   ((nargs == 1 && all) || (nargs == 2 && !all))) {
+                unsigned long long id = 0;
+
+                if (!all) {
+                        char *end;
+
+                        errno = 0;
+                        id = strtoull(args[1], &end, 10);
+                        if (errno || *end || id == 0) {
+                                fprintf(stderr, "couponctl: failed retry: ID must be a positive integer\n");
+                                goto usage;
+                        }
+                }
+                r = cpn_ops_failed_retry(&ops, id, &err);
+        } else if (!strcmp(cmd, "reconcile") && nargs <= 1) {
+                if (nargs == 1 && !cpn_campaign_id_valid(args[0], strlen(args[0]))) {
+                        fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
+                        goto usage;
+                }
+                r = cpn_ops_reconcile(&ops, nargs ? args[0] : NULL, grace, dry, &err);
+                if (r == CPN_EXISTS) {
+                        r = 4;
+                        goto done;
+                }
+        } else if (!strcmp(cmd, "rebuild") && nargs == 1) {
+                if (!cpn_campaign_id_valid(args[0], strlen(args[0]))) {
+                        fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
+                        goto usage;
+                }
+                r = cpn_ops_rebuild(&ops, args[0], wait, force, &err);
+                if (r == CPN_NOT_FOUND)
+                        cpn_error_set(&err, r, "no campaign %s in MySQL", args[0]);
+        } else if (!strcmp(cmd, "lag") && nargs == 0) {
+                r = cpn_ops_lag(&ops, &err);
+        } else {
+                fprintf(stderr, "couponctl: bad usage of '%s' (see --help)\n", cmd);
+                goto usage;
+        }
+        r = r ? fail(cmd, &err) : 0;
+        goto done;
+usage:
+        r = 2;
+done:
+        cpn_ops_clear(&ops);
+        cpn_redis_free(ops.redis);
+        cpn_db_free(ops.db);
+        return r;
+}
+
 int main(int argc, char **argv) {
         struct cpn_config cfg;
         struct cpn_service svc = { 0 };
@@ -193,6 +334,9 @@ int main(int argc, char **argv) {
                 r = cmd_campaign_create(s, argc - 1, argv + 1);
         } else if (!strcmp(argv[0], "campaign") && argc == 3 && !strcmp(argv[1], "show")) {
                 r = cmd_campaign_show(s, argv[2]);
+        } else if (!strcmp(argv[0], "failed") || !strcmp(argv[0], "reconcile") || !strcmp(argv[0], "rebuild") ||
+                   !strcmp(argv[0], "lag")) {
+                r = cmd_ops(&svc, argc, argv);
         } else {
                 fprintf(stderr, "couponctl: unknown command '%s' (see --help)\n", argv[0]);
                 r = 2;

@@ -15,17 +15,13 @@
 #include "coupon/db.h"
 #include "coupon/log.h"
 
+#include "db-internal.h"
+
 struct cpn_embedded {
         const char *name;
         const char *text;
 };
 extern const struct cpn_embedded cpn_sql_files[];
-
-struct cpn_db {
-        struct cpn_db_url url;
-        long timeout_ms;
-        MYSQL *m; /* NULL: not connected (or dropped after a connection error) */
-};
 
 /* ---- URL ---- */
 
@@ -116,7 +112,13 @@ int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long timeout_m
         return 0;
 }
 
-static void drop(struct cpn_db *db) {
+void cpn_db_drop(struct cpn_db *db) {
+        /* Statements first: they belong to the connection. */
+        for (size_t i = 0; i < CPN_DB_STMT_N; i++)
+                if (db->stmt[i]) {
+                        mysql_stmt_close(db->stmt[i]);
+                        db->stmt[i] = NULL;
+                }
         if (db->m) {
                 mysql_close(db->m);
                 db->m = NULL;
@@ -125,30 +127,39 @@ static void drop(struct cpn_db *db) {
 
 struct cpn_db *cpn_db_free(struct cpn_db *db) {
         if (db) {
-                drop(db);
+                cpn_db_drop(db);
+                free(db->scratch);
                 free(db);
         }
         return NULL;
 }
 
-static bool is_connection_error(unsigned e) {
+bool cpn_db_is_connection_error(unsigned e) {
         return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST || e == CR_CONN_HOST_ERROR ||
                e == CR_CONNECTION_ERROR || e == CR_UNKNOWN_HOST || e == ER_SERVER_SHUTDOWN ||
                e == CR_SERVER_LOST_EXTENDED || e == ER_CON_COUNT_ERROR;
 }
 
-/* Translates the last error of @db->m: connection errors drop it (-EIO). */
-static int fail(struct cpn_db *db, struct cpn_error *err, const char *what) {
+bool cpn_db_is_transient(unsigned e) {
+        return cpn_db_is_connection_error(e) || e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT ||
+               e == ER_OPTION_PREVENTS_STATEMENT /* read-only during a failover */ ||
+               e == ER_QUERY_INTERRUPTED || e == 1927 /* ER_CONNECTION_KILLED */ ||
+               e == ER_CANT_LOCK || e == ER_OUT_OF_RESOURCES;
+}
+
+int cpn_db_fail(struct cpn_db *db, struct cpn_error *err, const char *what) {
         unsigned e = mysql_errno(db->m);
-        int r = is_connection_error(e) ? -EIO : -EPROTO;
+        int r = cpn_db_is_connection_error(e) ? -EIO : -EPROTO;
+
+        db->last_errno = e;
 
         cpn_error_set(err, r, "mysql %s: %s (%u)", what, mysql_error(db->m), e);
         if (r == -EIO)
-                drop(db);
+                cpn_db_drop(db);
         return r;
 }
 
-static int ensure(struct cpn_db *db, struct cpn_error *err) {
+int cpn_db_ensure(struct cpn_db *db, struct cpn_error *err) {
         unsigned tmo = (unsigned)((db->timeout_ms + 999) / 1000);
         unsigned rw = tmo * 5 < 30 ? 30 : tmo * 5;
         my_bool off = 0;
@@ -167,66 +178,66 @@ static int ensure(struct cpn_db *db, struct cpn_error *err) {
         if (!mysql_real_connect(db->m, db->url.unix_path[0] ? NULL : db->url.host, db->url.user,
                                 db->url.password, db->url.database, (unsigned)db->url.port,
                                 db->url.unix_path[0] ? db->url.unix_path : NULL,
-                                CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS)) {
+                                CLIENT_MULTI_STATEMENTS)) {
                 cpn_error_set(err, -EIO, "mysql %s:%d: %s", db->url.host, db->url.port, mysql_error(db->m));
-                drop(db);
+                cpn_db_drop(db);
                 return -EIO;
         }
         return 0;
 }
 
 /* Runs @sql (multi-statement allowed), discarding any results. */
-static int exec(struct cpn_db *db, const char *sql, struct cpn_error *err) {
-        int r = ensure(db, err), st;
+int cpn_db_exec(struct cpn_db *db, const char *sql, struct cpn_error *err) {
+        int r = cpn_db_ensure(db, err), st;
 
         if (r)
                 return r;
         if (mysql_query(db->m, sql))
-                return fail(db, err, "query");
+                return cpn_db_fail(db, err, "query");
         do {
                 MYSQL_RES *res = mysql_store_result(db->m);
 
                 if (res)
                         mysql_free_result(res);
                 else if (mysql_field_count(db->m) != 0)
-                        return fail(db, err, "result");
+                        return cpn_db_fail(db, err, "result");
                 st = mysql_next_result(db->m);
                 if (st > 0)
-                        return fail(db, err, "statement");
+                        return cpn_db_fail(db, err, "statement");
         } while (st == 0);
         return 0;
 }
 
 /* Runs a query whose result is at most one row; *row_out is NULL if none.
  * The caller frees *res_out. */
-static int query_row(struct cpn_db *db, const char *sql, MYSQL_RES **res_out, MYSQL_ROW *row_out,
+int cpn_db_query_row(struct cpn_db *db, const char *sql, MYSQL_RES **res_out, MYSQL_ROW *row_out,
                      struct cpn_error *err) {
-        int r = ensure(db, err);
+        int r = cpn_db_ensure(db, err);
 
         if (r)
                 return r;
         if (mysql_query(db->m, sql))
-                return fail(db, err, "query");
+                return cpn_db_fail(db, err, "query");
         *res_out = mysql_store_result(db->m);
         if (!*res_out)
-                return fail(db, err, "result");
+                return cpn_db_fail(db, err, "result");
         *row_out = mysql_fetch_row(*res_out);
         return 0;
 }
 
 int cpn_db_ping(struct cpn_db *db, struct cpn_error *err) {
-        int r = ensure(db, err);
+        int r = cpn_db_ensure(db, err);
 
         if (r)
                 return r;
         if (mysql_ping(db->m))
-                return fail(db, err, "ping");
+                return cpn_db_fail(db, err, "ping");
         return 0;
 }
 
 /* ---- time conversion ---- */
 
-static void fmt_dt(int64_t ms, char *buf, size_t n) {
+void cpn_db_fmt_dt(int64_t ms, char *buf, size_t n) {
         char iso[40];
 
         cpn_time_format(ms, iso, sizeof(iso));
@@ -236,7 +247,7 @@ static void fmt_dt(int64_t ms, char *buf, size_t n) {
         snprintf(buf, n, "%s", iso);
 }
 
-static int parse_dt(const char *s, int64_t *ms) {
+int cpn_db_parse_dt(const char *s, int64_t *ms) {
         char iso[48];
 
         if (!s || strlen(s) < 19 || strlen(s) > 30)
@@ -254,14 +265,14 @@ int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err) {
         char sql[512];
         int r;
 
-        r = query_row(db, "SELECT GET_LOCK('coupon_migrate', 30)", &res, &row, err);
+        r = cpn_db_query_row(db, "SELECT GET_LOCK('coupon_migrate', 30)", &res, &row, err);
         if (r)
                 return r;
         r = row && row[0] && strcmp(row[0], "1") == 0 ? 0 : -EBUSY;
         mysql_free_result(res);
         if (r)
                 return cpn_error_set(err, r, "mysql: another migrate holds the lock");
-        r = exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        r = cpn_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(128) NOT NULL,"
                      " applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))"
                      " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", err);
@@ -270,21 +281,21 @@ int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err) {
                 bool applied;
 
                 snprintf(sql, sizeof(sql), "SELECT 1 FROM schema_migrations WHERE version = %u", version);
-                r = query_row(db, sql, &res, &row, err);
+                r = cpn_db_query_row(db, sql, &res, &row, err);
                 if (r)
                         break;
                 applied = row != NULL;
                 mysql_free_result(res);
                 if (applied)
                         continue;
-                r = exec(db, f->text, err);
+                r = cpn_db_exec(db, f->text, err);
                 if (r) {
                         cpn_error_prefix(err, r, "migration %s", f->name);
                         break;
                 }
                 snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations (version, name) VALUES (%u, '%s')",
                          version, f->name);
-                r = exec(db, sql, err);
+                r = cpn_db_exec(db, sql, err);
                 if (r == 0 && out)
                         fprintf(out, "applied %s\n", f->name);
         }
@@ -307,7 +318,7 @@ int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *
                 return cpn_error_set(err, -EINVAL, "bad campaign id");
         snprintf(sql, sizeof(sql),
                  "SELECT id, name, total, starts_at, ends_at, persisted FROM campaigns WHERE id = '%s'", id);
-        r = query_row(db, sql, &res, &row, err);
+        r = cpn_db_query_row(db, sql, &res, &row, err);
         if (r)
                 return r;
         if (!row) {
@@ -318,9 +329,9 @@ int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *
         snprintf(out->id, sizeof(out->id), "%s", row[0]);
         snprintf(out->name, sizeof(out->name), "%s", row[1] ? row[1] : "");
         out->total = strtoll(row[2], NULL, 10);
-        if (parse_dt(row[3], &out->starts_at_ms) < 0)
+        if (cpn_db_parse_dt(row[3], &out->starts_at_ms) < 0)
                 out->starts_at_ms = 0;
-        if (!row[4] || parse_dt(row[4], &out->ends_at_ms) < 0)
+        if (!row[4] || cpn_db_parse_dt(row[4], &out->ends_at_ms) < 0)
                 out->ends_at_ms = CPN_TIME_NEVER;
         if (persisted)
                 *persisted = strtoll(row[5], NULL, 10);
@@ -343,13 +354,13 @@ int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, stru
         MYSQL_BIND b[5];
         MYSQL_STMT *st;
         struct cpn_campaign cur;
-        int r = ensure(db, err);
+        int r = cpn_db_ensure(db, err);
 
         if (r)
                 return r;
-        fmt_dt(c->starts_at_ms, starts, sizeof(starts));
+        cpn_db_fmt_dt(c->starts_at_ms, starts, sizeof(starts));
         if (!ends_null)
-                fmt_dt(c->ends_at_ms, ends, sizeof(ends));
+                cpn_db_fmt_dt(c->ends_at_ms, ends, sizeof(ends));
         else
                 ends[0] = '\0';
         memset(b, 0, sizeof(b));
@@ -365,15 +376,15 @@ int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, stru
                              .is_null = &ends_null };
         st = mysql_stmt_init(db->m);
         if (!st)
-                return fail(db, err, "stmt_init");
+                return cpn_db_fail(db, err, "stmt_init");
         if (mysql_stmt_prepare(st, sql, sizeof(sql) - 1) || mysql_stmt_bind_param(st, b) ||
             mysql_stmt_execute(st)) {
                 unsigned e = mysql_stmt_errno(st);
 
                 cpn_error_set(err, -EPROTO, "mysql insert campaign: %s (%u)", mysql_stmt_error(st), e);
                 mysql_stmt_close(st);
-                if (is_connection_error(e)) {
-                        drop(db);
+                if (cpn_db_is_connection_error(e)) {
+                        cpn_db_drop(db);
                         return -EIO;
                 }
                 if (e != ER_DUP_ENTRY)
@@ -400,7 +411,7 @@ int cpn_db_coupon_exists(struct cpn_db *db, const char *campaign_id, const char 
                 return cpn_error_set(err, -EINVAL, "bad id");
         snprintf(sql, sizeof(sql), "SELECT 1 FROM coupons WHERE campaign_id = '%s' AND user_id = '%s'",
                  campaign_id, user_id);
-        r = query_row(db, sql, &res, &row, err);
+        r = cpn_db_query_row(db, sql, &res, &row, err);
         if (r)
                 return r;
         *found = row != NULL;

@@ -19,9 +19,11 @@ struct cpn_embedded {
 };
 extern const struct cpn_embedded cpn_lua_files[];
 
-enum script_id { S_ISSUE, S_CREATE, S_GET, _S_N };
-static const char *const script_names[_S_N] = { "issue.lua", "campaign_create.lua",
-                                                "campaign_get.lua" };
+enum script_id { S_ISSUE, S_CREATE, S_GET, S_OUTBOX_USERS, S_COUNT_RAISE, S_PAUSE, S_REBUILD, _S_N };
+static const char *const script_names[_S_N] = { "issue.lua",        "campaign_create.lua",
+                                                "campaign_get.lua", "outbox_users.lua",
+                                                "count_raise.lua",  "campaign_pause.lua",
+                                                "campaign_rebuild.lua" };
 
 struct cpn_redis {
         struct cpn_redis_url url;
@@ -628,6 +630,194 @@ int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t
                 }
                 (*n)++;
         }
+        freeReplyObject(rep);
+        return 0;
+}
+
+/* ---- operator calls: couponctl reconcile and rebuild ---- */
+
+int cpn_store_scard(struct cpn_redis *r, const char *campaign_id, const char *part, int64_t *n,
+                    struct cpn_error *err) {
+        KEY(key, campaign_id, part);
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        ret = run(r, &rep, err, 2, (const char *[]){ "SCARD", key }, (size_t[]){ 5, strlen(key) });
+        if (ret)
+                return ret;
+        *n = str_int(rep);
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_scratch_reset(struct cpn_redis *r, const char *campaign_id, const char *part,
+                            struct cpn_error *err) {
+        KEY(key, campaign_id, part);
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        ret = run(r, &rep, err, 2, (const char *[]){ "DEL", key }, (size_t[]){ 3, strlen(key) });
+        if (ret)
+                return ret;
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_scratch_add(struct cpn_redis *r, const char *campaign_id, const char *part,
+                          const char *const *users, size_t n, struct cpn_error *err) {
+        KEY(key, campaign_id, part);
+        const char *argv[2 + 512];
+        size_t lens[2 + 512];
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        for (size_t i = 0; i < n;) {
+                int argc = 2;
+
+                argv[0] = "SADD";
+                argv[1] = key;
+                while (i < n && argc < 2 + 512)
+                        argv[argc++] = users[i++];
+                for (int k = 0; k < argc; k++)
+                        lens[k] = strlen(argv[k]);
+                ret = run(r, &rep, err, argc, argv, lens);
+                if (ret)
+                        return ret;
+                freeReplyObject(rep);
+        }
+        /* Scratch keys never outlive a crashed couponctl by long. */
+        ret = run(r, &rep, err, 3, (const char *[]){ "EXPIRE", key, "3600" }, (size_t[]){ 6, strlen(key), 4 });
+        if (ret)
+                return ret;
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_outbox_users_into(struct cpn_redis *r, const char *campaign_id, const char *part,
+                                int64_t *entries, struct cpn_error *err) {
+        KEY(outbox, campaign_id, "outbox");
+        KEY(dst, campaign_id, part);
+        redisReply *rep;
+        int ret = evalsha(r, S_OUTBOX_USERS, &rep, err, 2, 0, (const char *[]){ outbox, dst });
+
+        if (ret)
+                return ret;
+        *entries = str_int(rep);
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_diff_each(struct cpn_redis *r, const char *campaign_id, const char *a, const char *b,
+                        int (*fn)(const char *user_id, void *ud), void *ud, struct cpn_error *err) {
+        KEY(ka, campaign_id, a);
+        KEY(kb, campaign_id, b);
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        ret = run(r, &rep, err, 3, (const char *[]){ "SDIFF", ka, kb }, (size_t[]){ 5, strlen(ka), strlen(kb) });
+        if (ret)
+                return ret;
+        for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && ret == 0; i++)
+                if (rep->element[i]->type == REDIS_REPLY_STRING)
+                        ret = fn(rep->element[i]->str, ud);
+        freeReplyObject(rep);
+        return ret;
+}
+
+int cpn_store_count_raise(struct cpn_redis *r, const char *campaign_id, int64_t *before, int64_t *after,
+                          struct cpn_error *err) {
+        KEY(count, campaign_id, "count");
+        KEY(users, campaign_id, "users");
+        redisReply *rep;
+        int ret = evalsha(r, S_COUNT_RAISE, &rep, err, 2, 0, (const char *[]){ count, users });
+
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "count_raise.lua: unexpected reply");
+        }
+        *before = str_int(rep->element[0]);
+        *after = str_int(rep->element[1]);
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, bool pause, bool *restored,
+                             struct cpn_error *err) {
+        KEY(meta, c->id, "meta");
+        char total[24], starts[24], ends[24];
+        redisReply *rep;
+        int ret;
+
+        snprintf(total, sizeof(total), "%lld", (long long)c->total);
+        snprintf(starts, sizeof(starts), "%lld", (long long)c->starts_at_ms);
+        if (c->ends_at_ms == CPN_TIME_NEVER)
+                ends[0] = '\0';
+        else
+                snprintf(ends, sizeof(ends), "%lld", (long long)c->ends_at_ms);
+        ret = evalsha(r, S_PAUSE, &rep, err, 2, 6,
+                      (const char *[]){ meta, CPN_KEY_CAMPAIGNS, pause ? "1" : "0", c->id, total, starts, ends,
+                                        c->name });
+        if (ret)
+                return ret;
+        if (restored)
+                *restored = (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) &&
+                            strcmp(rep->str, "restored") == 0;
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, const char *staged,
+                               int64_t out[4], struct cpn_error *err) {
+        KEY(meta, campaign_id, "meta");
+        KEY(count, campaign_id, "count");
+        KEY(users, campaign_id, "users");
+        KEY(outbox, campaign_id, "outbox");
+        KEY(tmp, campaign_id, staged);
+        redisReply *rep;
+        int ret = evalsha(r, S_REBUILD, &rep, err, 5, 0, (const char *[]){ meta, count, users, outbox, tmp });
+
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "campaign_rebuild.lua: unexpected reply");
+        }
+        for (int i = 0; i < 4; i++)
+                out[i] = str_int(rep->element[i]);
+        freeReplyObject(rep);
+        return 0;
+}
+
+int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct cpn_error *err) {
+        KEY(outbox, iss->campaign_id, "outbox");
+        char seq[24], at[24];
+        redisReply *rep;
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        snprintf(seq, sizeof(seq), "%lld", (long long)iss->seq);
+        snprintf(at, sizeof(at), "%lld", (long long)iss->issued_at_ms);
+        ret = run(r, &rep, err, 9,
+                  (const char *[]){ "XADD", outbox, "*", "user_id", iss->user_id, "seq", seq, "issued_at", at },
+                  (size_t[]){ 4, strlen(outbox), 1, 7, strlen(iss->user_id), 3, strlen(seq), 9, strlen(at) });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(iss->outbox_id)) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "XADD: unexpected reply");
+        }
+        memcpy(iss->outbox_id, rep->str, rep->len + 1);
         freeReplyObject(rep);
         return 0;
 }

@@ -1,0 +1,84 @@
+#pragma once
+/*
+ * Consumer: coupon-worker's side of Kafka. Works with librdkafka (no other
+ * module sees it): a consumer-group member subscribed to the topic, with
+ * offsets stored by hand only after what they cover is durable in MySQL
+ * (enable.auto.offset.store=false; librdkafka commits stored offsets in
+ * the background and on close), which is at-least-once delivery.
+ *
+ * A struct cpn_consumer belongs to one thread: every call below must come
+ * from the thread that created it.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coupon/config.h"
+#include "coupon/error.h"
+
+struct cpn_consumer;
+
+/* One message, borrowed from the consumer until cpn_consumer_release(). */
+struct cpn_message {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        const void *key;
+        size_t key_len;
+        const void *payload;
+        size_t len;
+        void *opaque;
+};
+
+struct cpn_consumer_stats {
+        int assigned;         /* partitions currently assigned */
+        uint64_t rebalances;
+        bool paused;
+};
+
+/* Creates the consumer (group COUPON_WORKER_GROUP, earliest offset for a new
+ * group) and subscribes to the topic. Returns 0, CPN_INVALID (bad Kafka
+ * configuration) or a negative errno. */
+int cpn_consumer_new(struct cpn_consumer **ret, const struct cpn_config *cfg, struct cpn_error *err);
+
+/* Commits what was stored, leaves the group (its partitions go to the
+ * others at once), frees. Accepts NULL. */
+struct cpn_consumer *cpn_consumer_free(struct cpn_consumer *c);
+
+/*
+ * Appends messages to @out from index *@n up to @max: waits up to @wait_ms
+ * for the first, then at most @fill_ms more for the batch to fill. Serves
+ * rebalances and Kafka's events meanwhile; call it regularly even while
+ * paused (the group evicts a member that stops polling). Consumer errors
+ * that librdkafka recovers from are logged at debug and not returned.
+ * Returns 0, or -EIO on a fatal consumer error (text in @err).
+ */
+int cpn_consumer_poll(struct cpn_consumer *c, struct cpn_message *out, size_t max, size_t *n,
+                      long wait_ms, long fill_ms, struct cpn_error *err);
+
+/* Stores, for each partition, the offset after the last of @msgs. Only for
+ * messages that are durable elsewhere. Partitions no longer assigned are
+ * skipped (their new owner reads them again: harmless, writes are
+ * idempotent). */
+int cpn_consumer_store(struct cpn_consumer *c, const struct cpn_message *msgs, size_t n,
+                       struct cpn_error *err);
+
+/* Gives the messages back to librdkafka. */
+void cpn_consumer_release(struct cpn_consumer *c, struct cpn_message *msgs, size_t n);
+
+/* Pauses (stops fetching) or resumes every assigned partition; partitions
+ * assigned later follow. When resumed, fetching goes on after the last
+ * message handed out. */
+void cpn_consumer_pause(struct cpn_consumer *c, bool pause);
+
+void cpn_consumer_stats(struct cpn_consumer *c, struct cpn_consumer_stats *out);
+
+/*
+ * The consumer group's lag on the topic: for each partition, the high
+ * watermark minus the group's committed offset (minus the low watermark
+ * when nothing is committed yet), summed. Opens its own short-lived
+ * client; any thread. Returns 0 or a negative errno (broker unreachable
+ * within @timeout_ms).
+ */
+int cpn_kafka_group_lag(const struct cpn_config *cfg, const char *group, long timeout_ms, int64_t *lag,
+                        struct cpn_error *err);

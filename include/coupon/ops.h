@@ -1,0 +1,61 @@
+#pragma once
+/*
+ * Ops: couponctl's operator commands that look across Redis, MySQL and
+ * Kafka at once (failed events, reconcile, rebuild, consumer lag). Each
+ * prints its report to @ops->out and returns 0, a positive outcome it
+ * lists, or a negative errno with the reason in @err. Single-threaded.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "coupon/config.h"
+#include "coupon/db.h"
+#include "coupon/error.h"
+#include "coupon/store.h"
+
+struct cpn_producer;
+
+struct cpn_ops {
+        const struct cpn_config *cfg;
+        const struct cpn_redis_url *redis_url;
+        struct cpn_redis *redis;       /* borrowed */
+        struct cpn_db *db;             /* borrowed */
+        struct cpn_producer *producer; /* owned; created when reconcile re-publishes */
+        FILE *out;
+};
+
+/* Frees what @ops created (the producer, after flushing). */
+void cpn_ops_clear(struct cpn_ops *ops);
+
+int cpn_ops_failed_list(struct cpn_ops *ops, const char *status, const char *campaign_id, size_t limit,
+                        struct cpn_error *err);
+
+/* Retries the failed event @id (0: every open or dead one) now. */
+int cpn_ops_failed_retry(struct cpn_ops *ops, uint64_t id, struct cpn_error *err);
+
+/* Prints the consumer group's lag. */
+int cpn_ops_lag(struct cpn_ops *ops, struct cpn_error *err);
+
+/*
+ * For @campaign_id (NULL: every campaign in MySQL) compares Redis's count
+ * and user set, MySQL's rows and persisted count, open failed events and
+ * the outbox, prints one report line per campaign, and (unless @dry_run)
+ * repairs what is safe: users in Redis but nowhere downstream in two looks
+ * @grace_s apart are re-published through the outbox; a persisted count
+ * that differs from the rows is corrected; a count below the set's size is
+ * raised. Returns 0 (consistent, or made so), CPN_EXISTS (differences
+ * remain: they are printed), or an error.
+ */
+int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s, bool dry_run,
+                      struct cpn_error *err);
+
+/*
+ * Restores a campaign's Redis state from MySQL after Redis lost data:
+ * pauses it (writing its meta again if lost), waits up to @wait_s for the
+ * workers' lag to reach 0 (unless @force), then sets the user set to
+ * MySQL's users + open failed events + outbox users and the count to its
+ * size, and resumes. Returns 0, CPN_NOT_FOUND, or an error (the campaign
+ * is then left paused: issuing on a half-restored state could oversell).
+ */
+int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, bool force,
+                    struct cpn_error *err);

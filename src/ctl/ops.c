@@ -1,0 +1,437 @@
+/*
+ * couponctl's cross-store commands. Set differences are computed by Redis
+ * itself (SDIFF over scratch sets under the campaign's hash tag), so a
+ * campaign of millions of users needs no hash table here.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coupon/consumer.h"
+#include "coupon/events.h"
+#include "coupon/log.h"
+#include "coupon/ops.h"
+
+#define RC_MYSQL "rc:mysql"     /* users with a coupons row */
+#define RC_KNOWN "rc:known"     /* rows + open failed events + outbox */
+#define RC_MISSING "rc:missing" /* in Redis, nowhere downstream, first look */
+#define RC_REBUILD "rc:rebuild" /* staged user set of rebuild */
+#define LAG_TIMEOUT_MS 10000
+
+void cpn_ops_clear(struct cpn_ops *ops) {
+        if (ops->producer)
+                ops->producer = cpn_producer_free(ops->producer, 10000);
+}
+
+/* ---- failed events ---- */
+
+static int print_failed(const struct cpn_db_failed_row *f, void *ud) {
+        FILE *out = ud;
+
+        fprintf(out, "%" PRIu64 "\t%s\t%u\t%s\t%s\t%s[%d]@%" PRId64 "\t%s\t%s\t%s\n", f->id, f->status,
+                f->attempts, f->campaign_id[0] ? f->campaign_id : "-", f->user_id[0] ? f->user_id : "-",
+                f->topic, (int)f->partition, f->offset, f->next_retry_at[0] ? f->next_retry_at : "-",
+                f->error, f->payload);
+        return 0;
+}
+
+int cpn_ops_failed_list(struct cpn_ops *ops, const char *status, const char *campaign_id, size_t limit,
+                        struct cpn_error *err) {
+        fprintf(ops->out, "id\tstatus\tattempts\tcampaign\tuser\tsource\tnext_retry_at\terror\tpayload\n");
+        return cpn_db_failed_each(ops->db, status, campaign_id, limit, print_failed, ops->out, err);
+}
+
+int cpn_ops_failed_retry(struct cpn_ops *ops, uint64_t id, struct cpn_error *err) {
+        struct cpn_db_retry_policy pol = { ops->cfg->retry_base_ms, ops->cfg->retry_max_ms,
+                                           ops->cfg->retry_max_attempts };
+        struct cpn_db_retry_stats st;
+        int r;
+
+        r = cpn_db_failed_retry(ops->db, id ? CPN_DB_RETRY_ONE : CPN_DB_RETRY_ALL, id, 1000000, &pol, &st, err);
+        if (r)
+                return r;
+        if (id && st.resolved + st.failed + st.dead == 0)
+                return cpn_error_set(err, CPN_NOT_FOUND, "no open or dead failed event %" PRIu64, id);
+        fprintf(ops->out, "resolved=%zu still_failing=%zu dead=%zu%s%s\n", st.resolved, st.failed, st.dead,
+                st.last_error[0] ? " last_error=" : "", st.last_error);
+        return 0;
+}
+
+int cpn_ops_lag(struct cpn_ops *ops, struct cpn_error *err) {
+        int64_t lag;
+        int r = cpn_kafka_group_lag(ops->cfg, ops->cfg->worker_group, LAG_TIMEOUT_MS, &lag, err);
+
+        if (r)
+                return r;
+        fprintf(ops->out, "group=%s topic=%s lag=%" PRId64 "\n", ops->cfg->worker_group, ops->cfg->kafka_topic,
+                lag);
+        return 0;
+}
+
+/* ---- staging MySQL's users into Redis scratch sets ---- */
+
+struct stager {
+        struct cpn_ops *ops;
+        const char *campaign_id;
+        const char *parts[2];
+        char ids[512][CPN_ID_MAX + 1];
+        const char *ptrs[512];
+        size_t n;
+        unsigned char *seen_seq; /* bitmap of seqs in MySQL, or NULL */
+        int64_t seq_max;
+        struct cpn_error *err;
+};
+
+static int stage_flush(struct stager *s) {
+        for (int p = 0; p < 2 && s->parts[p]; p++) {
+                int r = cpn_store_scratch_add(s->ops->redis, s->campaign_id, s->parts[p], s->ptrs, s->n, s->err);
+
+                if (r)
+                        return r;
+        }
+        s->n = 0;
+        return 0;
+}
+
+static int stage_one(const char *user_id, int64_t seq, void *ud) {
+        struct stager *s = ud;
+
+        if (s->seen_seq && seq >= 1 && seq <= s->seq_max)
+                s->seen_seq[seq / 8] |= (unsigned char)(1u << (seq % 8));
+        if (!cpn_user_id_valid(user_id, strlen(user_id)))
+                return 0;
+        memcpy(s->ids[s->n], user_id, strlen(user_id) + 1);
+        s->ptrs[s->n] = s->ids[s->n];
+        if (++s->n == 512)
+                return stage_flush(s);
+        return 0;
+}
+
+/* Fills @part_a (and @part_b if not NULL) with the campaign's MySQL users
+ * (@with_rows) and open failed events' users (@with_failed). */
+static int stage(struct cpn_ops *ops, const char *id, const char *part_a, const char *part_b, bool with_rows,
+                 bool with_failed, unsigned char *seen_seq, int64_t seq_max, struct cpn_error *err) {
+        struct stager *s = calloc(1, sizeof(*s));
+        int r = 0;
+
+        if (!s)
+                return -ENOMEM;
+        *s = (struct stager){ .ops = ops, .campaign_id = id, .parts = { part_a, part_b }, .seen_seq = seen_seq,
+                              .seq_max = seq_max, .err = err };
+        if (with_rows)
+                r = cpn_db_campaign_users_each(ops->db, id, false, stage_one, s, err);
+        s->seen_seq = NULL;
+        if (!r && with_failed)
+                r = cpn_db_campaign_users_each(ops->db, id, true, stage_one, s, err);
+        if (!r && s->n)
+                r = stage_flush(s);
+        free(s);
+        return r;
+}
+
+/* ---- reconcile ---- */
+
+struct idlist {
+        char (*v)[CPN_ID_MAX + 1];
+        size_t n, cap;
+        size_t shown;
+};
+
+static int idlist_add(const char *user_id, void *ud) {
+        struct idlist *l = ud;
+
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 64;
+                void *v = realloc(l->v, cap * sizeof(*l->v));
+
+                if (!v)
+                        return -ENOMEM;
+                l->v = v;
+                l->cap = cap;
+        }
+        snprintf(l->v[l->n++], CPN_ID_MAX + 1, "%s", user_id);
+        return 0;
+}
+
+static void idlist_print(FILE *out, const char *what, const struct idlist *l) {
+        if (!l->n)
+                return;
+        fprintf(out, "  %s: %zu:", what, l->n);
+        for (size_t i = 0; i < l->n && i < 10; i++)
+                fprintf(out, " %s", l->v[i]);
+        fprintf(out, "%s\n", l->n > 10 ? " ..." : "");
+}
+
+/* Users in Redis's set that are nowhere downstream: not in MySQL, not in
+ * an open failed event, not in the outbox. */
+static int look_missing(struct cpn_ops *ops, const char *id, struct idlist *missing, unsigned char *seen_seq,
+                        int64_t seq_max, struct cpn_error *err) {
+        int64_t entries;
+        int r;
+
+        missing->n = 0;
+        r = cpn_store_scratch_reset(ops->redis, id, RC_MYSQL, err);
+        if (!r)
+                r = cpn_store_scratch_reset(ops->redis, id, RC_KNOWN, err);
+        if (!r)
+                r = stage(ops, id, RC_MYSQL, RC_KNOWN, true, false, seen_seq, seq_max, err);
+        if (!r)
+                r = stage(ops, id, RC_KNOWN, NULL, false, true, NULL, 0, err);
+        if (!r)
+                r = cpn_store_outbox_users_into(ops->redis, id, RC_KNOWN, &entries, err);
+        if (!r)
+                r = cpn_store_diff_each(ops->redis, id, "users", RC_KNOWN, idlist_add, missing, err);
+        return r;
+}
+
+/* Re-publishes @users through the outbox: each gets an entry (so the relay
+ * of any coupon-api delivers it if this does not), then is produced and
+ * waited for. Seqs are taken from the places 1..@count that no MySQL row
+ * holds, in order; 0 when none is left. */
+static int republish(struct cpn_ops *ops, const char *id, const struct idlist *users, const unsigned char *seen_seq,
+                     int64_t seq_max, size_t *delivered, struct cpn_error *err) {
+        struct cpn_issuance *batch = calloc(users->n, sizeof(*batch));
+        struct cpn_waiter *w = NULL;
+        int64_t next = 1, now = cpn_time_now_ms();
+        int r = 0;
+
+        *delivered = 0;
+        if (!batch)
+                return -ENOMEM;
+        if (!ops->producer)
+                r = cpn_producer_new(&ops->producer, ops->cfg, ops->redis_url, err);
+        if (!r)
+                r = cpn_waiter_new(ops->producer, &w);
+        for (size_t i = 0; !r && i < users->n; i++) {
+                struct cpn_issuance *iss = &batch[i];
+
+                while (seen_seq && next <= seq_max && (seen_seq[next / 8] & (1u << (next % 8))))
+                        next++;
+                snprintf(iss->campaign_id, sizeof(iss->campaign_id), "%s", id);
+                snprintf(iss->user_id, sizeof(iss->user_id), "%s", users->v[i]);
+                iss->seq = seen_seq && next <= seq_max ? next++ : 0;
+                iss->issued_at_ms = now;
+                r = cpn_store_outbox_add(ops->redis, iss, err);
+        }
+        if (!r) {
+                int d = cpn_producer_send_wait(ops->producer, w, batch, users->n,
+                                               ops->cfg->kafka_message_timeout_ms + 2000);
+
+                if (d == 0)
+                        *delivered = users->n;
+                else if (d < 0)
+                        r = cpn_error_set(err, d, "kafka: could not enqueue the re-published messages");
+        }
+        if (w)
+                cpn_waiter_free(ops->producer, w);
+        free(batch);
+        return r;
+}
+
+struct reconcile_ctx {
+        struct cpn_ops *ops;
+        long grace_s;
+        bool dry_run;
+        int64_t lag;
+        size_t campaigns, differing;
+        struct cpn_error *err;
+};
+
+static int reconcile_one(const char *id, void *ud) {
+        struct reconcile_ctx *x = ud;
+        struct cpn_ops *ops = x->ops;
+        struct cpn_error *err = x->err;
+        struct cpn_db_campaign_counts dc;
+        struct cpn_campaign_state rs;
+        struct idlist missing = { 0 }, extra = { 0 };
+        unsigned char *seen = NULL;
+        int64_t scard = 0, seq_max = 0;
+        size_t republished = 0, delivered = 0;
+        int64_t fixed_before = -1, fixed_after = -1, raised_before = -1, raised_after = -1;
+        bool consistent;
+        int r;
+
+        x->campaigns++;
+        r = cpn_db_campaign_counts(ops->db, id, &dc, err);
+        if (r == CPN_NOT_FOUND) {
+                fprintf(ops->out, "campaign=%s verdict=differs reason=not_in_mysql\n", id);
+                x->differing++;
+                return 0;
+        }
+        if (r)
+                return r;
+        r = cpn_store_campaign_get(ops->redis, id, &rs, err);
+        if (r == CPN_NOT_FOUND) {
+                fprintf(ops->out,
+                        "campaign=%s verdict=differs reason=not_in_redis mysql_rows=%" PRId64
+                        " (Redis lost it: run couponctl rebuild %s)\n", id, dc.rows, id);
+                x->differing++;
+                return 0;
+        }
+        if (r)
+                return r;
+        r = cpn_store_scard(ops->redis, id, "users", &scard, err);
+        if (r)
+                return r;
+        seq_max = rs.issued > dc.total ? dc.total : rs.issued;
+        seen = calloc((size_t)(seq_max / 8 + 1), 1);
+        if (!seen)
+                return -ENOMEM;
+        r = look_missing(ops, id, &missing, seen, seq_max, err);
+        if (!r)
+                r = cpn_store_diff_each(ops->redis, id, RC_MYSQL, "users", idlist_add, &extra, err);
+        if (r)
+                goto out;
+
+        fprintf(ops->out,
+                "campaign=%s total=%" PRId64 " count=%" PRId64 " scard=%" PRId64 " mysql_rows=%" PRId64
+                " persisted=%" PRId64 " failed_open=%" PRId64 " outbox=%" PRId64 " only_in_redis=%zu"
+                " only_in_mysql=%zu", id, dc.total, rs.issued, scard, dc.rows, dc.persisted, dc.open_failed,
+                rs.outbox_len, missing.n, extra.n);
+        consistent = rs.issued == scard && scard == dc.rows + dc.open_failed + rs.outbox_len &&
+                     dc.persisted == dc.rows && missing.n == 0 && extra.n == 0;
+        if (consistent) {
+                fprintf(ops->out, " verdict=ok\n");
+                goto out;
+        }
+        if (x->dry_run) {
+                fprintf(ops->out, " verdict=differs\n");
+                idlist_print(ops->out, "only in Redis", &missing);
+                idlist_print(ops->out, "only in MySQL (run couponctl rebuild)", &extra);
+                x->differing++;
+                goto out;
+        }
+
+        /* Repairs, each safe on its own. */
+        if (dc.persisted != dc.rows) {
+                r = cpn_db_campaign_fix_persisted(ops->db, id, &fixed_before, &fixed_after, err);
+                if (r == CPN_INVALID) {
+                        cpn_log_warn("%s", err->msg);
+                        r = 0;
+                }
+                if (r)
+                        goto out;
+        }
+        if (rs.issued < scard) {
+                r = cpn_store_count_raise(ops->redis, id, &raised_before, &raised_after, err);
+                if (r)
+                        goto out;
+        }
+        if (missing.n) {
+                /* A user accepted a moment ago may be between the outbox and
+                 * MySQL (in Kafka): only what stays missing is re-published. */
+                r = cpn_store_scratch_reset(ops->redis, id, RC_MISSING, err);
+                for (size_t i = 0; !r && i < missing.n; i++) {
+                        const char *u = missing.v[i];
+
+                        r = cpn_store_scratch_add(ops->redis, id, RC_MISSING, &u, 1, err);
+                }
+                if (r)
+                        goto out;
+                if (x->grace_s > 0)
+                        sleep((unsigned)x->grace_s);
+                memset(seen, 0, (size_t)(seq_max / 8 + 1));
+                r = look_missing(ops, id, &missing, seen, seq_max, err);
+                if (r)
+                        goto out;
+                missing.n = 0;
+                r = cpn_store_diff_each(ops->redis, id, RC_MISSING, RC_KNOWN, idlist_add, &missing, err);
+                if (!r && missing.n)
+                        r = republish(ops, id, &missing, seen, seq_max, &delivered, err);
+                if (r)
+                        goto out;
+                republished = missing.n;
+        }
+        fprintf(ops->out, " verdict=%s", extra.n || (rs.issued > scard) ? "differs" : "repaired");
+        if (fixed_after != fixed_before)
+                fprintf(ops->out, " fixed_persisted=%" PRId64 "->%" PRId64, fixed_before, fixed_after);
+        if (raised_after != raised_before)
+                fprintf(ops->out, " raised_count=%" PRId64 "->%" PRId64, raised_before, raised_after);
+        fprintf(ops->out, " republished=%zu delivered=%zu\n", republished, delivered);
+        idlist_print(ops->out, "re-published", &missing);
+        idlist_print(ops->out, "only in MySQL, not repaired (run couponctl rebuild)", &extra);
+        if (rs.issued > scard)
+                fprintf(ops->out, "  count above the user set: not repaired (a lower count could oversell)\n");
+        if (extra.n || rs.issued > scard)
+                x->differing++;
+out:
+        cpn_store_scratch_reset(ops->redis, id, RC_MYSQL, NULL);
+        cpn_store_scratch_reset(ops->redis, id, RC_KNOWN, NULL);
+        cpn_store_scratch_reset(ops->redis, id, RC_MISSING, NULL);
+        free(missing.v);
+        free(extra.v);
+        free(seen);
+        return r;
+}
+
+int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s, bool dry_run,
+                      struct cpn_error *err) {
+        struct reconcile_ctx x = { .ops = ops, .grace_s = grace_s, .dry_run = dry_run, .lag = -1, .err = err };
+        struct cpn_error lerr = { { 0 } };
+        int r;
+
+        if (cpn_kafka_group_lag(ops->cfg, ops->cfg->worker_group, LAG_TIMEOUT_MS, &x.lag, &lerr) == 0)
+                fprintf(ops->out, "kafka_lag=%" PRId64 "%s\n", x.lag,
+                        x.lag > 0 ? " (the workers are behind: differences may be in flight)" : "");
+        else
+                fprintf(ops->out, "kafka_lag=unknown (%s)\n", lerr.msg);
+        if (campaign_id)
+                r = reconcile_one(campaign_id, &x);
+        else
+                r = cpn_db_campaigns_each(ops->db, reconcile_one, &x, err);
+        if (r)
+                return r;
+        fprintf(ops->out, "campaigns=%zu differing=%zu\n", x.campaigns, x.differing);
+        return x.differing ? CPN_EXISTS : 0;
+}
+
+/* ---- rebuild ---- */
+
+int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, bool force,
+                    struct cpn_error *err) {
+        struct cpn_campaign c;
+        int64_t persisted, lag = -1, out[4];
+        int64_t deadline = cpn_mono_ms() + wait_s * 1000;
+        bool restored = false;
+        int r;
+
+        r = cpn_db_campaign_get(ops->db, campaign_id, &c, &persisted, err);
+        if (r)
+                return r;
+        r = cpn_store_campaign_pause(ops->redis, &c, true, &restored, err);
+        if (r)
+                return r;
+        fprintf(ops->out, "paused %s%s\n", campaign_id, restored ? " (its meta was missing: written again from MySQL)" : "");
+        /* Everything Kafka holds must be in MySQL first, or its users would
+         * be left out of the set. */
+        for (;;) {
+                struct cpn_error lerr = { { 0 } };
+
+                r = cpn_kafka_group_lag(ops->cfg, ops->cfg->worker_group, LAG_TIMEOUT_MS, &lag, &lerr);
+                if (r == 0 && lag == 0)
+                        break;
+                if (force) {
+                        fprintf(ops->out, "--force: going on with kafka lag %s\n", r ? lerr.msg : "> 0");
+                        break;
+                }
+                if (cpn_mono_ms() >= deadline)
+                        return cpn_error_set(err, -ETIMEDOUT,
+                                             "the workers did not catch up within %lds (%s); %s stays paused: "
+                                             "run rebuild again once they have, or with --force",
+                                             wait_s, r ? lerr.msg : "lag > 0", campaign_id);
+                usleep(500 * 1000);
+        }
+        r = cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, err);
+        if (!r)
+                r = stage(ops, campaign_id, RC_REBUILD, NULL, true, true, NULL, 0, err);
+        if (!r)
+                r = cpn_store_campaign_rebuild(ops->redis, campaign_id, RC_REBUILD, out, err);
+        if (r)
+                return cpn_error_prefix(err, r, "%s stays paused", campaign_id);
+        fprintf(ops->out, "rebuilt %s: count %" PRId64 " -> %" PRId64 ", users %" PRId64 " -> %" PRId64
+                          " (mysql rows %" PRId64 "); resumed\n", campaign_id, out[0], out[1], out[2], out[3],
+                persisted);
+        return 0;
+}

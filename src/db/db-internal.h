@@ -1,0 +1,51 @@
+#pragma once
+/* Shared by the db module's files only: the connection and its helpers. */
+#include <mysql.h>
+#include <stdbool.h>
+
+#include "coupon/db.h"
+
+/* Prepared statements cached on the connection (closed with it). */
+enum {
+        CPN_DB_ST_LOCK_CAMPAIGN,
+        CPN_DB_ST_BUMP_PERSISTED,
+        CPN_DB_ST_INSERT_FAILED,
+        CPN_DB_ST_INSERT_1,   /* coupons rows, 1 at a time */
+        CPN_DB_ST_INSERT_4,
+        CPN_DB_ST_INSERT_32,
+        CPN_DB_ST_INSERT_256,
+        CPN_DB_STMT_N,
+};
+
+/* Bind buffers of the largest insert chunk, allocated on first use. */
+struct cpn_db_scratch {
+        MYSQL_BIND b[256 * 4];
+        MYSQL_TIME at[256];
+        long long seq[256];
+        unsigned long len[256 * 2];
+};
+
+struct cpn_db {
+        struct cpn_db_url url;
+        long timeout_ms;
+        MYSQL *m;                          /* NULL: not connected (or dropped after a connection error) */
+        MYSQL_STMT *stmt[CPN_DB_STMT_N];   /* prepared lazily; NULL when m is */
+        struct cpn_db_scratch *scratch;    /* owned */
+        unsigned last_errno;               /* of the last failure, for classification */
+};
+
+int cpn_db_ensure(struct cpn_db *db, struct cpn_error *err);
+/* Closes the statements and the connection; the next call reconnects. */
+void cpn_db_drop(struct cpn_db *db);
+bool cpn_db_is_connection_error(unsigned e);
+/* Worth retrying later with the same input: connection trouble, deadlock,
+ * lock wait timeout, read-only server. */
+bool cpn_db_is_transient(unsigned e);
+/* Translates the last error of the connection: -EIO (connection lost; it is
+ * dropped) or -EPROTO; the text in @err, the code in db->last_errno. */
+int cpn_db_fail(struct cpn_db *db, struct cpn_error *err, const char *what);
+int cpn_db_exec(struct cpn_db *db, const char *sql, struct cpn_error *err);
+int cpn_db_query_row(struct cpn_db *db, const char *sql, MYSQL_RES **res_out, MYSQL_ROW *row_out,
+                     struct cpn_error *err);
+void cpn_db_fmt_dt(int64_t ms, char *buf, size_t n);
+int cpn_db_parse_dt(const char *s, int64_t *ms);

@@ -1,0 +1,127 @@
+/*
+ * coupon-worker: a Kafka consumer-group member that persists accepted
+ * issuances to MySQL and retries failed events. Run any number; the
+ * topic's partitions spread the work. main owns the config and the worker.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coupon/config.h"
+#include "coupon/db.h"
+#include "coupon/log.h"
+#include "coupon/worker.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+        (void)sig;
+        stop_requested = 1;
+}
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: coupon-worker [OPTION...]\n"
+                "\n"
+                "Persists the issuances of the Kafka topic to MySQL. Reads batches as a\n"
+                "member of the consumer group COUPON_WORKER_GROUP and writes each in one\n"
+                "transaction: one coupons row per (campaign, user) (a redelivered message\n"
+                "changes nothing) and the campaign's persisted count, which never exceeds\n"
+                "its total. Offsets are stored only after the commit. A message that cannot\n"
+                "be persisted (bad JSON, unknown campaign, over the cap) becomes a\n"
+                "failed_events row and is retried with backoff until it succeeds or is\n"
+                "marked dead. When MySQL is down the batch is kept and retried; nothing is\n"
+                "skipped. SIGTERM/SIGINT finish the batch in hand, leave the group, exit 0.\n"
+                "\n"
+                "  -h, --help       show this help and exit\n"
+                "  -V, --version    show the version and exit\n"
+                "\n");
+        cpn_config_usage(f, CPN_CFG_WORKER);
+        fprintf(f, "\nExit status: 0 after a clean shutdown; 1 when it cannot start, on a fatal\n"
+                   "Kafka error, or when the batch in hand could not be persisted at shutdown\n"
+                   "(it stays in Kafka and is read again).\n");
+}
+
+int main(int argc, char **argv) {
+        struct cpn_config cfg;
+        struct cpn_db_url db_url;
+        struct cpn_error err = { { 0 } };
+        struct cpn_worker *w = NULL;
+        struct cpn_worker_stats st;
+        enum cpn_log_level level = CPN_LOG_INFO;
+        struct sigaction sa;
+        int argi, r;
+
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        usage(stdout);
+                        return 0;
+                }
+                if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+                        printf("coupon-worker %s\n", CPN_VERSION);
+                        return 0;
+                }
+        }
+        cpn_log_setup("coupon-worker", CPN_LOG_INFO);
+        if (cpn_config_init(&cfg) < 0) {
+                cpn_log_error("out of memory");
+                return 1;
+        }
+        r = cpn_config_load(&cfg, CPN_CFG_WORKER, NULL, argc, argv, &argi, &err);
+        if (!r && argi < argc)
+                r = cpn_error_set(&err, CPN_INVALID, "unexpected argument '%s' (see --help)", argv[argi]);
+        if (!r)
+                r = cpn_config_check(&cfg, CPN_CFG_WORKER, &err);
+        if (!r)
+                r = cpn_db_url_parse(&db_url, cfg.mysql_url, &err);
+        if (r) {
+                cpn_log_error("cannot start: %s", err.msg);
+                cpn_config_clear(&cfg);
+                return 1;
+        }
+        cpn_log_level_parse(cfg.log_level, &level);
+        cpn_log_setup("coupon-worker", level);
+        srand((unsigned)time(NULL) ^ (unsigned)getpid());
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = cpn_worker_new(&w, &cfg, &db_url, &err);
+        if (r) {
+                cpn_log_error("cannot start: %s", err.msg[0] ? err.msg : "out of memory");
+                cpn_config_clear(&cfg);
+                return 1;
+        }
+        {
+                struct cpn_db *probe;
+                struct cpn_error perr = { { 0 } };
+
+                if (cpn_db_new(&probe, &db_url, cfg.mysql_timeout_ms) == 0) {
+                        if (cpn_db_ping(probe, &perr) != 0)
+                                cpn_log_warn("mysql not reachable yet (%s); batches wait until it is", perr.msg);
+                        cpn_db_free(probe);
+                }
+        }
+        cpn_log_info("consuming %s from %s as group %s, batches of up to %ld, into %s:%d/%s", cfg.kafka_topic,
+                     cfg.kafka_brokers, cfg.worker_group, cfg.worker_batch,
+                     db_url.unix_path[0] ? db_url.unix_path : db_url.host, db_url.port, db_url.database);
+        r = cpn_worker_run(w, &stop_requested, 10000, &err);
+        cpn_worker_stats(w, &st);
+        if (r)
+                cpn_log_error("stopping: %s", err.msg);
+        else
+                cpn_log_info("stopping: leaving the group");
+        cpn_worker_free(w);
+        cpn_log_info("stopped: %llu messages, %llu new coupons, %llu duplicates, %llu to failed_events",
+                     (unsigned long long)st.messages, (unsigned long long)st.inserted,
+                     (unsigned long long)st.duplicates, (unsigned long long)st.failed);
+        cpn_config_clear(&cfg);
+        return r ? 1 : 0;
+}

@@ -1,0 +1,279 @@
+/*
+ * The worker loop; see worker.h. The batch in hand (messages borrowed from
+ * the consumer, their decoded issuances and db records) is owned by struct
+ * cpn_worker and given back to the consumer only after its offsets are
+ * stored, or at shutdown.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coupon/consumer.h"
+#include "coupon/json.h"
+#include "coupon/log.h"
+#include "coupon/worker.h"
+
+#define BATCH_RETRY_MIN_MS 100
+#define BATCH_RETRY_MAX_MS 5000
+#define FAILED_RETRY_EVERY_MS 1000
+#define FAILED_RETRY_LIMIT 200
+#define STATS_EVERY_MS 10000
+
+struct decoded {
+        struct cpn_issuance iss;
+        char error[300];
+};
+
+struct cpn_worker {
+        const struct cpn_config *cfg;
+        struct cpn_consumer *consumer;
+        struct cpn_db *db;
+        struct cpn_db_retry_policy pol;
+
+        /* the batch in hand */
+        struct cpn_message *msgs;
+        struct decoded *dec;
+        struct cpn_db_record *recs;
+        size_t n, ndecoded, cap;
+
+        long crash_after_commits; /* test only: COUPON_TEST_CRASH_AFTER_COMMIT */
+        uint64_t commits;
+        struct cpn_worker_stats st;
+};
+
+int cpn_worker_new(struct cpn_worker **ret, const struct cpn_config *cfg, const struct cpn_db_url *db,
+                   struct cpn_error *err) {
+        struct cpn_worker *w = calloc(1, sizeof(*w));
+        const char *crash = getenv("COUPON_TEST_CRASH_AFTER_COMMIT");
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        w->cfg = cfg;
+        w->pol = (struct cpn_db_retry_policy){ cfg->retry_base_ms, cfg->retry_max_ms, cfg->retry_max_attempts };
+        w->cap = (size_t)cfg->worker_batch + 64;
+        w->msgs = calloc(w->cap, sizeof(*w->msgs));
+        w->dec = calloc(w->cap, sizeof(*w->dec));
+        w->recs = calloc(w->cap, sizeof(*w->recs));
+        if (!w->msgs || !w->dec || !w->recs) {
+                cpn_worker_free(w);
+                return -ENOMEM;
+        }
+        if (crash && *crash) {
+                w->crash_after_commits = strtol(crash, NULL, 10);
+                cpn_log_warn("COUPON_TEST_CRASH_AFTER_COMMIT=%ld: will kill itself after that many commits, "
+                             "before storing offsets (a test crash point)", w->crash_after_commits);
+        }
+        r = cpn_db_new(&w->db, db, cfg->mysql_timeout_ms);
+        if (!r)
+                r = cpn_consumer_new(&w->consumer, cfg, err);
+        if (r) {
+                cpn_worker_free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+struct cpn_worker *cpn_worker_free(struct cpn_worker *w) {
+        if (!w)
+                return NULL;
+        if (w->consumer) {
+                cpn_consumer_release(w->consumer, w->msgs, w->n);
+                cpn_consumer_free(w->consumer);
+        }
+        cpn_db_free(w->db);
+        free(w->msgs);
+        free(w->dec);
+        free(w->recs);
+        free(w);
+        return NULL;
+}
+
+void cpn_worker_stats(struct cpn_worker *w, struct cpn_worker_stats *out) {
+        *out = w->st;
+}
+
+/* Room for messages that arrive while the batch in hand waits (rare: the
+ * partitions are paused). */
+static int grow(struct cpn_worker *w) {
+        size_t cap = w->cap * 2;
+        struct cpn_message *m = realloc(w->msgs, cap * sizeof(*m));
+        struct decoded *d;
+        struct cpn_db_record *r;
+
+        if (!m)
+                return -ENOMEM;
+        w->msgs = m;
+        d = realloc(w->dec, cap * sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        w->dec = d;
+        r = realloc(w->recs, cap * sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        w->recs = r;
+        w->cap = cap;
+        return 0;
+}
+
+static void decode_new(struct cpn_worker *w) {
+        for (; w->ndecoded < w->n; w->ndecoded++) {
+                size_t i = w->ndecoded;
+                const struct cpn_message *m = &w->msgs[i];
+                struct decoded *d = &w->dec[i];
+                struct cpn_error derr = { { 0 } };
+                int r = cpn_json_parse_issuance(m->payload, m->len, &d->iss, &derr);
+
+                snprintf(d->error, sizeof(d->error), "cannot decode: %.280s", derr.msg);
+                w->recs[i] = (struct cpn_db_record){
+                        .iss = r == 0 ? &d->iss : NULL,
+                        .error = d->error,
+                        .campaign_id = d->iss.campaign_id,
+                        .user_id = d->iss.user_id,
+                        .topic = m->topic,
+                        .partition = m->partition,
+                        .offset = m->offset,
+                        .key = m->key,
+                        .key_len = m->key_len,
+                        .payload = m->payload,
+                        .payload_len = m->len,
+                };
+        }
+}
+
+static long batch_backoff(unsigned attempts) {
+        long d = BATCH_RETRY_MIN_MS;
+
+        for (unsigned i = 1; i < attempts && d < BATCH_RETRY_MAX_MS; i++)
+                d *= 2;
+        if (d > BATCH_RETRY_MAX_MS)
+                d = BATCH_RETRY_MAX_MS;
+        return d / 2 + rand() % (d / 2 + 1); /* jitter: workers do not retry in step */
+}
+
+static void retry_failed(struct cpn_worker *w) {
+        struct cpn_db_retry_stats rs;
+        struct cpn_error err = { { 0 } };
+        int r = cpn_db_failed_retry(w->db, CPN_DB_RETRY_DUE, 0, FAILED_RETRY_LIMIT, &w->pol, &rs, &err);
+
+        if (r) {
+                cpn_log_debug("failed events: retry postponed: %s", err.msg);
+                return;
+        }
+        w->st.retry_resolved += rs.resolved;
+        w->st.retry_dead += rs.dead;
+        if (rs.resolved || rs.dead || rs.failed)
+                cpn_log_info("failed events retried: %zu persisted, %zu still failing, %zu dead%s%s",
+                             rs.resolved, rs.failed, rs.dead, rs.last_error[0] ? "; last error: " : "",
+                             rs.last_error);
+}
+
+int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long drain_ms,
+                   struct cpn_error *err) {
+        int64_t next_try = 0, next_failed = 0, next_stats = cpn_mono_ms() + STATS_EVERY_MS;
+        int64_t outage_since = 0, drain_deadline = 0;
+        struct cpn_worker_stats last = w->st;
+        unsigned attempts = 0;
+        int r;
+
+        for (;;) {
+                int64_t now = cpn_mono_ms();
+
+                if (*stop && !drain_deadline) {
+                        drain_deadline = now + drain_ms;
+                        if (w->n)
+                                cpn_log_info("stopping: finishing the batch in hand (%zu messages)", w->n);
+                }
+                if (now >= next_stats) {
+                        if (w->st.messages != last.messages || w->st.retry_resolved != last.retry_resolved)
+                                cpn_log_info("%" PRIu64 " messages in %" PRIu64 " batches: %" PRIu64
+                                             " new coupons, %" PRIu64 " duplicates, %" PRIu64
+                                             " to failed_events (%.0f messages/s)",
+                                             w->st.messages - last.messages, w->st.batches - last.batches,
+                                             w->st.inserted - last.inserted, w->st.duplicates - last.duplicates,
+                                             w->st.failed - last.failed,
+                                             (double)(w->st.messages - last.messages) * 1000.0 / STATS_EVERY_MS);
+                        last = w->st;
+                        next_stats = now + STATS_EVERY_MS;
+                }
+                if (w->n == 0) {
+                        if (*stop)
+                                return 0;
+                        if (now >= next_failed) {
+                                retry_failed(w);
+                                next_failed = cpn_mono_ms() + FAILED_RETRY_EVERY_MS;
+                        }
+                        r = cpn_consumer_poll(w->consumer, w->msgs, (size_t)w->cfg->worker_batch, &w->n, 200,
+                                              w->cfg->worker_batch_wait_ms, err);
+                        if (r)
+                                return r;
+                        continue;
+                }
+                if (now < next_try) {
+                        long wait = (long)(next_try - now);
+
+                        if (*stop && now >= drain_deadline)
+                                return cpn_error_set(err, -EIO,
+                                                     "MySQL still failing: %zu messages not persisted, they stay "
+                                                     "in Kafka and are read again", w->n);
+                        if (w->n + 64 > w->cap && grow(w) < 0)
+                                return cpn_error_set(err, -ENOMEM, "out of memory");
+                        r = cpn_consumer_poll(w->consumer, w->msgs, w->n + 64, &w->n, wait < 100 ? wait : 100, 0,
+                                              err);
+                        if (r)
+                                return r;
+                        continue;
+                }
+
+                decode_new(w);
+                {
+                        struct cpn_db_persist_stats ps;
+                        struct cpn_error perr = { { 0 } };
+
+                        r = cpn_db_persist(w->db, w->recs, w->n, &w->pol, &ps, &perr);
+                        if (r) {
+                                attempts++;
+                                w->st.batch_retries++;
+                                if (attempts == 1) {
+                                        outage_since = now;
+                                        cpn_log_warn("cannot persist a batch of %zu (%s); partitions paused, "
+                                                     "retrying with backoff", w->n, perr.msg);
+                                } else {
+                                        cpn_log_debug("batch retry %u failed: %s", attempts, perr.msg);
+                                }
+                                cpn_consumer_pause(w->consumer, true);
+                                next_try = cpn_mono_ms() + batch_backoff(attempts);
+                                continue;
+                        }
+                        w->commits++;
+                        if (w->crash_after_commits > 0 && w->commits >= (uint64_t)w->crash_after_commits) {
+                                cpn_log_warn("test crash point: killed after commit %" PRIu64
+                                             ", before storing offsets", w->commits);
+                                raise(SIGKILL);
+                        }
+                        r = cpn_consumer_store(w->consumer, w->msgs, w->n, &perr);
+                        if (r)
+                                cpn_log_warn("%s (the messages are persisted; a redelivery changes nothing)", perr.msg);
+                        w->st.batches++;
+                        w->st.messages += w->n;
+                        w->st.inserted += ps.inserted;
+                        w->st.duplicates += ps.duplicates;
+                        w->st.failed += ps.failed;
+                        if (ps.failed)
+                                cpn_log_warn("%zu message(s) of a batch of %zu recorded in failed_events",
+                                             ps.failed, w->n);
+                }
+                cpn_consumer_release(w->consumer, w->msgs, w->n);
+                w->n = w->ndecoded = 0;
+                if (attempts) {
+                        cpn_log_info("MySQL back: batch persisted after %u attempts over %.1f s; partitions resumed",
+                                     attempts + 1, (double)(cpn_mono_ms() - outage_since) / 1000.0);
+                        attempts = 0;
+                        cpn_consumer_pause(w->consumer, false);
+                }
+        }
+}
