@@ -340,6 +340,50 @@ int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, 
 }
 
 
+/* Counts in *@k the numbers that come before @target in document order
+ * (cJSON keeps members and elements in text order). True once found. */
+static bool number_index(const cJSON *node, const cJSON *target, size_t *k) {
+        for (const cJSON *it = node->child; it; it = it->next) {
+                if (it == target)
+                        return true;
+                if (cJSON_IsNumber(it))
+                        (*k)++;
+                else if (number_index(it, target, k))
+                        return true;
+        }
+        return false;
+}
+
+/* Whether the number @item of the tree @root parsed from @s (which passed
+ * scan()) is written with a fraction or an exponent. scan()'s flag covers
+ * the whole body; this looks at one number, found by its rank in the text. */
+static bool number_nonint(const cJSON *root, const cJSON *item, const char *s, size_t n) {
+        bool in_str = false;
+        size_t k = 0;
+
+        number_index(root, item, &k);
+        for (size_t i = 0; i < n; i++) {
+                if (in_str) {
+                        if (s[i] == '\\')
+                                i++;
+                        else if (s[i] == '"')
+                                in_str = false;
+                } else if (s[i] == '"') {
+                        in_str = true;
+                } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+                        bool frac = false;
+
+                        for (; i < n && s[i] && strchr("0123456789.eE+-", s[i]); i++)
+                                if (s[i] == '.' || s[i] == 'e' || s[i] == 'E')
+                                        frac = true;
+                        if (k-- == 0)
+                                return frac;
+                        i--;
+                }
+        }
+        return true;
+}
+
 int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
                             struct cpn_error *err) {
         cJSON *root, *c, *u, *q, *t;
@@ -360,7 +404,8 @@ int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
         else if (!cJSON_IsString(u) || !cpn_user_id_valid(u->valuestring, strlen(u->valuestring)))
                 r = cpn_error_set(err, CPN_INVALID, "\"user_id\" missing or not [A-Za-z0-9_.:-]{1,64}");
         else if (!cJSON_IsNumber(q) || q->valuedouble < 0 || q->valuedouble > (double)CPN_TOTAL_MAX ||
-                 q->valuedouble != (double)(int64_t)q->valuedouble)
+                 q->valuedouble != (double)(int64_t)q->valuedouble ||
+                 (nonint && number_nonint(root, q, buf, n)))
                 r = cpn_error_set(err, CPN_INVALID, "\"seq\" missing or not an integer in 0..%lld",
                                   (long long)CPN_TOTAL_MAX);
         else if (!cJSON_IsString(t) || cpn_time_parse(t->valuestring, &out->issued_at_ms) < 0)

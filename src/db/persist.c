@@ -499,6 +499,7 @@ int cpn_db_persist(struct cpn_db *db, const struct cpn_db_record *recs, size_t n
 struct due_row {
         unsigned long long id;
         long attempts;
+        bool was_dead; /* an operator's retry of a dead row */
         char *payload;
         size_t len;
 };
@@ -517,7 +518,7 @@ static int mark(struct cpn_db *db, const struct due_row *d, bool ok, const char 
         } else {
                 mysql_real_escape_string(db->m, esc, why, (unsigned long)wl);
                 snprintf(st->last_error, sizeof(st->last_error), "%.*s", (int)wl, why);
-                if (attempts >= pol->max_attempts) {
+                if (attempts >= pol->max_attempts || d->was_dead) {
                         snprintf(sql, sizeof(sql),
                                  "UPDATE failed_events SET status = 'dead', attempts = %ld, error = '%s',"
                                  " next_retry_at = NULL WHERE id = %llu", attempts, esc, d->id);
@@ -561,7 +562,7 @@ int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64
                 snprintf(where, sizeof(where), "status IN ('open', 'dead')");
         }
         snprintf(sql, sizeof(sql),
-                 "SELECT id, attempts, payload FROM failed_events WHERE %s ORDER BY id LIMIT %zu"
+                 "SELECT id, attempts, payload, status = 'dead' FROM failed_events WHERE %s ORDER BY id LIMIT %zu"
                  " FOR UPDATE SKIP LOCKED", where, limit);
         r = cpn_db_exec(db, "START TRANSACTION", err);
         if (r)
@@ -586,6 +587,7 @@ int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64
 
                 rows[n].id = strtoull(row[0], NULL, 10);
                 rows[n].attempts = strtol(row[1], NULL, 10);
+                rows[n].was_dead = row[3] && strcmp(row[3], "1") == 0;
                 rows[n].len = lens[2];
                 rows[n].payload = malloc(lens[2] + 1);
                 if (!rows[n].payload) {

@@ -85,6 +85,171 @@ class Api:
         return self.request("POST", "/v1/campaigns/%s/issue" % cid, {"user_id": user})
 
 
+class Worker:
+    """One coupon-worker process. Batches are small and the commit interval
+    short in tests, so state settles fast."""
+
+    def __init__(self, svc, extra_env=None, name="worker"):
+        self.svc = svc
+        self.env = dict(svc.env)
+        self.env.update({
+            "COUPON_RETRY_BASE_MS": "500",
+            # a worker killed by a test must not hold its partitions for 45 s
+            "COUPON_KAFKA_CONFIG": "session.timeout.ms=6000,heartbeat.interval.ms=500,"
+                                   "reconnect.backoff.max.ms=500",
+        })
+        if extra_env:
+            self.env.update(extra_env)
+        self.name = name
+        self.log = svc.path(name + ".log")
+        self.proc = None
+
+    def start(self):
+        self.proc = start_process([find_program("coupon-worker")], self.env, self.log)
+        _running.append(self)
+        return self
+
+    def stop(self, sig=None):
+        if self.proc is None:
+            return None
+        import signal
+        rc = stop_process(self.proc, sig or signal.SIGTERM, timeout=60)
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        import signal
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def wait_exit(self, timeout=60):
+        rc = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return rc
+
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def ctl(svc, *args, check_rc=0, timeout=180):
+    """Runs couponctl with the services' environment; returns (rc, stdout).
+    Fails the test when the exit status is not @check_rc (None: any)."""
+    r = subprocess.run([find_program("couponctl"), *[str(a) for a in args]],
+                       env={**os.environ, **svc.env}, capture_output=True, text=True, timeout=timeout)
+    if check_rc is not None and r.returncode != check_rc:
+        raise Failure("couponctl %s exited %d (expected %d):\n%s%s" % (
+            " ".join(map(str, args)), r.returncode, check_rc, r.stdout[-3000:], r.stderr[-3000:]))
+    return r.returncode, r.stdout
+
+
+def kafka_lag(svc):
+    _, out = ctl(svc, "lag")
+    return int(out.split("lag=")[1].split()[0])
+
+
+def mysql_coupons(svc, cid):
+    """{user_id: seq} of the campaign's coupons rows; fails on a duplicate."""
+    rows = svc.mysql("SELECT user_id, seq FROM coupons WHERE campaign_id = '%s'" % cid)
+    out = {}
+    for user, seq in rows:
+        check(user not in out, "user %s has two coupons rows in %s" % (user, cid))
+        out[user] = int(seq)
+    return out
+
+
+def mysql_count(svc, cid):
+    return int(svc.mysql("SELECT COUNT(*) FROM coupons WHERE campaign_id = '%s'" % cid)[0][0])
+
+
+def mysql_persisted(svc, cid):
+    return int(svc.mysql("SELECT persisted FROM campaigns WHERE id = '%s'" % cid)[0][0])
+
+
+def failed_events(svc, where="1=1"):
+    """Rows of failed_events as dicts."""
+    cols = ["id", "topic", "kafka_partition", "kafka_offset", "campaign_id", "user_id", "error",
+            "attempts", "status", "payload"]
+    rows = svc.mysql("SELECT %s FROM failed_events WHERE %s ORDER BY id" % (", ".join(cols), where))
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def wait_settled(svc, cid, timeout=120):
+    """Waits until the outbox is empty, the worker group's lag is 0 and
+    MySQL holds as many rows (+ open failed events) as Redis's count.
+    Returns the seconds it took."""
+    t0 = time.monotonic()
+
+    def settled():
+        count = int(svc.redis("GET", "coupon:{%s}:count" % cid) or 0)
+        if svc.redis("XLEN", "coupon:{%s}:outbox" % cid) != 0:
+            return False
+        failed = int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE campaign_id = '%s'"
+                               " AND status = 'open'" % cid)[0][0])
+        if mysql_count(svc, cid) + failed != count:
+            return False
+        return kafka_lag(svc) == 0
+    wait_until(settled, timeout, "campaign %s to settle in MySQL" % cid, interval=0.5)
+    return time.monotonic() - t0
+
+
+def start_load(api, cid, out_path, duration, connections=8, prefix="u-", timeout_ms=5000):
+    """cpn-loadgen in the background, a new user per request; returns the
+    Popen. finish_load() waits for it and returns its records."""
+    argv = [find_program("cpn-loadgen"), "--addr", api.addr, "--campaign", cid, "--out", out_path,
+            "--connections", str(connections), "--duration", str(duration), "--user-prefix", prefix,
+            "--timeout-ms", str(timeout_ms)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_load(proc, out_path, timeout=300):
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise Failure("cpn-loadgen did not finish")
+    if proc.returncode != 0:
+        raise Failure("cpn-loadgen failed (%d): %s" % (proc.returncode, stderr[-2000:]))
+    records = []
+    with open(out_path) as f:
+        for line in f:
+            user, status, seq, start, end = line.rstrip("\n").split("\t")
+            records.append((user, int(status), None if seq == "-" else int(seq), int(start), int(end)))
+    return records
+
+
+def check_persisted_exactly(svc, cid, records, allow_failed=False):
+    """Every 202 of @records is one coupons row with its seq; MySQL's users
+    are exactly Redis's; count = SCARD = rows = persisted; no failed event
+    (unless @allow_failed). Returns the number of 202s."""
+    got = {}
+    for user, status, seq, _, _ in records:
+        if status == 202:
+            check(user not in got, "user %s got two 202s" % user)
+            got[user] = seq
+    rows = mysql_coupons(svc, cid)
+    lost = set(got) - set(rows)
+    check(not lost, "%d users that got 202 are not in MySQL (e.g. %s)" % (len(lost), sorted(lost)[:5]))
+    for user, seq in got.items():
+        check(rows[user] == seq, "user %s: told seq %d, MySQL has %d" % (user, seq, rows[user]))
+    redis_users = set(svc.redis("SMEMBERS", "coupon:{%s}:users" % cid))
+    count = int(svc.redis("GET", "coupon:{%s}:count" % cid) or 0)
+    check(set(rows) == redis_users, "MySQL and Redis disagree: %d only in Redis, %d only in MySQL" % (
+        len(redis_users - set(rows)), len(set(rows) - redis_users)))
+    check(count == len(redis_users) == len(rows) == mysql_persisted(svc, cid),
+          "count %d, SCARD %d, rows %d, persisted %d differ" % (
+              count, len(redis_users), len(rows), mysql_persisted(svc, cid)))
+    check(sorted(rows.values()) == list(range(1, len(rows) + 1)), "seqs in MySQL are not 1..n once each")
+    if not allow_failed:
+        fe = failed_events(svc)
+        check(fe == [], "failed_events holds %d rows, e.g. %s" % (len(fe), fe[:2]))
+    return len(got)
+
+
 def migrate(svc):
     subprocess.run([find_program("couponctl"), "migrate"], env={**os.environ, **svc.env},
                    check=True, stdout=subprocess.DEVNULL)
@@ -147,10 +312,10 @@ def main(fn):
             try:
                 fn(svc)
             finally:
-                for api in _running:
-                    if api.proc is not None:
+                for p in _running:
+                    if p.proc is not None:
                         import signal
-                        stop_process(api.proc, signal.SIGKILL)
+                        stop_process(p.proc, signal.SIGKILL)
     except Failure as e:
         print("FAIL %s: %s" % (name, e), flush=True)
         sys.exit(1)

@@ -510,6 +510,30 @@ class Services:
                 pass
         return pids
 
+    def signal_service(self, name, sig):
+        """Sends @sig to the service @name ("redis", "mysql", "devbroker");
+        after SIGKILL or SIGTERM, waits until it is gone and reaps it."""
+        pid = self._read_pids().get(name) or self.pids.get(name)
+        if not pid:
+            raise ServiceError("no pid for %s" % name)
+        os.kill(pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            deadline = time.monotonic() + 60
+            while pid_alive(pid):
+                _reap(pid)
+                if time.monotonic() > deadline:
+                    raise ServiceError("%s (pid %d) did not exit" % (name, pid))
+                time.sleep(0.05)
+
+    def restart(self):
+        """Starts again whatever of the three is not running, on the same
+        ports and data (local-services.sh start is idempotent)."""
+        r = self._script("start", "--auto-ports", timeout=self.start_timeout)
+        if r.returncode != 0:
+            raise ServiceError("local-services.sh start (restart) failed (exit %d):\n%s" % (
+                r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")))
+        self.pids = self._read_pids()
+
     def path(self, *parts):
         """A path inside the services' folder (for logs of the test's own
         processes: they are kept with the rest when COUPON_KEEP_TMP=1)."""

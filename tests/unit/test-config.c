@@ -502,6 +502,175 @@ static void test_check_log_level(void **state) {
         }
 }
 
+/* ---- coupon-worker entries ---- */
+
+static void assert_bad_worker_env(struct cpn_config *cfg, const char *name, const char *value) {
+        const char *env[] = { name, value, NULL };
+        struct cpn_error err = { { 0 } };
+        int r;
+
+        reset(cfg);
+        r = load(cfg, CPN_CFG_WORKER, env, NULL, NULL, &err);
+        if (r != CPN_INVALID)
+                fail_msg("%s='%s': got %d, expected CPN_INVALID", name, value, r);
+        if (!strstr(err.msg, name))
+                fail_msg("%s='%s': message \"%s\" does not name the variable", name, value, err.msg);
+}
+
+static void test_worker_defaults(void **state) {
+        struct cpn_config *cfg = *state;
+
+        assert_string_equal(cfg->worker_group, "coupon-worker");
+        assert_int_equal(cfg->worker_batch, 1000);
+        assert_int_equal(cfg->worker_batch_wait_ms, 20);
+        assert_int_equal(cfg->retry_base_ms, 1000);
+        assert_int_equal(cfg->retry_max_ms, 300000);
+        assert_int_equal(cfg->retry_max_attempts, 10);
+}
+
+static void test_worker_batch_bounds(void **state) {
+        struct cpn_config *cfg = *state;
+        static const char *const lo[] = { "COUPON_WORKER_BATCH", "1", NULL };
+        static const char *const hi[] = { "COUPON_WORKER_BATCH", "20000", NULL };
+        static const char *const flag_lo[] = { "--worker-batch", "1", NULL };
+        static const char *const flag_hi[] = { "--worker-batch=20000", NULL };
+        struct cpn_error err = { { 0 } };
+
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, lo, NULL, NULL, &err), 0);
+        assert_int_equal(cfg->worker_batch, 1);
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, hi, NULL, NULL, &err), 0);
+        assert_int_equal(cfg->worker_batch, 20000);
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, flag_lo, NULL, &err), 0);
+        assert_int_equal(cfg->worker_batch, 1);
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, flag_hi, NULL, &err), 0);
+        assert_int_equal(cfg->worker_batch, 20000);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
+}
+
+static void test_worker_batch_out_of_bounds(void **state) {
+        struct cpn_config *cfg = *state;
+        static const char *const values[] = { "0", "20001", "-1", "1e3", "", " 5", "1000x" };
+
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+                assert_bad_worker_env(cfg, "COUPON_WORKER_BATCH", values[i]);
+        /* the message gives the range and the value */
+        {
+                static const char *const env[] = { "COUPON_WORKER_BATCH", "20001", NULL };
+                struct cpn_error err = { { 0 } };
+
+                reset(cfg);
+                assert_int_equal(load(cfg, CPN_CFG_WORKER, env, NULL, NULL, &err), CPN_INVALID);
+                assert_non_null(strstr(err.msg, "1..20000"));
+                assert_non_null(strstr(err.msg, "'20001'"));
+                assert_int_equal(cfg->worker_batch, 1000); /* unchanged */
+        }
+        /* the same as flags, in both forms */
+        for (size_t i = 0; i < 2; i++) {
+                char joined[64];
+                const char *sep[] = { "--worker-batch", values[i], NULL };
+                const char *eq[] = { joined, NULL };
+                struct cpn_error err = { { 0 } };
+
+                snprintf(joined, sizeof(joined), "--worker-batch=%s", values[i]);
+                reset(cfg);
+                assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, sep, NULL, &err), CPN_INVALID);
+                assert_non_null(strstr(err.msg, "--worker-batch"));
+                memset(&err, 0, sizeof(err));
+                assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, eq, NULL, &err), CPN_INVALID);
+                assert_non_null(strstr(err.msg, "--worker-batch"));
+        }
+}
+
+static void test_worker_flags_outside_mask(void **state) {
+        struct cpn_config *cfg = *state;
+        static const char *const sep[] = { "--worker-batch", "10", NULL };
+        static const char *const eq[] = { "--worker-batch=10", NULL };
+        static const char *const wait[] = { "--worker-batch-wait-ms=5", NULL };
+        static const char *const env[] = { "COUPON_WORKER_BATCH", "0", NULL }; /* bad, not api's */
+        struct cpn_error err = { { 0 } };
+
+        assert_int_equal(load(cfg, CPN_CFG_API, NULL, sep, NULL, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "unknown option"));
+        assert_non_null(strstr(err.msg, "--worker-batch"));
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(load(cfg, CPN_CFG_API, NULL, eq, NULL, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "unknown option"));
+        assert_int_equal(load(cfg, CPN_CFG_API, NULL, wait, NULL, &err), CPN_INVALID);
+        assert_int_equal(load(cfg, CPN_CFG_CTL, NULL, sep, NULL, &err), CPN_INVALID);
+        assert_int_equal(cfg->worker_batch, 1000);
+        /* in the environment, outside the mask: ignored */
+        assert_int_equal(load(cfg, CPN_CFG_API, env, NULL, NULL, &err), 0);
+        assert_int_equal(cfg->worker_batch, 1000);
+        /* the worker takes it */
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, sep, NULL, &err), 0);
+        assert_int_equal(cfg->worker_batch, 10);
+}
+
+static void test_check_worker_group(void **state) {
+        struct cpn_config *cfg = *state;
+        static const char *const flag[] = { "--worker-group=", NULL };
+        static const char *const env[] = { "COUPON_WORKER_GROUP", "", NULL };
+        static const char *const named[] = { "--worker-group", "g2", NULL };
+        struct cpn_error err = { { 0 } };
+
+        /* empty is set (not "unset": the entry has a default), then refused */
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, flag, NULL, &err), 0);
+        assert_string_equal(cfg->worker_group, "");
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "COUPON_WORKER_GROUP"));
+        /* coupon-api does not use it */
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_API, &err), 0);
+
+        reset(cfg);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, env, NULL, NULL, &err), 0);
+        assert_string_equal(cfg->worker_group, "");
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "COUPON_WORKER_GROUP"));
+
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, named, NULL, &err), 0);
+        assert_string_equal(cfg->worker_group, "g2");
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
+}
+
+static void test_check_retry_max_below_base(void **state) {
+        struct cpn_config *cfg = *state;
+        static const char *const below[] = { "COUPON_RETRY_BASE_MS", "5000", "COUPON_RETRY_MAX_MS", "4999",
+                                             NULL };
+        static const char *const equal[] = { "--retry-base-ms=5000", "--retry-max-ms", "5000", NULL };
+        static const char *const flags_below[] = { "--retry-max-ms=10", NULL }; /* base 1000 */
+        struct cpn_error err = { { 0 } };
+
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, below, NULL, NULL, &err), 0);
+        assert_int_equal(cfg->retry_base_ms, 5000);
+        assert_int_equal(cfg->retry_max_ms, 4999);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "COUPON_RETRY_MAX_MS"));
+        assert_non_null(strstr(err.msg, "COUPON_RETRY_BASE_MS"));
+        /* coupon-api does not use them */
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_API, &err), 0);
+
+        /* equal is fine */
+        reset(cfg);
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, equal, NULL, &err), 0);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
+
+        /* only the maximum given, below the default base */
+        reset(cfg);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, flags_below, NULL, &err), 0);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "COUPON_RETRY_MAX_MS"));
+
+        /* directly on the struct, one below */
+        reset(cfg);
+        cfg->retry_base_ms = 2000;
+        cfg->retry_max_ms = 1999;
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        cfg->retry_max_ms = 2000;
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
+}
+
 static void test_usage(void **state) {
         char *text = NULL;
         size_t len = 0;
@@ -551,6 +720,12 @@ int main(void) {
                 T(test_check_relay_after),
                 T(test_check_admin_token),
                 T(test_check_log_level),
+                T(test_worker_defaults),
+                T(test_worker_batch_bounds),
+                T(test_worker_batch_out_of_bounds),
+                T(test_worker_flags_outside_mask),
+                T(test_check_worker_group),
+                T(test_check_retry_max_below_base),
                 cmocka_unit_test(test_usage),
         };
 

@@ -707,6 +707,722 @@ static void test_campaign_json_nobufs(void **state) {
         assert_int_equal(cpn_json_campaign(buf, 16, &st, -1), -ENOBUFS);
 }
 
+/* ---- the Kafka issuance message ---- */
+
+/* One message value from its four members, each given as a raw JSON token. */
+#define MSG(cid, uid, seq, at) \
+        "{\"campaign_id\":" cid ",\"user_id\":" uid ",\"seq\":" seq ",\"issued_at\":" at "}"
+#define GOOD_CID "\"c1\""
+#define GOOD_UID "\"u-1\""
+#define GOOD_SEQ "17"
+#define GOOD_AT "\"2026-11-21T10:00:00Z\""
+#define GOOD MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, GOOD_AT)
+
+/* Both ids of @out are NUL-terminated within their arrays and are either
+ * empty or valid: a failed parse never leaves garbage for failed_events. */
+static void assert_ids_sane(const struct cpn_issuance *out) {
+        size_t lc = strnlen(out->campaign_id, sizeof(out->campaign_id));
+        size_t lu = strnlen(out->user_id, sizeof(out->user_id));
+
+        assert_true(lc < sizeof(out->campaign_id));
+        assert_true(lu < sizeof(out->user_id));
+        assert_true(lc == 0 || cpn_campaign_id_valid(out->campaign_id, lc));
+        assert_true(lu == 0 || cpn_user_id_valid(out->user_id, lu));
+}
+
+/* Parses @buf from an exact-size heap copy (no NUL after it), so that ASan
+ * and valgrind see any read past @n. @out starts out as stale garbage. */
+static int issuance_n(const char *buf, size_t n, struct cpn_issuance *out, struct cpn_error *err) {
+        char *copy = malloc(n ? n : 1);
+        int r;
+
+        assert_non_null(copy);
+        memcpy(copy, buf, n);
+        memset(out, 0x55, sizeof(*out));
+        r = cpn_json_parse_issuance(copy, n, out, err);
+        free(copy);
+        assert_ids_sane(out);
+        return r;
+}
+
+static int issuance(const char *buf, struct cpn_issuance *out) {
+        struct cpn_error err = { { 0 } };
+        int r = issuance_n(buf, strlen(buf), out, &err);
+
+        if (r != 0 && !err.msg[0])
+                fail_msg("CPN_INVALID without a message for %s", buf);
+        return r;
+}
+
+static void assert_issuance_ok(const char *buf, const char *cid, const char *uid, int64_t seq,
+                               int64_t at_ms) {
+        struct cpn_issuance out;
+        int r = issuance(buf, &out);
+
+        if (r != 0)
+                fail_msg("message %s: got %d, expected 0", buf, r);
+        assert_string_equal(out.campaign_id, cid);
+        assert_string_equal(out.user_id, uid);
+        if (out.seq != seq)
+                fail_msg("message %s: seq %lld, expected %lld", buf, (long long)out.seq,
+                         (long long)seq);
+        if (out.issued_at_ms != at_ms)
+                fail_msg("message %s: issued_at_ms %lld, expected %lld", buf,
+                         (long long)out.issued_at_ms, (long long)at_ms);
+}
+
+static void assert_good(const char *buf) {
+        assert_issuance_ok(buf, "c1", "u-1", 17, T_2026_11_21_10);
+}
+
+static void assert_issuance_bad(const char *buf) {
+        struct cpn_issuance out;
+        int r = issuance(buf, &out);
+
+        if (r != CPN_INVALID)
+                fail_msg("message %s: got %d, expected CPN_INVALID", buf, r);
+}
+
+static void assert_issuance_bad_n(const char *buf, size_t n) {
+        struct cpn_issuance out;
+        struct cpn_error err = { { 0 } };
+        int r = issuance_n(buf, n, &out, &err);
+
+        if (r != CPN_INVALID)
+                fail_msg("message of %zu bytes: got %d, expected CPN_INVALID", n, r);
+        assert_true(err.msg[0] != '\0');
+}
+
+static void test_parse_issuance_valid(void **state) {
+        assert_good("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                    "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_good(GOOD);
+        assert_issuance_ok(MSG("\"spring-2026_B\"", "\"a.b:c_D-9\"", "0", "\"2026-11-21T10:00:00.250Z\""),
+                           "spring-2026_B", "a.b:c_D-9", 0, T_2026_11_21_10 + 250);
+}
+
+static void test_parse_issuance_member_order_and_space(void **state) {
+        assert_good("{\"issued_at\":\"2026-11-21T10:00:00Z\",\"seq\":17,\"user_id\":\"u-1\","
+                    "\"campaign_id\":\"c1\"}");
+        assert_good("{\"seq\":17,\"campaign_id\":\"c1\",\"issued_at\":\"2026-11-21T10:00:00Z\","
+                    "\"user_id\":\"u-1\"}");
+        assert_good(" \t\r\n{ \"campaign_id\" : \"c1\" ,\n\"user_id\":\"u-1\" , \"seq\" : 17 ,"
+                    "\t\"issued_at\" :\"2026-11-21T10:00:00Z\" } \r\n");
+        assert_good(GOOD "\n");
+}
+
+/* "other members are ignored (a newer producer may add some)", whatever
+ * their type, including numbers seq itself could not be. */
+static void test_parse_issuance_unknown_members(void **state) {
+        assert_good("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                    "\"issued_at\":\"2026-11-21T10:00:00Z\",\"v\":2}");
+        assert_good("{\"trace_id\":\"4bf92f3577b34da6\",\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                    "\"seq\":17,\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_good("{\"campaign_id\":\"c1\",\"meta\":{\"a\":[1,2,{\"b\":null}],\"c\":true},"
+                    "\"user_id\":\"u-1\",\"tags\":[],\"seq\":17,\"x\":null,\"y\":false,"
+                    "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        /* numbers with a fraction or an exponent, or out of seq's range,
+         * elsewhere in the message do not matter */
+        assert_good("{\"price\":9.99,\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                    "\"issued_at\":\"2026-11-21T10:00:00Z\",\"ratio\":-2.5e-3}");
+        assert_good("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                    "\"issued_at\":\"2026-11-21T10:00:00Z\",\"w\":[1.5,1E3,{\"z\":0.0}],\"n\":-7}");
+        /* names that differ only in case, or are not quite ours, are others */
+        assert_good("{\"Seq\":\"x\",\"CAMPAIGN_ID\":5,\"user\":1,\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                    "\"seq\":17,\"issued_at\":\"2026-11-21T10:00:00Z\",\"\":0}");
+        /* unknown members are still JSON: unicode and escapes are fine */
+        assert_good("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                    "\"issued_at\":\"2026-11-21T10:00:00Z\",\"note\":\"caf\xc3\xa9 \\ud83d\\ude00 \\\"\\n\"}");
+}
+
+static void test_parse_issuance_seq_bounds(void **state) {
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, "0", GOOD_AT), "c1", "u-1", 0, T_2026_11_21_10);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, "1", GOOD_AT), "c1", "u-1", 1, T_2026_11_21_10);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, "99999999", GOOD_AT), "c1", "u-1", 99999999,
+                           T_2026_11_21_10);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, "100000000", GOOD_AT), "c1", "u-1", CPN_TOTAL_MAX,
+                           T_2026_11_21_10);
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "100000001", GOOD_AT));
+}
+
+static void test_parse_issuance_seq_negative(void **state) {
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-1", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-17", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-100000000", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-9223372036854775809", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-1e400", GOOD_AT));
+}
+
+static void test_parse_issuance_seq_fraction(void **state) {
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "17.5", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "0.5", GOOD_AT));
+        /* integral values written with a fraction are not integers */
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "17.0", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "0.0", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "17.000000000000001", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-0.5", GOOD_AT));
+        /* not JSON numbers at all */
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "17.", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, ".5", GOOD_AT));
+}
+
+static void test_parse_issuance_seq_exponent(void **state) {
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "1e3", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "1E3", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "17e0", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "1.7e1", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "1e+2", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "170e-1", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "1e8", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "1e400", GOOD_AT));
+}
+
+/* seq's own notation counts, not that of numbers around it. */
+static void test_parse_issuance_seq_among_other_numbers(void **state) {
+        /* integral seq after, between and before non-integral numbers */
+        assert_good("{\"a\":[1.5,2,{\"b\":3e1,\"c\":[4,-5.0]}],\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                    "\"seq\":17,\"d\":0.25,\"issued_at\":\"2026-11-21T10:00:00Z\",\"e\":1E-9}");
+        /* digits, dots and exponents inside strings and names are not numbers */
+        assert_good("{\"1.5\":\"2e3\",\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"x\":\"-0.1 \\\" 7.5\","
+                    "\"seq\":17,\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        /* a fraction or an exponent in seq among integral numbers */
+        assert_issuance_bad("{\"a\":[1,2,{\"b\":3}],\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                            "\"seq\":17.0,\"d\":4,\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"a\":[1.5,2],\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                            "\"seq\":1.7e1,\"d\":4.5,\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"seq\":17e0,\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"d\":4}");
+        assert_issuance_bad("{\"n\":\"9.5\",\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"seq\":17.00}");
+}
+
+static void test_parse_issuance_seq_leading_zero(void **state) {
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "017", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "00", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "0017", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "-01", GOOD_AT));
+        /* also in a member that is otherwise ignored: it is not JSON */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"x\":07}");
+}
+
+static void test_parse_issuance_seq_too_large(void **state) {
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "100000001", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "2147483648", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "4294967313", GOOD_AT)); /* 2^32 + 17 */
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "9223372036854775807", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "9223372036854775808", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "18446744073709551633", GOOD_AT)); /* 2^64 + 17 */
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID,
+                                "1000000000000000000000000000000000000000000000000000000000", GOOD_AT));
+}
+
+static void test_parse_issuance_seq_wrong_type(void **state) {
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "\"17\"", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "null", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "true", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "false", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "[17]", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "{\"seq\":17}", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "+17", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "0x11", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "NaN", GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, "Infinity", GOOD_AT));
+}
+
+static void test_parse_issuance_campaign_id(void **state) {
+        char buf[512], id[80];
+
+        memset(id, 'C', sizeof(id));
+        id[64] = '\0';
+        snprintf(buf, sizeof(buf), MSG("\"%s\"", GOOD_UID, GOOD_SEQ, GOOD_AT), id);
+        assert_issuance_ok(buf, id, "u-1", 17, T_2026_11_21_10);
+        id[64] = 'C';
+        id[65] = '\0';
+        snprintf(buf, sizeof(buf), MSG("\"%s\"", GOOD_UID, GOOD_SEQ, GOOD_AT), id);
+        assert_issuance_bad(buf);
+        assert_issuance_ok(MSG("\"A_z-09\"", GOOD_UID, GOOD_SEQ, GOOD_AT), "A_z-09", "u-1", 17,
+                           T_2026_11_21_10);
+        assert_issuance_ok(MSG("\"\\u0063\\u0031\"", GOOD_UID, GOOD_SEQ, GOOD_AT), "c1", "u-1", 17,
+                           T_2026_11_21_10);                          /* escaped, decoded */
+        assert_issuance_bad(MSG("\"\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"c.1\"", GOOD_UID, GOOD_SEQ, GOOD_AT)); /* user_id's grammar */
+        assert_issuance_bad(MSG("\"c:1\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"c/1\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"c 1\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"c\\u002f1\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"caf\xc3\xa9\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"{c1}\"", GOOD_UID, GOOD_SEQ, GOOD_AT));  /* a Redis hash tag */
+}
+
+static void test_parse_issuance_user_id(void **state) {
+        char buf[512], id[80];
+
+        memset(id, 'u', sizeof(id));
+        id[64] = '\0';
+        snprintf(buf, sizeof(buf), MSG(GOOD_CID, "\"%s\"", GOOD_SEQ, GOOD_AT), id);
+        assert_issuance_ok(buf, "c1", id, 17, T_2026_11_21_10);
+        id[64] = 'u';
+        id[65] = '\0';
+        snprintf(buf, sizeof(buf), MSG(GOOD_CID, "\"%s\"", GOOD_SEQ, GOOD_AT), id);
+        assert_issuance_bad(buf);
+        assert_issuance_ok(MSG(GOOD_CID, "\"a.b:c_D-9\"", GOOD_SEQ, GOOD_AT), "c1", "a.b:c_D-9", 17,
+                           T_2026_11_21_10);
+        assert_issuance_ok(MSG(GOOD_CID, "\"u\\u002e1\"", GOOD_SEQ, GOOD_AT), "c1", "u.1", 17,
+                           T_2026_11_21_10);
+        assert_issuance_bad(MSG(GOOD_CID, "\"\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u/1\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u@x\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u 1\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u\\\"1\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u\\\\1\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u\\t1\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"caf\\u00e9\"", GOOD_SEQ, GOOD_AT));
+}
+
+static void test_parse_issuance_id_wrong_types(void **state) {
+        static const char *const bad[] = { "5", "-1", "1.5", "null", "true", "false", "[]",
+                                           "[\"c1\"]", "{}", "{\"campaign_id\":\"c1\"}" };
+        char buf[512];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(buf, sizeof(buf), MSG("%s", GOOD_UID, GOOD_SEQ, GOOD_AT), bad[i]);
+                assert_issuance_bad(buf);
+                snprintf(buf, sizeof(buf), MSG(GOOD_CID, "%s", GOOD_SEQ, GOOD_AT), bad[i]);
+                assert_issuance_bad(buf);
+                snprintf(buf, sizeof(buf), MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "%s"), bad[i]);
+                assert_issuance_bad(buf);
+        }
+}
+
+static void test_parse_issuance_missing_fields(void **state) {
+        assert_issuance_bad("{}");
+        assert_issuance_bad("{\"user_id\":\"u-1\",\"seq\":17,\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"seq\":17,\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\"}");
+        /* an unknown member does not stand in for a missing one */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"Seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+}
+
+static void test_parse_issuance_issued_at(void **state) {
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T10:00:00.001Z\""), "c1", "u-1",
+                           17, T_2026_11_21_10 + 1);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T10:00:00.999Z\""), "c1", "u-1",
+                           17, T_2026_11_21_10 + 999);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T11:00:00+01:00\""), "c1", "u-1",
+                           17, T_2026_11_21_10);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T05:30:00.5-04:30\""), "c1",
+                           "u-1", 17, T_2026_11_21_10 + 500);
+        assert_issuance_ok(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"1970-01-01T00:00:00Z\""), "c1", "u-1", 17,
+                           0);
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"now\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T10:00:00\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21 10:00:00Z\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T10:00:00Z \""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-13-01T00:00:00Z\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2027-02-29T00:00:00Z\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"1969-12-31T23:59:59Z\""));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "1795255200000"));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "null"));
+}
+
+static void test_parse_issuance_duplicates(void **state) {
+        /* each member twice, equal or not */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"campaign_id\":\"c2\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"campaign_id\":\"c1\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"user_id\":\"u-2\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,\"seq\":18,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"issued_at\":null}");
+        /* the same name through an escape */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,\"se\\u0071\":18,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        /* an unknown member twice is a duplicate too */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"x\":1,\"x\":1}");
+}
+
+static void test_parse_issuance_trailing_garbage(void **state) {
+        assert_issuance_bad(GOOD "x");
+        assert_issuance_bad(GOOD "{}");
+        assert_issuance_bad(GOOD GOOD);
+        assert_issuance_bad(GOOD ",");
+        assert_issuance_bad(GOOD " 1");
+        assert_issuance_bad(GOOD "\n]");
+        assert_issuance_bad(GOOD "\xff");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",}");
+        /* a NUL after the object, inside the given length */
+        assert_issuance_bad_n(GOOD "\0", sizeof(GOOD));
+        assert_issuance_bad_n(GOOD "\0x", sizeof(GOOD) + 1);
+}
+
+static void test_parse_issuance_invalid_utf8(void **state) {
+        /* in the ids */
+        assert_issuance_bad(MSG("\"c\xc3\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u\xff\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"\xc0\xae\"", GOOD_SEQ, GOOD_AT));      /* overlong '.' */
+        /* in an unknown member, which is otherwise ignored */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"note\":\"caf\xc3\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"note\":\"\xed\xa0\x80\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"n\xe9\":1}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"note\":\"\xf4\x90\x80\x80\"}");
+        /* lone surrogate escapes */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"note\":\"\\ud800\"}");
+}
+
+static void test_parse_issuance_nul_bytes(void **state) {
+        static const char in_cid[] = "{\"campaign_id\":\"c1\0x\",\"user_id\":\"u-1\",\"seq\":17,"
+                                     "\"issued_at\":\"2026-11-21T10:00:00Z\"}";
+        static const char in_note[] = "{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                                      "\"issued_at\":\"2026-11-21T10:00:00Z\",\"n\":\"\0\"}";
+        static const char between[] = "{\"campaign_id\":\"c1\",\0\"user_id\":\"u-1\",\"seq\":17,"
+                                      "\"issued_at\":\"2026-11-21T10:00:00Z\"}";
+        static const char before[] = "\0" GOOD;
+
+        assert_issuance_bad_n(in_cid, sizeof(in_cid) - 1);
+        assert_issuance_bad_n(in_note, sizeof(in_note) - 1);
+        assert_issuance_bad_n(between, sizeof(between) - 1);
+        assert_issuance_bad_n(before, sizeof(before) - 1);
+}
+
+static void test_parse_issuance_escaped_nul(void **state) {
+        /* cJSON would cut the string at \u0000: "c1\u0000x" must not be "c1" */
+        assert_issuance_bad(MSG("\"c1\\u0000x\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG("\"c1\\u0000\"", GOOD_UID, GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, "\"u-1\\u0000\"", GOOD_SEQ, GOOD_AT));
+        assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"2026-11-21T10:00:00Z\\u0000junk\""));
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"n\":\"\\u0000\"}");
+        /* in a name: "seq\u0000" would otherwise become a second "seq" */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,\"seq\\u0000\":18,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+}
+
+static void test_parse_issuance_empty(void **state) {
+        struct cpn_issuance out;
+        struct cpn_error err = { { 0 } };
+
+        assert_int_equal(issuance_n("", 0, &out, &err), CPN_INVALID);
+        assert_true(err.msg[0] != '\0');
+        assert_string_equal(out.campaign_id, "");
+        assert_string_equal(out.user_id, "");
+        /* a zero length means empty, whatever the buffer holds */
+        assert_int_equal(issuance_n(GOOD, 0, &out, NULL), CPN_INVALID);
+        assert_issuance_bad(" ");
+        assert_issuance_bad("\r\n\t ");
+}
+
+static void test_parse_issuance_not_object(void **state) {
+        assert_issuance_bad("[" GOOD "]");
+        assert_issuance_bad("[]");
+        assert_issuance_bad("\"c1\"");
+        assert_issuance_bad("17");
+        assert_issuance_bad("0");
+        assert_issuance_bad("null");
+        assert_issuance_bad("true");
+        assert_issuance_bad("false");
+        assert_issuance_bad("{\"value\":" GOOD "}");               /* nested one level too deep */
+        assert_issuance_bad("campaign_id=c1&user_id=u-1&seq=17");
+}
+
+static void test_parse_issuance_bad_syntax(void **state) {
+        assert_issuance_bad("{'campaign_id':'c1','user_id':'u-1','seq':17,"
+                            "'issued_at':'2026-11-21T10:00:00Z'}");
+        assert_issuance_bad("{campaign_id:\"c1\",user_id:\"u-1\",seq:17,"
+                            "issued_at:\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\" \"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\" \"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",,\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{/*x*/\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\"}");
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"x\":\"a\tb\"}"); /* raw tab */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"x\":\"\\q\"}"); /* bad escape */
+        assert_issuance_bad("{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                            "\"issued_at\":\"2026-11-21T10:00:00Z\",\"x\":\"\\u12g4\"}");
+}
+
+/* Every proper prefix of a valid message is refused, read from an
+ * exact-size buffer (ASan sees any read past the end). */
+static void test_parse_issuance_truncated(void **state) {
+        static const char *const msgs[] = {
+                GOOD,
+                "{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                "\"issued_at\":\"2026-11-21T10:00:00.250Z\",\"n\":\"\\u00e9\\\"\",\"a\":[1,{\"b\":null}]}",
+        };
+
+        for (size_t k = 0; k < sizeof(msgs) / sizeof(msgs[0]); k++) {
+                size_t len = strlen(msgs[k]);
+                struct cpn_issuance out;
+
+                for (size_t n = 0; n < len; n++)
+                        assert_issuance_bad_n(msgs[k], n);
+                assert_int_equal(issuance_n(msgs[k], len, &out, NULL), 0);
+        }
+}
+
+static void test_parse_issuance_explicit_length(void **state) {
+        static const char with_garbage[] = GOOD "garbage\xff\0{";
+        const size_t n = sizeof(GOOD) - 1;
+        struct cpn_issuance out;
+
+        /* only the first n bytes are the message */
+        assert_int_equal(issuance_n(with_garbage, n, &out, NULL), 0);
+        assert_string_equal(out.campaign_id, "c1");
+        assert_string_equal(out.user_id, "u-1");
+        assert_true(out.seq == 17);
+        assert_true(out.issued_at_ms == T_2026_11_21_10);
+        assert_int_equal(issuance_n(with_garbage, n + 1, &out, NULL), CPN_INVALID);
+        assert_int_equal(issuance_n(with_garbage, n - 1, &out, NULL), CPN_INVALID);
+        /* directly, with the garbage really in the caller's buffer */
+        memset(&out, 0x55, sizeof(out));
+        assert_int_equal(cpn_json_parse_issuance(with_garbage, n, &out, NULL), 0);
+        assert_string_equal(out.campaign_id, "c1");
+        assert_true(out.seq == 17);
+        /* a message ending in a number, cut right after it */
+        {
+                static const char num_last[] = "{\"campaign_id\":\"c1\",\"user_id\":\"u-1\","
+                                               "\"issued_at\":\"2026-11-21T10:00:00Z\",\"seq\":17}"
+                                               "999";
+                struct cpn_error err = { { 0 } };
+
+                assert_int_equal(issuance_n(num_last, sizeof(num_last) - 4, &out, &err), 0);
+                assert_true(out.seq == 17);
+        }
+}
+
+/* On failure the ids that were valid stay in @out, for the failed_events row. */
+static void test_parse_issuance_keeps_ids_bad_seq(void **state) {
+        static const char *const bad_seqs[] = { "-1", "17.5", "1e3", "100000001", "\"17\"", "null" };
+        char buf[512];
+
+        for (size_t i = 0; i < sizeof(bad_seqs) / sizeof(bad_seqs[0]); i++) {
+                struct cpn_issuance out;
+                struct cpn_error err = { { 0 } };
+
+                snprintf(buf, sizeof(buf), MSG("\"spring-2026\"", "\"user:42\"", "%s", GOOD_AT),
+                         bad_seqs[i]);
+                assert_int_equal(issuance_n(buf, strlen(buf), &out, &err), CPN_INVALID);
+                if (strcmp(out.campaign_id, "spring-2026") != 0 || strcmp(out.user_id, "user:42") != 0)
+                        fail_msg("seq %s: ids \"%s\"/\"%s\" not kept", bad_seqs[i], out.campaign_id,
+                                 out.user_id);
+                assert_non_null(strstr(err.msg, "seq"));
+        }
+        /* seq missing altogether */
+        {
+                struct cpn_issuance out;
+
+                const char *m = "{\"campaign_id\":\"c1\",\"user_id\":\"u-1\"}";
+
+                assert_int_equal(issuance_n(m, strlen(m), &out, NULL), CPN_INVALID);
+                assert_string_equal(out.campaign_id, "c1");
+                assert_string_equal(out.user_id, "u-1");
+        }
+}
+
+static void test_parse_issuance_keeps_ids_bad_time(void **state) {
+        struct cpn_issuance out;
+        struct cpn_error err = { { 0 } };
+        const char *m = MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"yesterday\"");
+
+        assert_int_equal(issuance_n(m, strlen(m), &out, &err), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "c1");
+        assert_string_equal(out.user_id, "u-1");
+        assert_non_null(strstr(err.msg, "issued_at"));
+        m = MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "42");
+        assert_int_equal(issuance_n(m, strlen(m), &out, NULL), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "c1");
+        assert_string_equal(out.user_id, "u-1");
+}
+
+static void test_parse_issuance_keeps_ids_one_bad(void **state) {
+        struct cpn_issuance out;
+        struct cpn_error err = { { 0 } };
+        const char *m;
+
+        /* bad campaign_id, good user_id: user_id kept, campaign_id empty */
+        m = MSG("\"c.1\"", GOOD_UID, GOOD_SEQ, GOOD_AT);
+        assert_int_equal(issuance_n(m, strlen(m), &out, &err), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "");
+        assert_string_equal(out.user_id, "u-1");
+        assert_non_null(strstr(err.msg, "campaign_id"));
+        /* missing campaign_id */
+        m = "{\"user_id\":\"u-1\",\"seq\":17,\"issued_at\":\"2026-11-21T10:00:00Z\"}";
+        assert_int_equal(issuance_n(m, strlen(m), &out, NULL), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "");
+        assert_string_equal(out.user_id, "u-1");
+        /* good campaign_id, bad user_id */
+        memset(&err, 0, sizeof(err));
+        m = MSG(GOOD_CID, "\"u/1\"", GOOD_SEQ, GOOD_AT);
+        assert_int_equal(issuance_n(m, strlen(m), &out, &err), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "c1");
+        assert_string_equal(out.user_id, "");
+        assert_non_null(strstr(err.msg, "user_id"));
+        /* good campaign_id, user_id of the wrong type, and a bad seq too */
+        m = MSG(GOOD_CID, "7", "-1", GOOD_AT);
+        assert_int_equal(issuance_n(m, strlen(m), &out, NULL), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "c1");
+        assert_string_equal(out.user_id, "");
+        /* ids too long are not kept (they would not fit) */
+        m = MSG("\"ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"", GOOD_UID, "-1",
+                GOOD_AT);
+        assert_int_equal(issuance_n(m, strlen(m), &out, NULL), CPN_INVALID);
+        assert_string_equal(out.campaign_id, "");
+        assert_string_equal(out.user_id, "u-1");
+}
+
+/* A failed parse never leaves a previous message's ids behind. */
+static void test_parse_issuance_no_stale_output(void **state) {
+        static const char *const bad[] = {
+                "", "{", "[]", GOOD "x", MSG("\"c.1\"", "\"u/1\"", GOOD_SEQ, GOOD_AT),
+                "{\"seq\":17}",
+        };
+        static const size_t bad_n[] = { 0, 1, 2, sizeof(GOOD), 0, 10 };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct cpn_issuance out;
+                size_t n = bad_n[i] ? bad_n[i] : strlen(bad[i]);
+
+                memset(&out, 0, sizeof(out));
+                strcpy(out.campaign_id, "stale");
+                strcpy(out.user_id, "stale");
+                out.seq = 99;
+                assert_int_equal(cpn_json_parse_issuance(bad[i], n, &out, NULL), CPN_INVALID);
+                if (strcmp(out.campaign_id, "") != 0 || strcmp(out.user_id, "") != 0)
+                        fail_msg("message #%zu: stale ids \"%s\"/\"%s\" left", i, out.campaign_id,
+                                 out.user_id);
+        }
+}
+
+static void test_parse_issuance_messages(void **state) {
+        static const char *const cases[][2] = {
+                { MSG("\"c.1\"", GOOD_UID, GOOD_SEQ, GOOD_AT), "campaign_id" },
+                { MSG(GOOD_CID, "\"\"", GOOD_SEQ, GOOD_AT), "user_id" },
+                { MSG(GOOD_CID, GOOD_UID, "1.5", GOOD_AT), "seq" },
+                { MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "\"x\""), "issued_at" },
+                { "{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,\"seq\":17,"
+                  "\"issued_at\":\"2026-11-21T10:00:00Z\"}", "duplicate member \"seq\"" },
+                { GOOD "x", "unexpected data" },
+                { "[]", "expected a JSON object" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct cpn_error err = { { 0 } };
+                struct cpn_issuance out;
+
+                assert_int_equal(issuance_n(cases[i][0], strlen(cases[i][0]), &out, &err), CPN_INVALID);
+                if (!strstr(err.msg, cases[i][1]))
+                        fail_msg("message %s: reason \"%s\", expected it to contain '%s'", cases[i][0],
+                                 err.msg, cases[i][1]);
+        }
+}
+
+static void test_parse_issuance_err_null(void **state) {
+        struct cpn_issuance out;
+
+        assert_int_equal(cpn_json_parse_issuance("{}", 2, &out, NULL), CPN_INVALID);
+        assert_int_equal(cpn_json_parse_issuance("[", 1, &out, NULL), CPN_INVALID);
+        assert_int_equal(cpn_json_parse_issuance(GOOD, sizeof(GOOD) - 1, &out, NULL), 0);
+        assert_string_equal(out.campaign_id, "c1");
+}
+
+/* What cpn_issuance_json writes (the producer) reads back the same. */
+static void test_parse_issuance_round_trip(void **state) {
+        static const struct {
+                const char *cid, *uid;
+                int64_t seq, at;
+        } cases[] = {
+                { "c1", "u-1", 17, T_2026_11_21_10 },
+                { "c1", "u-1", 17, T_2026_11_21_10 + 250 },
+                { "spring-2026", "user.42:x_Y-z", 0, T_2026_11_21_10 + 1 },
+                { "A", "b", 1, T_2026_11_21_10 + 999 },
+                { "Z_9-", ":.", CPN_TOTAL_MAX, T_2026_11_21_10 + 3600123 },
+                { "x", "y", 99999999, 0 },
+                { "x", "y", 12345, 1 },
+                { "x", "y", 54321, 253402300799999LL }, /* 9999-12-31T23:59:59.999Z */
+                { "leap", "day", 2, 1709164800042LL },   /* 2024-02-29T00:00:00.042Z */
+        };
+        char long_c[CPN_ID_MAX + 1], long_u[CPN_ID_MAX + 1];
+
+        memset(long_c, '-', CPN_ID_MAX);
+        long_c[CPN_ID_MAX] = '\0';
+        memset(long_u, '.', CPN_ID_MAX);
+        long_u[CPN_ID_MAX] = '\0';
+        for (size_t i = 0; i <= sizeof(cases) / sizeof(cases[0]); i++) {
+                struct cpn_issuance in, out;
+                struct cpn_error err = { { 0 } };
+                char buf[512];
+                int len;
+
+                memset(&in, 0, sizeof(in));
+                if (i < sizeof(cases) / sizeof(cases[0])) {
+                        strcpy(in.campaign_id, cases[i].cid);
+                        strcpy(in.user_id, cases[i].uid);
+                        in.seq = cases[i].seq;
+                        in.issued_at_ms = cases[i].at;
+                } else { /* the longest ids */
+                        strcpy(in.campaign_id, long_c);
+                        strcpy(in.user_id, long_u);
+                        in.seq = 7;
+                        in.issued_at_ms = T_2026_11_21_10 + 7;
+                }
+                len = cpn_issuance_json(&in, buf, sizeof(buf));
+                assert_true(len > 0);
+                if (issuance_n(buf, (size_t)len, &out, &err) != 0)
+                        fail_msg("round trip #%zu: %s refused: %s", i, buf, err.msg);
+                assert_string_equal(out.campaign_id, in.campaign_id);
+                assert_string_equal(out.user_id, in.user_id);
+                if (out.seq != in.seq || out.issued_at_ms != in.issued_at_ms)
+                        fail_msg("round trip #%zu: %s gave seq %lld at %lld, expected %lld at %lld", i,
+                                 buf, (long long)out.seq, (long long)out.issued_at_ms,
+                                 (long long)in.seq, (long long)in.issued_at_ms);
+        }
+}
+
+/* Every millisecond fraction of one second survives the round trip. */
+static void test_parse_issuance_round_trip_ms(void **state) {
+        for (int ms = 0; ms < 1000; ms++) {
+                struct cpn_issuance in, out;
+                char buf[512];
+                int len;
+
+                memset(&in, 0, sizeof(in));
+                strcpy(in.campaign_id, "c1");
+                strcpy(in.user_id, "u-1");
+                in.seq = ms;
+                in.issued_at_ms = T_2026_11_21_10 + ms;
+                len = cpn_issuance_json(&in, buf, sizeof(buf));
+                assert_true(len > 0);
+                assert_int_equal(cpn_json_parse_issuance(buf, (size_t)len, &out, NULL), 0);
+                if (out.issued_at_ms != in.issued_at_ms || out.seq != in.seq)
+                        fail_msg("%s: issued_at_ms %lld, expected %lld", buf, (long long)out.issued_at_ms,
+                                 (long long)in.issued_at_ms);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_utf8_valid),
@@ -736,6 +1452,40 @@ int main(void) {
                 cmocka_unit_test(test_campaign_json_end),
                 cmocka_unit_test(test_campaign_json_name_escaped),
                 cmocka_unit_test(test_campaign_json_nobufs),
+                cmocka_unit_test(test_parse_issuance_valid),
+                cmocka_unit_test(test_parse_issuance_member_order_and_space),
+                cmocka_unit_test(test_parse_issuance_unknown_members),
+                cmocka_unit_test(test_parse_issuance_seq_bounds),
+                cmocka_unit_test(test_parse_issuance_seq_negative),
+                cmocka_unit_test(test_parse_issuance_seq_fraction),
+                cmocka_unit_test(test_parse_issuance_seq_exponent),
+                cmocka_unit_test(test_parse_issuance_seq_among_other_numbers),
+                cmocka_unit_test(test_parse_issuance_seq_leading_zero),
+                cmocka_unit_test(test_parse_issuance_seq_too_large),
+                cmocka_unit_test(test_parse_issuance_seq_wrong_type),
+                cmocka_unit_test(test_parse_issuance_campaign_id),
+                cmocka_unit_test(test_parse_issuance_user_id),
+                cmocka_unit_test(test_parse_issuance_id_wrong_types),
+                cmocka_unit_test(test_parse_issuance_missing_fields),
+                cmocka_unit_test(test_parse_issuance_issued_at),
+                cmocka_unit_test(test_parse_issuance_duplicates),
+                cmocka_unit_test(test_parse_issuance_trailing_garbage),
+                cmocka_unit_test(test_parse_issuance_invalid_utf8),
+                cmocka_unit_test(test_parse_issuance_nul_bytes),
+                cmocka_unit_test(test_parse_issuance_escaped_nul),
+                cmocka_unit_test(test_parse_issuance_empty),
+                cmocka_unit_test(test_parse_issuance_not_object),
+                cmocka_unit_test(test_parse_issuance_bad_syntax),
+                cmocka_unit_test(test_parse_issuance_truncated),
+                cmocka_unit_test(test_parse_issuance_explicit_length),
+                cmocka_unit_test(test_parse_issuance_keeps_ids_bad_seq),
+                cmocka_unit_test(test_parse_issuance_keeps_ids_bad_time),
+                cmocka_unit_test(test_parse_issuance_keeps_ids_one_bad),
+                cmocka_unit_test(test_parse_issuance_no_stale_output),
+                cmocka_unit_test(test_parse_issuance_messages),
+                cmocka_unit_test(test_parse_issuance_err_null),
+                cmocka_unit_test(test_parse_issuance_round_trip),
+                cmocka_unit_test(test_parse_issuance_round_trip_ms),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
