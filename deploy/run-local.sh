@@ -31,9 +31,27 @@ if [ -z "${COUPON_ADMIN_TOKEN:-}" ]; then
 fi
 export COUPON_HTTP_ADDR=${COUPON_HTTP_ADDR:-127.0.0.1:8080}
 
+build/src/coupon-worker >>"$COUPON_LOCAL_DIR/worker.log" 2>&1 &
+worker=$!
+api=
+stop_all() {
+  [ -n "$api" ] && kill -TERM "$api" 2>/dev/null || true
+  kill -TERM "$worker" 2>/dev/null || true
+}
+trap stop_all INT TERM
+
 cat >&2 <<MSG
 coupon-api on http://$COUPON_HTTP_ADDR   (admin token: $COUPON_ADMIN_TOKEN)
+coupon-worker pid $worker, log $COUPON_LOCAL_DIR/worker.log
   environment for couponctl/redis-cli:  eval "\$(deploy/local-services.sh env)"
   stop the local services afterwards:   deploy/local-services.sh stop
 MSG
-exec build/src/coupon-api
+build/src/coupon-api &
+api=$!
+status=0
+wait "$api" || status=$?
+# a signal interrupts the first wait; wait again for the drain to finish
+wait "$api" 2>/dev/null || true
+kill -TERM "$worker" 2>/dev/null || true
+wait "$worker" 2>/dev/null || true
+exit "$status"

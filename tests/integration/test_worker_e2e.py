@@ -22,6 +22,10 @@ def run(svc):
     api.create_campaign("e2e", TOTAL)
     # a bystander campaign that must stay untouched
     api.create_campaign("other", 10)
+    # both members in the group before the burst, so the time below is the
+    # pipeline's, not the group join's
+    wait_until(lambda: "assigned" in w1.log_text() and "assigned" in w2.log_text(), 60,
+               "both workers to get partitions")
 
     summary, recs = loadgen(api, "e2e", svc.path("load.tsv"), connections=100, requests=20000,
                             users=15000, seed=7)
