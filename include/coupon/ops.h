@@ -50,6 +50,17 @@ int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s
                       struct cpn_error *err);
 
 /*
+ * The end-state check after a load test: waits up to @wait_s for the outbox
+ * to drain and the lag to reach 0, then prints one PASS/FAIL line per
+ * check (issued = min(total, @users) when @users >= 0, else issued <=
+ * total; count = SCARD; every issued user in MySQL; outbox empty; lag 0;
+ * Redis = MySQL) and a verdict. Returns 0 (PASS), CPN_EXISTS (FAIL),
+ * CPN_NOT_FOUND or an error.
+ */
+int cpn_ops_audit(struct cpn_ops *ops, const char *campaign_id, int64_t users, long wait_s,
+                  struct cpn_error *err);
+
+/*
  * Restores a campaign's Redis state from MySQL after Redis lost data:
  * pauses it (writing its meta again if lost), waits up to @wait_s for the
  * workers' lag to reach 0 (unless @force), then sets the user set to

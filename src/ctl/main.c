@@ -45,6 +45,12 @@ static void usage(FILE *f) {
                 "                                restore count and user set from MySQL, resume\n"
                 "  lag                           the worker group's Kafka lag (messages not yet\n"
                 "                                persisted)\n"
+                "  audit CAMPAIGN [--users N] [--wait SECONDS]\n"
+                "                                after a load test: wait (default 60 s) for the\n"
+                "                                outbox and the lag to drain, then check issued =\n"
+                "                                min(total, N distinct users), no user twice, every\n"
+                "                                issued user in MySQL, outbox empty, lag 0, Redis =\n"
+                "                                MySQL; prints PASS/FAIL per check, exits 4 on FAIL\n"
                 "\n"
                 "  -h, --help       show this help and exit\n"
                 "  -V, --version    show the version and exit\n"
@@ -52,7 +58,8 @@ static void usage(FILE *f) {
         cpn_config_usage(f, CPN_CFG_CTL);
         fprintf(f, "\nExit status: 0 on success, 1 on failure, 2 on bad usage; campaign create\n"
                    "exits 3 when a different campaign with that id exists; reconcile exits 4\n"
-                   "when differences remain that it did not repair.\n");
+                   "when differences remain that it did not repair, and audit exits 4 when a\n"
+                   "check fails.\n");
 }
 
 static int fail(const char *what, const struct cpn_error *err) {
@@ -178,12 +185,12 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 { "limit", required_argument, NULL, 'l' },  { "all", no_argument, NULL, 'a' },
                 { "dry-run", no_argument, NULL, 'd' },      { "grace", required_argument, NULL, 'g' },
                 { "wait", required_argument, NULL, 'w' },   { "force", no_argument, NULL, 'f' },
-                { NULL, 0, NULL, 0 },
+                { "users", required_argument, NULL, 'u' },  { NULL, 0, NULL, 0 },
         };
         struct cpn_error err = { { 0 } };
         struct cpn_ops ops = { .cfg = svc->cfg, .redis_url = &svc->redis_url, .out = stdout };
         const char *status = "open", *campaign = NULL, *cmd = argv[0];
-        long limit = 100, grace = 10, wait = 60;
+        long limit = 100, grace = 10, wait = 60, users = -1;
         bool all = false, dry = false, force = false;
         int ch, r, nargs;
         char **args;
@@ -205,6 +212,12 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 case 'g':
                         if (parse_count(optarg, 3600, &grace)) {
                                 fprintf(stderr, "couponctl: --grace must be 0..3600 seconds\n");
+                                return 2;
+                        }
+                        break;
+                case 'u':
+                        if (parse_count(optarg, 2000000000L, &users)) {
+                                fprintf(stderr, "couponctl: --users must be a count of distinct users\n");
                                 return 2;
                         }
                         break;
@@ -265,6 +278,16 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 r = cpn_ops_rebuild(&ops, args[0], wait, force, &err);
                 if (r == CPN_NOT_FOUND)
                         cpn_error_set(&err, r, "no campaign %s in MySQL", args[0]);
+        } else if (!strcmp(cmd, "audit") && nargs == 1) {
+                if (!cpn_campaign_id_valid(args[0], strlen(args[0]))) {
+                        fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
+                        goto usage;
+                }
+                r = cpn_ops_audit(&ops, args[0], users, wait, &err);
+                if (r == CPN_EXISTS) {
+                        r = 4;
+                        goto done;
+                }
         } else if (!strcmp(cmd, "lag") && nargs == 0) {
                 r = cpn_ops_lag(&ops, &err);
         } else {
@@ -335,7 +358,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[0], "campaign") && argc == 3 && !strcmp(argv[1], "show")) {
                 r = cmd_campaign_show(s, argv[2]);
         } else if (!strcmp(argv[0], "failed") || !strcmp(argv[0], "reconcile") || !strcmp(argv[0], "rebuild") ||
-                   !strcmp(argv[0], "lag")) {
+                   !strcmp(argv[0], "lag") || !strcmp(argv[0], "audit")) {
                 r = cmd_ops(&svc, argc, argv);
         } else {
                 fprintf(stderr, "couponctl: unknown command '%s' (see --help)\n", argv[0]);

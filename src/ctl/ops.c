@@ -435,3 +435,87 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
                 persisted);
         return 0;
 }
+
+/* ---- audit ---- */
+
+static void verdict_line(FILE *out, bool ok, const char *what, const char *detail, int *fails) {
+        fprintf(out, "%-4s %-34s %s\n", ok ? "PASS" : "FAIL", what, detail);
+        if (!ok)
+                (*fails)++;
+}
+
+int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_s, struct cpn_error *err) {
+        struct cpn_db_campaign_counts dc;
+        struct cpn_campaign_state rs;
+        struct idlist missing = { 0 }, extra = { 0 };
+        int64_t lag = -1, scard = 0, deadline = cpn_mono_ms() + wait_s * 1000;
+        char d[256];
+        int fails = 0, r;
+
+        /* Quiesce: the outbox drained into Kafka and Kafka into MySQL. */
+        for (;;) {
+                struct cpn_error lerr = { { 0 } };
+
+                r = cpn_store_campaign_get(ops->redis, id, &rs, err);
+                if (r == CPN_NOT_FOUND)
+                        return cpn_error_set(err, CPN_NOT_FOUND, "no campaign %s in Redis", id);
+                if (r)
+                        return r;
+                if (cpn_kafka_group_lag(ops->cfg, ops->cfg->worker_group, LAG_TIMEOUT_MS, &lag, &lerr) != 0)
+                        lag = -1;
+                if ((rs.outbox_len == 0 && lag == 0) || cpn_mono_ms() >= deadline)
+                        break;
+                usleep(500 * 1000);
+        }
+        r = cpn_db_campaign_counts(ops->db, id, &dc, err);
+        if (r == CPN_NOT_FOUND)
+                return cpn_error_set(err, CPN_NOT_FOUND, "no campaign %s in MySQL", id);
+        if (!r)
+                r = cpn_store_scard(ops->redis, id, "users", &scard, err);
+        if (!r)
+                r = look_missing(ops, id, &missing, NULL, 0, err);
+        if (!r)
+                r = cpn_store_diff_each(ops->redis, id, RC_MYSQL, "users", idlist_add, &extra, err);
+        cpn_store_scratch_reset(ops->redis, id, RC_MYSQL, NULL);
+        cpn_store_scratch_reset(ops->redis, id, RC_KNOWN, NULL);
+        if (r)
+                goto out;
+
+        fprintf(ops->out, "audit of campaign %s: total %" PRId64 ", issued (Redis count) %" PRId64
+                          ", MySQL rows %" PRId64 "\n", id, dc.total, rs.issued, dc.rows);
+        if (users >= 0) {
+                int64_t want = users < dc.total ? users : dc.total;
+
+                snprintf(d, sizeof(d), "issued %" PRId64 ", min(total %" PRId64 ", distinct users %" PRId64 ") = %" PRId64,
+                         rs.issued, dc.total, users, want);
+                verdict_line(ops->out, rs.issued == want, "issued = min(total, users)", d, &fails);
+        } else {
+                snprintf(d, sizeof(d), "issued %" PRId64 " <= total %" PRId64 " (give --users N to check the exact number)",
+                         rs.issued, dc.total);
+                verdict_line(ops->out, rs.issued <= dc.total, "issued <= total", d, &fails);
+        }
+        snprintf(d, sizeof(d), "count %" PRId64 ", distinct users %" PRId64, rs.issued, scard);
+        verdict_line(ops->out, rs.issued == scard, "no user twice (count = SCARD)", d, &fails);
+        snprintf(d, sizeof(d), "%zu issued users not in MySQL, %" PRId64 " open failed events", missing.n,
+                 dc.open_failed);
+        verdict_line(ops->out, missing.n == 0 && dc.open_failed == 0, "every issued user in MySQL", d, &fails);
+        snprintf(d, sizeof(d), "%" PRId64 " entries", rs.outbox_len);
+        verdict_line(ops->out, rs.outbox_len == 0, "outbox empty", d, &fails);
+        if (lag >= 0)
+                snprintf(d, sizeof(d), "%" PRId64 " messages (group %s)", lag, ops->cfg->worker_group);
+        else
+                snprintf(d, sizeof(d), "unknown: Kafka not reachable");
+        verdict_line(ops->out, lag == 0, "consumer lag 0", d, &fails);
+        snprintf(d, sizeof(d), "rows %" PRId64 ", persisted %" PRId64 ", only in MySQL %zu, only in Redis %zu",
+                 dc.rows, dc.persisted, extra.n, missing.n);
+        verdict_line(ops->out, dc.rows == rs.issued && dc.persisted == dc.rows && extra.n == 0 && missing.n == 0,
+                     "Redis = MySQL", d, &fails);
+        idlist_print(ops->out, "issued but not in MySQL", &missing);
+        idlist_print(ops->out, "in MySQL but not in Redis", &extra);
+        fprintf(ops->out, "verdict: %s\n", fails ? "FAIL" : "PASS");
+        r = fails ? CPN_EXISTS : 0;
+out:
+        free(missing.v);
+        free(extra.v);
+        return r;
+}

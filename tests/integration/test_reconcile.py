@@ -42,6 +42,9 @@ def run(svc):
     check("only_in_redis=3" in line and "verdict=differs" in line and "count=1000 scard=1001" in line
           and "mysql_rows=998 persisted=1000" in line, "dry run report:\n" + out)
     check(redis_state(svc, "rc") == before and mysql_count(svc, "rc") == 998, "--dry-run changed something")
+    _, out = ctl(svc, "audit", "rc", "--wait", "1", check_rc=4)
+    check("FAIL every issued user in MySQL" in out and "FAIL Redis = MySQL" in out
+          and "FAIL no user twice" in out, "audit missed the damage:\n" + out)
 
     rc, out = ctl(svc, "reconcile", "rc", "--grace", "1")
     line = out.split("campaign=rc")[1].split("\n")[0]

@@ -67,6 +67,11 @@ def run(svc):
     rc, out = ctl(svc, "reconcile", "--dry-run")
     check("campaign=e2e" in out and "verdict=ok" in out.split("campaign=e2e")[1].split("\n")[0],
           "reconcile does not say ok:\n" + out)
+    _, out = ctl(svc, "audit", "e2e", "--users", "15000")
+    print(out, flush=True)
+    check(out.rstrip().endswith("verdict: PASS") and out.count("PASS ") == 6, "audit:\n" + out)
+    # the audit can fail: claiming more distinct users than the total asked
+    ctl(svc, "audit", "e2e", "--users", "4999", check_rc=4)
     for w in (w1, w2):
         check(w.stop() == 0, "%s did not exit 0 on SIGTERM" % w.name)
         check("stopped:" in w.log_text(), "%s did not log its shutdown" % w.name)
