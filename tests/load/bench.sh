@@ -8,17 +8,22 @@
 # Starts its own Redis, MariaDB and dev broker in a temporary folder, a
 # coupon-api and the bare civetweb handler (same civetweb settings), and
 # runs wrk with a new user per request against each, then cpn-loadgen
-# (which times every request: p99.9, max, starved connections).
+# (which times every request: p99.9, max, starved connections); measures
+# the Redis ceiling (redis-benchmark running lua/issue.lua unpipelined,
+# new user each) and, last, the worker's persistence rate on a backlog
+# (tests/load/worker_bench.py, --worker-messages, default 100000; 0 skips).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${COUPON_BUILD_DIR:-$root/build}
 duration=10
 conns="64 256"
+worker_messages=100000
 while [ $# -gt 0 ]; do
   case "$1" in
+    --worker-messages) worker_messages=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) conns=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -49,6 +54,16 @@ for p in $api_port $bare_port; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
 done
 
+# The Redis ceiling: the issue script itself, one call per round trip.
+rport=${COUPON_REDIS_URL##*:}; rport=${rport%%/*}
+redis-cli -p "$rport" HSET 'coupon:{rb}:meta' total 100000000 starts_at 0 >/dev/null
+sha=$(redis-cli -p "$rport" SCRIPT LOAD "$(cat "$root/lua/issue.lua")")
+redis_rps=$(redis-benchmark -p "$rport" -c 50 -n $((duration * 20000)) -r 100000000 -q \
+  EVALSHA "$sha" 4 'coupon:{rb}:meta' 'coupon:{rb}:count' 'coupon:{rb}:users' 'coupon:{rb}:outbox' \
+  'u-__rand_int__' 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($(i+1) == "requests") print $i}' | tail -1)
+redis-cli -p "$rport" DEL 'coupon:{rb}:users' 'coupon:{rb}:outbox' 'coupon:{rb}:count' >/dev/null
+printf '%-34s %12s\n' "redis-benchmark issue.lua, 50 conns" "$redis_rps"
+
 rps() { awk '/^Requests\/sec/ {print $2}'; }
 lat() { awk -v q="$1" '$1 == q {print $2}'; }
 printf '%-34s %12s %10s %10s\n' "run ($duration s, wrk, new user each)" "req/s" "p50" "p99"
@@ -61,6 +76,7 @@ for c in $conns; do
   printf '%-34s %12s %10s %10s\n' "bare civetweb, $c conns" "$br" "$(echo "$b" | lat 50%)" "$(echo "$b" | lat 99%)"
   printf '%-34s %12s %10s %10s\n' "coupon-api issue, $c conns" "$ar" "$(echo "$a" | lat 50%)" "$(echo "$a" | lat 99%)"
   printf '%-34s %12s\n' "  ratio api/bare" "$(python3 -c "print('%.2f' % ($ar / $br))")"
+  printf '%-34s %12s\n' "  ratio api/redis" "$(python3 -c "print('%.2f' % ($ar / $redis_rps))")"
   echo "$a" | grep -E 'Non-2xx|Socket errors' | sed 's/^/  api: /' || true
 done
 echo
@@ -69,3 +85,10 @@ echo "cpn-loadgen (times every request), coupon-api, 256 conns, ${duration} s:"
   --duration "$duration" --user-prefix l- | grep -E '^(rps|p50_ms|p99_ms|p999_ms|max_ms|status_|starved)'
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
 echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status)"
+
+if [ "$worker_messages" -gt 0 ]; then
+  echo
+  echo "worker persistence on a backlog of $worker_messages messages:"
+  COUPON_BUILD_DIR=$build python3 "$root/tests/load/worker_bench.py" --messages "$worker_messages" 2>/dev/null |
+    grep '^worker_bench'
+fi
