@@ -11,8 +11,8 @@ packages=(
   libcmocka-dev python3 kcat curl valgrind
   # local services
   redis-server redis-tools mariadb-server mariadb-client
-  # load testing
-  wrk
+  # load testing (JMeter: Debian's 2.13, run through tests/load/jmeter.sh)
+  wrk jmeter jmeter-http default-jdk-headless
 )
 
 missing=()
