@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "coupon/api.h"
 #include "coupon/log.h"
@@ -72,6 +73,25 @@ int main(int argc, char **argv) {
         cpn_log_level_parse(cfg.log_level, &level);
         cpn_log_setup("coupon-api", level);
         svc.cfg = &cfg;
+
+        /* Each busy thread holds a client socket and its own Redis (and
+         * maybe MySQL) connection: take the whole descriptor allowance. */
+        {
+                struct rlimit rl;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        if (rl.rlim_cur < rl.rlim_max) {
+                                rl.rlim_cur = rl.rlim_max;
+                                (void)setrlimit(RLIMIT_NOFILE, &rl);
+                                (void)getrlimit(RLIMIT_NOFILE, &rl);
+                        }
+                        if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)cfg.http_threads * 3 + 64 > rl.rlim_cur)
+                                cpn_log_warn("COUPON_HTTP_THREADS=%ld may need %ld file descriptors, the limit is %llu "
+                                             "(ulimit -n): connections may be refused under load",
+                                             cfg.http_threads, cfg.http_threads * 3 + 64,
+                                             (unsigned long long)rl.rlim_cur);
+                }
+        }
 
         /* Signals are taken by sigwait below; every thread inherits the mask. */
         sigemptyset(&sigs);

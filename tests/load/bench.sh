@@ -3,7 +3,7 @@
 # one machine (absolute numbers on a shared 2-core box are noise; the
 # ratio measured side by side is the result).
 #
-#   tests/load/bench.sh [--duration S] [--connections "64 256"]
+#   tests/load/bench.sh [--duration S] [--connections "64 256"] [--loadgen-connections "64 256 1000"]
 #
 # Starts its own Redis, MariaDB and dev broker in a temporary folder, a
 # coupon-api and the bare civetweb handler (same civetweb settings), and
@@ -17,12 +17,14 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${COUPON_BUILD_DIR:-$root/build}
 duration=10
 conns="64 256"
+lg_conns="64 256 1000"
 worker_messages=100000
 while [ $# -gt 0 ]; do
   case "$1" in
     --worker-messages) worker_messages=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) conns=$2; shift 2 ;;
+    --loadgen-connections) lg_conns=$2; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
@@ -80,9 +82,24 @@ for c in $conns; do
   echo "$a" | grep -E 'Non-2xx|Socket errors' | sed 's/^/  api: /' || true
 done
 echo
-echo "cpn-loadgen (times every request), coupon-api, 256 conns, ${duration} s:"
-"$build/tests/support/cpn-loadgen" --addr "127.0.0.1:$api_port" --campaign bench --connections 256 \
-  --duration "$duration" --user-prefix l- | grep -E '^(rps|p50_ms|p99_ms|p999_ms|max_ms|status_|starved)'
+# cpn-loadgen times every request (wrk only those that complete): the
+# table that judges latency and starvation, same client for both sides.
+lg() { # lg ADDR PREFIX CONNS -> "rps p50 p99 p999 max errors starved"
+  "$build/tests/support/cpn-loadgen" --addr "$1" --campaign bench --connections "$3" \
+    --duration "$duration" --user-prefix "$2" --timeout-ms 10000 |
+    awk -F= '{v[$1] = $2} END {
+      err = 0; for (k in v) if (k ~ /^status_/ && k != "status_202") err += v[k]
+      printf "%.0f %s %s %s %s %d %s\n", v["rps"], v["p50_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"], err, v["starved_connections"] }'
+}
+printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "cpn-loadgen, $duration s, new user each" req/s p50_ms p99_ms p999_ms max_ms errors starved
+for c in $lg_conns; do
+  read -r br b50 b99 b999 bmax berr bst < <(lg "127.0.0.1:$bare_port" "lb$c-" "$c")
+  read -r ar a50 a99 a999 amax aerr ast < <(lg "127.0.0.1:$api_port" "la$c-" "$c")
+  printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "bare civetweb, $c conns" "$br" "$b50" "$b99" "$b999" "$bmax" "$berr" "$bst"
+  printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "coupon-api issue, $c conns" "$ar" "$a50" "$a99" "$a999" "$amax" "$aerr" "$ast"
+  printf '%-30s %9s   (api/redis %s)\n' "  ratio api/bare" "$(python3 -c "print('%.2f' % ($ar / $br))")" \
+    "$(python3 -c "print('%.2f' % ($ar / $redis_rps))")"
+done
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
 echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status)"
 
