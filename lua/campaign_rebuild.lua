@@ -1,38 +1,19 @@
 --[[
 campaign_rebuild.lua: the last step of couponctl rebuild, atomic. The user
-set becomes the staged set (MySQL's users and open failed events) plus the
-users still in the outbox; the count becomes its size; the campaign is
-resumed.
+set becomes the staged set (MySQL's users, open failed events' users and,
+copied by outbox_users.lua, the outbox's users: the campaign is paused, so
+no entry can be added meanwhile); the count becomes its size; the campaign
+is resumed.
 
 KEYS[1] coupon:{c}:meta  KEYS[2] coupon:{c}:count  KEYS[3] coupon:{c}:users
-KEYS[4] coupon:{c}:outbox  KEYS[5] the staged set
+KEYS[4] the staged set
 Returns {count before, count after, users before, users after}.
 ]]
 local count_before = tonumber(redis.call('GET', KEYS[2])) or 0
 local users_before = redis.call('SCARD', KEYS[3])
-local last = '-'
-while true do
-  local entries = redis.call('XRANGE', KEYS[4], last, '+', 'COUNT', 1000)
-  local got = 0
-  for _, e in ipairs(entries) do
-    if e[1] ~= last then
-      got = got + 1
-      local f = e[2]
-      for i = 1, #f, 2 do
-        if f[i] == 'user_id' then
-          redis.call('SADD', KEYS[5], f[i + 1])
-        end
-      end
-    end
-    last = e[1]
-  end
-  if got == 0 then
-    break
-  end
-end
-local n = redis.call('SCARD', KEYS[5])
+local n = redis.call('SCARD', KEYS[4])
 if n > 0 then
-  redis.call('RENAME', KEYS[5], KEYS[3])
+  redis.call('RENAME', KEYS[4], KEYS[3])
 else
   redis.call('DEL', KEYS[3])
 end

@@ -121,8 +121,9 @@ int cpn_store_count_raise(struct cpn_redis *r, const char *campaign_id, int64_t 
  * writes the meta hash again from @c if it is missing (*@restored). */
 int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, bool pause, bool *restored,
                              struct cpn_error *err);
-/* Atomically: users := staged set + outbox users, count := its size,
- * resumed. @out: count before, count after, users before, users after. */
+/* Atomically: users := the staged set, count := its size, resumed. The
+ * caller stages the outbox's users too (cpn_store_outbox_users_into) while
+ * the campaign is paused. @out: count before, count after, users before, users after. */
 int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, const char *staged,
                                int64_t out[4], struct cpn_error *err);
 /* Appends @iss to its campaign's outbox (fills outbox_id): the relay

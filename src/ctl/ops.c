@@ -392,7 +392,7 @@ int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s
 int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, bool force,
                     struct cpn_error *err) {
         struct cpn_campaign c;
-        int64_t persisted, lag = -1, out[4];
+        int64_t persisted, lag = -1, out[4], outbox_entries = 0;
         int64_t deadline = cpn_mono_ms() + wait_s * 1000;
         bool restored = false;
         int r;
@@ -426,6 +426,10 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
         r = cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, err);
         if (!r)
                 r = stage(ops, campaign_id, RC_REBUILD, NULL, true, true, NULL, 0, err);
+        /* Paused: the outbox can only shrink now, and what left it is in
+         * Kafka, hence (lag 0) in MySQL already. */
+        if (!r)
+                r = cpn_store_outbox_users_into(ops->redis, campaign_id, RC_REBUILD, &outbox_entries, err);
         if (!r)
                 r = cpn_store_campaign_rebuild(ops->redis, campaign_id, RC_REBUILD, out, err);
         if (r)

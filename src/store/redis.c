@@ -781,10 +781,9 @@ int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, con
         KEY(meta, campaign_id, "meta");
         KEY(count, campaign_id, "count");
         KEY(users, campaign_id, "users");
-        KEY(outbox, campaign_id, "outbox");
         KEY(tmp, campaign_id, staged);
         redisReply *rep;
-        int ret = evalsha(r, S_REBUILD, &rep, err, 5, 0, (const char *[]){ meta, count, users, outbox, tmp });
+        int ret = evalsha(r, S_REBUILD, &rep, err, 4, 0, (const char *[]){ meta, count, users, tmp });
 
         if (ret)
                 return ret;
