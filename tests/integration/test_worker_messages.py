@@ -31,8 +31,9 @@ def run(svc):
     api = Api(svc).start()
     api.create_campaign("m1", 100)
     api.create_campaign("cap", 2)
-    w = Worker(svc, {"COUPON_RETRY_MAX_ATTEMPTS": "3", "COUPON_RETRY_BASE_MS": "200",
-                     "COUPON_RETRY_MAX_MS": "400"}).start()
+    # every worker of a deployment shares one retry policy
+    policy = {"COUPON_RETRY_MAX_ATTEMPTS": "3", "COUPON_RETRY_BASE_MS": "200", "COUPON_RETRY_MAX_MS": "400"}
+    w = Worker(svc, policy).start()
 
     # 1. the same message three times (all on one partition: same key)
     svc.kafka_produce([("u-dup", msg("m1", "u-dup", 1))] * 3)
@@ -91,7 +92,7 @@ def run(svc):
     check(len(capf) == 1 and "over the cap" in capf[0]["error"], "over-cap failed event: %s" % capf)
 
     # redelivery: a second group reads the whole topic again
-    w2 = Worker(svc, {"COUPON_WORKER_GROUP": "second-group"}, name="worker-second").start()
+    w2 = Worker(svc, {**policy, "COUPON_WORKER_GROUP": "second-group"}, name="worker-second").start()
     wait_until(lambda: kafka_lag_group(svc, "second-group") == 0, 60, "the second group to read everything")
     check(w2.stop() == 0, "second worker did not exit 0")
     check(set(mysql_coupons(svc, "m1")) == set(rows) and mysql_persisted(svc, "m1") == 21,
