@@ -117,6 +117,8 @@ static int grow(struct cpn_worker *w) {
                 return -ENOMEM;
         w->recs = r;
         w->cap = cap;
+        /* The records point into dec, which may have moved: decode again. */
+        w->ndecoded = 0;
         return 0;
 }
 
