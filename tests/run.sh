@@ -2,8 +2,9 @@
 # The one command that runs every test: installs what is missing, builds
 # (plain, and with AddressSanitizer + UBSan), runs the unit and integration
 # suites of both builds against real Redis, MariaDB and the Kafka dev
-# broker started on free loopback ports in temporary folders, and prints
-# `N passed, N failed` last.
+# broker started on free loopback ports in temporary folders, runs the unit
+# suite once more under valgrind (memcheck: errors and leaks fail), and
+# prints `N passed, N failed` last.
 #
 #   tests/run.sh              everything
 #   tests/run.sh --quick      plain build only
@@ -19,8 +20,8 @@ suites=${SUITES:-"unit integration"}
 bash deploy/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0 skipped=0
-count() { # count <build dir>
-  local log="$1/meson-logs/testlog.json"
+count() { # count <build dir> [log name]
+  local log="$1/meson-logs/${2:-testlog}.json"
   [ -f "$log" ] || { failed=$((failed + 1)); return; }
   local p f s
   p=$(grep -c '"result": "OK"' "$log" || true)
@@ -43,6 +44,11 @@ run_build() { # run_build <dir> <meson setup args...>
 }
 
 run_build build
+if [ "$quick" -eq 0 ] && [[ " $suites " == *" unit "* ]]; then
+  rm -f build/meson-logs/testlog-valgrind.json
+  meson test -C build --setup valgrind --suite unit --print-errorlogs
+  count build testlog-valgrind
+fi
 if [ "$quick" -eq 0 ]; then
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
