@@ -302,6 +302,16 @@ static void rollback(struct cpn_db *db) {
                 (void)mysql_query(db->m, "ROLLBACK");
 }
 
+/* Commits the open transaction. A failed COMMIT has an unknown outcome:
+ * -EIO, and the caller retries (everything written here is idempotent). */
+static int commit(struct cpn_db *db, struct cpn_error *err) {
+        if (!mysql_commit(db->m))
+                return 0;
+        cpn_db_fail(db, err, "commit");
+        rollback(db);
+        return -EIO;
+}
+
 /*
  * Persists one issuance inside the open transaction, behind a savepoint:
  * *@outcome 0 = inserted, 1 = already there, 2 = refused (*why says why;
@@ -441,13 +451,7 @@ static int run_batch(struct cpn_db *db, const struct cpn_db_record *recs, size_t
                         goto abort;
                 st->failed++;
         }
-        if (mysql_commit(db->m)) {
-                /* Committed or not: unknown. The caller retries; all of it is idempotent. */
-                r = cpn_db_fail(db, err, "commit");
-                rollback(db);
-                return -EIO;
-        }
-        return 0;
+        return commit(db, err);
 abort:
         rollback(db);
         if (r == SLOW_PATH)
@@ -625,13 +629,7 @@ int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64
                         goto abort;
         }
         free_due(rows, n);
-        rows = NULL;
-        if (mysql_commit(db->m)) {
-                r = cpn_db_fail(db, err, "commit");
-                rollback(db);
-                return -EIO;
-        }
-        return 0;
+        return commit(db, err);
 abort:
         free_due(rows, n);
         rollback(db);
@@ -823,9 +821,7 @@ int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *be
                         goto abort;
                 *after = rows;
         }
-        if (mysql_commit(db->m))
-                return cpn_db_fail(db, err, "commit");
-        return 0;
+        return commit(db, err);
 abort:
         rollback(db);
         return r;

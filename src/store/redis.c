@@ -636,35 +636,33 @@ int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t
 
 /* ---- operator calls: couponctl reconcile and rebuild ---- */
 
-int cpn_store_scard(struct cpn_redis *r, const char *campaign_id, const char *part, int64_t *n,
-                    struct cpn_error *err) {
+/* Runs `@cmd coupon:{@campaign_id}:@part`; *@n (may be NULL) gets the
+ * integer reply. */
+static int key_command(struct cpn_redis *r, const char *cmd, const char *campaign_id, const char *part,
+                       int64_t *n, struct cpn_error *err) {
         KEY(key, campaign_id, part);
         redisReply *rep;
         int ret = ensure(r, err);
 
         if (ret)
                 return ret;
-        ret = run(r, &rep, err, 2, (const char *[]){ "SCARD", key }, (size_t[]){ 5, strlen(key) });
+        ret = run(r, &rep, err, 2, (const char *[]){ cmd, key }, (size_t[]){ strlen(cmd), strlen(key) });
         if (ret)
                 return ret;
-        *n = str_int(rep);
+        if (n)
+                *n = str_int(rep);
         freeReplyObject(rep);
         return 0;
 }
 
+int cpn_store_scard(struct cpn_redis *r, const char *campaign_id, const char *part, int64_t *n,
+                    struct cpn_error *err) {
+        return key_command(r, "SCARD", campaign_id, part, n, err);
+}
+
 int cpn_store_scratch_reset(struct cpn_redis *r, const char *campaign_id, const char *part,
                             struct cpn_error *err) {
-        KEY(key, campaign_id, part);
-        redisReply *rep;
-        int ret = ensure(r, err);
-
-        if (ret)
-                return ret;
-        ret = run(r, &rep, err, 2, (const char *[]){ "DEL", key }, (size_t[]){ 3, strlen(key) });
-        if (ret)
-                return ret;
-        freeReplyObject(rep);
-        return 0;
+        return key_command(r, "DEL", campaign_id, part, NULL, err);
 }
 
 int cpn_store_scratch_add(struct cpn_redis *r, const char *campaign_id, const char *part,
