@@ -19,6 +19,8 @@ enum {
         CPN_EXISTS,               /* a campaign with that id and other fields exists */
         CPN_SAME,                 /* it exists with exactly these fields */
         CPN_INVALID,              /* bad input; cpn_error says which field and why */
+        CPN_UNKNOWN,              /* a request went out and no answer came back: it may or may
+                                   * not have taken effect (never claim either) */
 };
 
 struct cpn_error {

@@ -60,6 +60,7 @@ enum cpn_api_error {
         CPN_E_PAUSED,
         CPN_E_ADMIN_DISABLED,
         CPN_E_UNAVAILABLE,
+        CPN_E_OUTCOME_UNKNOWN,
         CPN_E_INTERNAL,
         _CPN_E_N,
 };
@@ -91,6 +92,7 @@ enum cpn_outcome {
         CPN_OUTCOME_PAUSED,
         CPN_OUTCOME_UNAVAILABLE,
         CPN_OUTCOME_INVALID,
+        CPN_OUTCOME_UNKNOWN,
         _CPN_OUTCOME_N,
 };
 

@@ -34,8 +34,9 @@ struct cpn_session *cpn_session_free(struct cpn_session *s);
  * @out filled; *@delivery is 0, CPN_DELIVERY_PENDING or _FAILED: the
  * outbox carries what Kafka does not have yet), CPN_ISSUE_DUPLICATE,
  * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND,
- * or a negative errno (Redis unreachable: nothing was issued that the caller
- * may claim).
+ * CPN_UNKNOWN (Redis was lost after the script was sent: it may have run;
+ * if it did, the outbox carries it) or a negative errno (Redis unreachable:
+ * nothing was issued).
  */
 int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
                       struct cpn_issuance *out, int *delivery, struct cpn_error *err);

@@ -49,10 +49,14 @@ int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err);
 /*
  * Runs lua/issue.lua for (@campaign_id, @user_id), both already validated.
  * Returns 0 with @out filled (seq, outbox id, issued_at), CPN_ISSUE_DUPLICATE,
- * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND, or
- * a negative errno. After -EIO the script may or may not have run: the
- * caller must not claim anything was issued, and a retry is safe (the user
- * then gets 409 if it had).
+ * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND,
+ * CPN_UNKNOWN or a negative errno. A negative errno means the script was
+ * not sent (no connection): nothing was issued. When the connection fails
+ * after the script was sent, it is asked again once on a new connection
+ * (the answers above are then true of the first attempt too); CPN_UNKNOWN
+ * means that failed as well: the script may or may not have run, and the
+ * caller must claim neither (a later retry by the client answers 202 or
+ * 409).
  */
 int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *user_id,
                     struct cpn_issuance *out, struct cpn_error *err);

@@ -80,6 +80,7 @@ static enum cpn_outcome outcome_of(int r) {
         case CPN_ISSUE_NOT_OPEN: return CPN_OUTCOME_NOT_OPEN;
         case CPN_NOT_FOUND: return CPN_OUTCOME_NOT_FOUND;
         case CPN_ISSUE_PAUSED: return CPN_OUTCOME_PAUSED;
+        case CPN_UNKNOWN: return CPN_OUTCOME_UNKNOWN;
         default: return CPN_OUTCOME_UNAVAILABLE;
         }
 }

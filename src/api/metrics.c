@@ -4,18 +4,18 @@
 #include "coupon/http.h"
 
 static const int statuses[CPN_METRIC_STATUSES] = { 200, 201, 202, 400, 401, 403, 404, 405,
-                                                   409, 410, 413, 415, 500, 503, 0, 0 };
+                                                   409, 410, 413, 415, 500, 503, 504, 0 };
 /* Upper bounds in microseconds. */
 static const uint64_t bounds_us[CPN_LATENCY_BUCKETS] = { 250,   500,    1000,   2000,   3000,
                                                          5000,  10000,  20000,  50000,  100000,
                                                          250000, 500000, 1000000, 2500000 };
 static const char *const outcome_names[_CPN_OUTCOME_N] = {
         "issued", "already_issued", "sold_out", "not_open", "campaign_not_found", "paused",
-        "unavailable", "invalid",
+        "unavailable", "invalid", "unknown",
 };
 
 static int status_index(int status) {
-        for (int i = 0; i < CPN_METRIC_STATUSES - 2; i++)
+        for (int i = 0; i < CPN_METRIC_STATUSES - 1; i++)
                 if (statuses[i] == status)
                         return i;
         return CPN_METRIC_STATUSES - 1; /* other */

@@ -120,6 +120,12 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_ADMIN_DISABLED] = { 503, "unavailable",
                                    "admin endpoints are disabled until COUPON_ADMIN_TOKEN is set", 0 },
         [CPN_E_UNAVAILABLE] = { 503, "unavailable", "a backend is unavailable; nothing was changed", 1 },
+        /* Not in API.md's table, which assumes every answer is known: the
+         * script went out and Redis was lost before it answered. 503
+         * would promise that nothing was issued. */
+        [CPN_E_OUTCOME_UNKNOWN] = { 504, "outcome_unknown",
+                                    "Redis was lost while deciding; the coupon may or may not have been "
+                                    "issued: retry with the same user_id (202 or 409 tells which)", 1 },
         [CPN_E_INTERNAL] = { 500, "internal", "internal error", 0 },
 };
 
@@ -136,6 +142,7 @@ enum cpn_api_error cpn_api_error_from_code(int r) {
         case CPN_NOT_FOUND: return CPN_E_CAMPAIGN_NOT_FOUND;
         case CPN_EXISTS: return CPN_E_CAMPAIGN_EXISTS;
         case CPN_INVALID: return CPN_E_INVALID_REQUEST;
+        case CPN_UNKNOWN: return CPN_E_OUTCOME_UNKNOWN;
         case -EIO:
         case -ETIMEDOUT:
         case -ECONNREFUSED:

@@ -103,6 +103,7 @@ static const char *reason(int status) {
         case 413: return "Payload Too Large";
         case 415: return "Unsupported Media Type";
         case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
         default: return "Internal Server Error";
         }
 }

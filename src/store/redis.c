@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,9 +235,11 @@ fail:
         return ret;
 }
 
-/* EVALSHA with one NOSCRIPT reload-and-retry. */
-static int evalsha(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
-                   int nkeys, int nargs, const char **kv) {
+/* EVALSHA with one NOSCRIPT reload-and-retry. *@sent (may be NULL) becomes
+ * true once the EVALSHA itself was handed to the socket: after a failure
+ * from then on, Redis may or may not have run the script. */
+static int evalsha_sent(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
+                        bool *sent, int nkeys, int nargs, const char **kv) {
         const char *argv[16];
         size_t lens[16];
         char nk[8];
@@ -255,6 +258,8 @@ static int evalsha(struct cpn_redis *r, enum script_id id, redisReply **out, str
                         argv[argc++] = kv[i];
                 for (int i = 0; i < argc; i++)
                         lens[i] = strlen(argv[i]);
+                if (sent)
+                        *sent = true;
                 ret = run(r, out, err, argc, argv, lens);
                 if (ret == -EPROTO && err && strncmp(err->msg, "redis EVALSHA: NOSCRIPT", 23) == 0) {
                         ret = load_script(r, id, err);
@@ -265,6 +270,11 @@ static int evalsha(struct cpn_redis *r, enum script_id id, redisReply **out, str
                 return ret;
         }
         return ret;
+}
+
+static int evalsha(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
+                   int nkeys, int nargs, const char **kv) {
+        return evalsha_sent(r, id, out, err, NULL, nkeys, nargs, kv);
 }
 
 #define KEY(var, campaign, part)                                                 \
@@ -299,11 +309,28 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
         KEY(count, campaign_id, "count");
         KEY(users, campaign_id, "users");
         KEY(outbox, campaign_id, "outbox");
+        const char *kv[] = { meta, count, users, outbox, user_id };
         redisReply *rep, *st;
+        bool sent = false;
         int ret;
 
-        ret = evalsha(r, S_ISSUE, &rep, err, 4, 1,
-                      (const char *[]){ meta, count, users, outbox, user_id });
+        ret = evalsha_sent(r, S_ISSUE, &rep, err, &sent, 4, 1, kv);
+        if (ret == -EIO && sent) {
+                /* The script went out and no answer came back (connection
+                 * lost, Redis killed or stalled past the timeout): it may
+                 * have run. Ask again on a new connection; the script is
+                 * safe to repeat, and its second answer is true of the
+                 * first: "issued" means the first did not issue, "already
+                 * issued" that the user holds a coupon either way. */
+                struct cpn_error first = { { 0 } }, again = { { 0 } };
+
+                if (err)
+                        first = *err;
+                ret = evalsha(r, S_ISSUE, &rep, &again, 4, 1, kv);
+                if (ret < 0)
+                        return cpn_error_set(err, CPN_UNKNOWN, "%.200s; asking again: %.200s", first.msg,
+                                             again.msg);
+        }
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
