@@ -116,6 +116,20 @@ static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
         return 0;
 }
 
+/* The length of the longest prefix of @s of at most @max bytes that ends
+ * on a character boundary: a message quoting a member name goes into a
+ * JSON answer or a failed_events row, so it must stay valid UTF-8. @s is
+ * valid UTF-8 (scan() checked the raw body, cJSON decodes escapes to it). */
+static int utf8_prefix(const char *s, size_t max) {
+        size_t n = strnlen(s, max + 1);
+
+        if (n <= max)
+                return (int)n;
+        for (n = max; n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80; n--)
+                ;
+        return (int)n;
+}
+
 /* Parses the object and refuses duplicate members, and unknown ones unless
  * @allowed is NULL. */
 static int parse_object(const char *body, size_t n, const char *const *allowed, cJSON **ret,
@@ -153,13 +167,15 @@ static int parse_object(const char *body, size_t n, const char *const *allowed, 
                                 known = true;
                 if (!known) {
                         /* Message first: it->string dies with the tree. */
-                        cpn_error_set(err, CPN_INVALID, "unknown member \"%.64s\"", it->string);
+                        cpn_error_set(err, CPN_INVALID, "unknown member \"%.*s\"",
+                                      utf8_prefix(it->string, 64), it->string);
                         cJSON_Delete(root);
                         return CPN_INVALID;
                 }
                 for (jt = it->next; jt; jt = jt->next)
                         if (strcmp(it->string, jt->string) == 0) {
-                                cpn_error_set(err, CPN_INVALID, "duplicate member \"%.64s\"", it->string);
+                                cpn_error_set(err, CPN_INVALID, "duplicate member \"%.*s\"",
+                                              utf8_prefix(it->string, 64), it->string);
                                 cJSON_Delete(root);
                                 return CPN_INVALID;
                         }

@@ -209,6 +209,53 @@ static void test_issue_member_in_message(void **state) {
         }
 }
 
+/* A member name longer than the message quotes is cut on a character
+ * boundary: the message goes into a JSON answer or a failed_events row and
+ * must stay valid UTF-8 (found by tests/fuzz/fuzz-request, reproducer in
+ * tests/fuzz/regressions/). Each padding cuts a 4-byte character at a
+ * different byte; 2-byte characters are cut too. */
+static void test_member_in_message_utf8(void **state) {
+        static const char *const chars[] = { "\xf0\x9f\x98\x80", "\xc3\xa9" };
+
+        for (size_t k = 0; k < 2; k++) {
+                size_t cl = strlen(chars[k]);
+
+                for (size_t pad = 0; pad < cl; pad++) {
+                        char name[256] = "", want[256], body[512];
+                        struct cpn_error err = { { 0 } };
+                        char uid[CPN_ID_MAX + 1];
+                        struct cpn_campaign c;
+                        struct cpn_issuance iss;
+                        size_t keep = pad + (64 - pad) / cl * cl;
+
+                        memset(name, 'a', pad);
+                        while (strlen(name) < 80)
+                                strcat(name, chars[k]);
+                        snprintf(want, sizeof(want), "member \"%.*s\"", (int)keep, name);
+
+                        snprintf(body, sizeof(body), "{\"user_id\":\"u\",\"%s\":1}", name);
+                        assert_int_equal(issue_n(body, strlen(body), uid, &err), CPN_INVALID);
+                        assert_int_equal(cpn_utf8_check(err.msg, strlen(err.msg)), 0);
+                        if (!strstr(err.msg, want))
+                                fail_msg("issue: message \"%s\", expected '%s'", err.msg, want);
+
+                        snprintf(body, sizeof(body), "{\"id\":\"c\",\"name\":\"n\",\"total\":1,\"%s\":1}", name);
+                        assert_int_equal(cpn_json_parse_campaign(body, strlen(body), NOW, &c, &err), CPN_INVALID);
+                        assert_int_equal(cpn_utf8_check(err.msg, strlen(err.msg)), 0);
+                        if (!strstr(err.msg, want))
+                                fail_msg("campaign: message \"%s\", expected '%s'", err.msg, want);
+
+                        snprintf(body, sizeof(body),
+                                 "{\"campaign_id\":\"c\",\"user_id\":\"u\",\"seq\":1,"
+                                 "\"issued_at\":\"2026-11-21T10:00:00Z\",\"%s\":1,\"%s\":2}", name, name);
+                        assert_int_equal(cpn_json_parse_issuance(body, strlen(body), &iss, &err), CPN_INVALID);
+                        assert_int_equal(cpn_utf8_check(err.msg, strlen(err.msg)), 0);
+                        if (!strstr(err.msg, want))
+                                fail_msg("issuance: message \"%s\", expected '%s'", err.msg, want);
+                }
+        }
+}
+
 static void test_issue_wrong_types(void **state) {
         assert_issue_bad("{\"user_id\":42}");
         assert_issue_bad("{\"user_id\":-1}");
@@ -1432,6 +1479,7 @@ int main(void) {
                 cmocka_unit_test(test_issue_id_length),
                 cmocka_unit_test(test_issue_bad_members),
                 cmocka_unit_test(test_issue_member_in_message),
+                cmocka_unit_test(test_member_in_message_utf8),
                 cmocka_unit_test(test_issue_wrong_types),
                 cmocka_unit_test(test_issue_bad_strings),
                 cmocka_unit_test(test_issue_bad_ids),
