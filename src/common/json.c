@@ -1,9 +1,9 @@
 /*
  * Strict request bodies. A raw scan first refuses what cJSON would let
  * through (invalid UTF-8, raw control characters or NUL bytes, "\u0000",
- * non-integral number notation), then cJSON parses with trailing garbage
- * refused, then the object is checked member by member (no duplicates, no
- * unknown members, exact types).
+ * non-integral number notation, nesting deeper than JSON_MAX_DEPTH), then
+ * cJSON parses with trailing garbage refused, then the object is checked
+ * member by member (no duplicates, no unknown members, exact types).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,6 +13,13 @@
 #include <string.h>
 
 #include "coupon/json.h"
+
+/* cJSON recurses once per nesting level and allows 1000 of them, but
+ * civetweb's request threads have 100 KiB stacks (Debian's libcivetweb):
+ * a 4 KiB body of '[' overflowed one and killed the process. Our bodies
+ * nest one level (an object of scalars); the Kafka messages the worker
+ * parses too. */
+#define JSON_MAX_DEPTH 8
 
 int cpn_utf8_check(const char *s, size_t n) {
         const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -55,6 +62,7 @@ int cpn_utf8_check(const char *s, size_t n) {
 /* The raw scan. Sets *nonint when a number uses a fraction or exponent. */
 static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
         bool in_str = false;
+        int depth = 0;
 
         *nonint = false;
         if (cpn_utf8_check(s, n) < 0)
@@ -98,6 +106,12 @@ static int scan(const char *s, size_t n, bool *nonint, struct cpn_error *err) {
                 }
                 if (c == '"') {
                         in_str = true;
+                } else if (c == '[' || c == '{') {
+                        if (++depth > JSON_MAX_DEPTH)
+                                return cpn_error_set(err, CPN_INVALID, "JSON nested deeper than %d levels",
+                                                     JSON_MAX_DEPTH);
+                } else if (c == ']' || c == '}') {
+                        depth--;
                 } else if (c == '-' || (c >= '0' && c <= '9')) {
                         /* A number token: note a fraction or an exponent. */
                         size_t j = i, d = c == '-' ? i + 1 : i;

@@ -330,6 +330,38 @@ static void test_issue_malformed(void **state) {
         assert_issue_bad("user_id=u-42");
 }
 
+/* Refused (CPN_INVALID) either way; @deep: for its nesting. */
+static void assert_nesting(const char *body, bool deep) {
+        struct cpn_error err = { { 0 } };
+        char uid[CPN_ID_MAX + 1];
+
+        assert_int_equal(cpn_json_parse_issue(body, strlen(body), uid, &err), CPN_INVALID);
+        if ((strstr(err.msg, "nested deeper") != NULL) != deep)
+                fail_msg("%s: \"%s\"", body, err.msg);
+}
+
+/* cJSON recurses per level; civetweb's threads have 100 KiB stacks. */
+static void test_nesting_depth(void **state) {
+        char body[4096], uid[CPN_ID_MAX + 1];
+        struct cpn_error err = { { 0 } };
+        struct cpn_issuance iss;
+        size_t n = 0;
+
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "{\"user_id\":");
+        for (int i = 0; i < 1500; i++)
+                body[n++] = '[';
+        for (int i = 0; i < 1500; i++)
+                body[n++] = ']';
+        body[n++] = '}';
+        assert_int_equal(cpn_json_parse_issue(body, n, uid, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "nested deeper"));
+        assert_int_equal(cpn_json_parse_issuance(body, n, &iss, NULL), CPN_INVALID);
+        assert_nesting("{\"user_id\":[[[[[[[[]]]]]]]]}", true);      /* 9 levels */
+        assert_nesting("{\"user_id\":[[[[[[[]]]]]]]}", false);       /* 8: only a type error */
+        assert_nesting("{\"user_id\":[[[[]]]],\"x\":[[[[]]]]}", false); /* levels given back */
+        assert_nesting("{\"user_id\":\"[[[[[[[[[\",\"user_id\":1}", false); /* in a string */
+}
+
 static void test_issue_err_null(void **state) {
         char uid[CPN_ID_MAX + 1];
 
@@ -1484,6 +1516,7 @@ int main(void) {
                 cmocka_unit_test(test_issue_bad_strings),
                 cmocka_unit_test(test_issue_bad_ids),
                 cmocka_unit_test(test_issue_malformed),
+                cmocka_unit_test(test_nesting_depth),
                 cmocka_unit_test(test_issue_err_null),
                 cmocka_unit_test(test_campaign_minimal),
                 cmocka_unit_test(test_campaign_full),
