@@ -114,6 +114,7 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
                                    struct cpn_response *rs) {
         struct cpn_error err = { { 0 } };
         struct cpn_campaign_state st = { 0 };
+        char id[sizeof(st.c.id)];
         int64_t persisted = 0;
         int r;
 
@@ -139,7 +140,10 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
                 return;
         }
         cpn_log_info("campaign %s created: total %lld", st.c.id, (long long)st.c.total);
-        r = cpn_service_campaign_get(h->session, st.c.id, &st, &persisted, &err);
+        /* Not st.c.id itself: the read clears @st before it looks the id up,
+         * and the answer said "id":"" with "persisted":null. */
+        memcpy(id, st.c.id, sizeof(id));
+        r = cpn_service_campaign_get(h->session, id, &st, &persisted, &err);
         if (r) {
                 fail(rs, r, &err);
                 return;
