@@ -9,6 +9,8 @@ packages=(
   libcivetweb-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev libcjson-dev
   # tests
   libcmocka-dev python3 kcat curl valgrind
+  # fuzzing (tests/fuzz): clang and its libFuzzer runtime
+  clang libclang-rt-14-dev
   # local services
   redis-server redis-tools mariadb-server mariadb-client
   # load testing (JMeter: Debian's 2.13, run through tests/load/jmeter.sh)

@@ -3,19 +3,22 @@
 # (plain, and with AddressSanitizer + UBSan), runs the unit and integration
 # suites of both builds against real Redis, MariaDB and the Kafka dev
 # broker started on free loopback ports in temporary folders, runs the unit
-# suite once more under valgrind (memcheck: errors and leaks fail), and
-# prints `N passed, N failed` last.
+# suite once more under valgrind (memcheck: errors and leaks fail), fuzzes
+# each libFuzzer target of tests/fuzz for 60 s in a clang build
+# (build-fuzz), and prints `N passed, N failed` last.
 #
 #   tests/run.sh              everything
-#   tests/run.sh --quick      plain build only
-#   SUITES="unit" tests/run.sh  only the named meson suites
+#   tests/run.sh --quick      plain build only (no valgrind, ASan or fuzz)
+#   SUITES="unit" tests/run.sh  only the named meson suites (unit, integration, fuzz)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-suites=${SUITES:-"unit integration"}
+suites=${SUITES:-"unit integration fuzz"}
+# The fuzz suite exists only in build-fuzz; the other builds run the rest.
+build_suites=$(for s in $suites; do [ "$s" = fuzz ] || printf '%s ' "$s"; done)
 
 bash deploy/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
@@ -30,21 +33,22 @@ count() { # count <build dir> [log name]
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
-run_build() { # run_build <dir> <meson setup args...>
-  local dir="$1"; shift
+run_build() { # run_build <dir> <suites> <meson setup args...>
+  local dir="$1" dir_suites="$2"; shift 2
+  [ -n "${dir_suites// }" ] || return 0
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null || { failed=$((failed + 1)); return; }
   fi
   ninja -C "$dir" || { failed=$((failed + 1)); return; }
   rm -f "$dir/meson-logs/testlog.json"
   local args=()
-  for s in $suites; do args+=(--suite "$s"); done
+  for s in $dir_suites; do args+=(--suite "$s"); done
   meson test -C "$dir" --print-errorlogs "${args[@]}"
   count "$dir"
 }
 
-run_build build
-if [ "$quick" -eq 0 ] && [[ " $suites " == *" unit "* ]]; then
+run_build build "$build_suites"
+if [ "$quick" -eq 0 ] && [[ " $build_suites " == *" unit "* ]]; then
   rm -f build/meson-logs/testlog-valgrind.json
   meson test -C build --setup valgrind --suite unit --print-errorlogs
   count build testlog-valgrind
@@ -52,7 +56,14 @@ fi
 if [ "$quick" -eq 0 ]; then
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    run_build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    run_build build-asan "$build_suites" -Db_sanitize=address,undefined -Db_lundef=false
+fi
+# libFuzzer needs clang; the core library is instrumented too (meson adds
+# -fsanitize=fuzzer-no-link with -Dfuzz=true). Each target fuzzes for 60 s
+# on a copy of its seed corpus; any finding fails its test.
+if [ "$quick" -eq 0 ] && [[ " $suites " == *" fuzz "* ]]; then
+  CC=clang run_build build-fuzz fuzz -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dfuzz=true -Dintegration=false
 fi
 
 echo
