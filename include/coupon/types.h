@@ -55,7 +55,8 @@ bool cpn_user_id_valid(const char *s, size_t len);
 int cpn_hex_value(char c);
 
 /* Parses an RFC 3339 date-time ("2026-11-21T10:00:00Z", optional fraction,
- * 'Z' or ±hh:mm offset) into unix milliseconds. Returns 0 or -EINVAL. */
+ * 'Z' or ±hh:mm offset) into unix milliseconds. Returns 0 or -EINVAL, also
+ * for an instant outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59.999Z. */
 int cpn_time_parse(const char *s, int64_t *ms);
 /* Formats unix ms as RFC 3339 UTC ("…T10:00:00Z", or "…T10:00:00.123Z"
  * when there is a fraction). @buf needs 32 bytes. Returns @buf. */

@@ -58,6 +58,8 @@ static int expect(const char **p, const char *set) {
         return 0;
 }
 
+#define TIME_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
 int cpn_time_parse(const char *s, int64_t *ms) {
         static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
         int Y, M, D, h, m, sec, frac = 0, oh = 0, om = 0, sign = 0;
@@ -112,7 +114,11 @@ int cpn_time_parse(const char *s, int64_t *ms) {
         if (t == (time_t)-1)
                 return -EINVAL;
         *ms = (int64_t)t * 1000 + frac - (int64_t)sign * (oh * 3600 + om * 60) * 1000;
-        if (*ms < 0)
+        /* The offset may carry the instant out of 1970..9999 UTC: before 1970
+         * it is no unix time; after 9999-12-31T23:59:59.999Z it has no
+         * four-digit RFC 3339 form to be shown in, and MySQL's DATETIME
+         * cannot store it. */
+        if (*ms < 0 || *ms > TIME_MAX_MS)
                 return -EINVAL;
         return 0;
 }

@@ -242,6 +242,22 @@ static void test_time_parse_before_epoch(void **state) {
         assert_time_bad("1970-01-01T00:59:59.999+01:00");
 }
 
+/* A negative offset can carry the last day of 9999 into year 10000, which
+ * cpn_time_format writes with five digits that RFC 3339 and this parser
+ * refuse (and MySQL's DATETIME cannot store): a campaign's view did not
+ * post back, a decoded message did not re-encode (found by the invariants
+ * of tests/fuzz/, reproducers in tests/fuzz/regressions/). */
+static void test_time_parse_after_9999(void **state) {
+        assert_time("9999-12-31T23:59:59.999Z", 253402300799999LL);
+        assert_time("9999-12-31T23:59:59.999+00:01", 253402300739999LL);
+        assert_time("9999-12-31T23:59:59.999-00:00", 253402300799999LL);
+        assert_time("9999-12-31T22:59:59.999-01:00", 253402300799999LL);
+        assert_time_bad("9999-12-31T23:59:59-00:01");          /* 10000-01-01T00:00:59Z */
+        assert_time_bad("9999-12-31T23:59:59.999-23:59");
+        assert_time_bad("9999-12-31T23:00:00.000-01:00");      /* exactly year 10000 */
+        assert_time_bad("9999-12-31T23:59:60.999-00:01");
+}
+
 static void test_time_format(void **state) {
         char buf[32];
 
@@ -432,6 +448,7 @@ int main(void) {
                 cmocka_unit_test(test_time_parse_calendar),
                 cmocka_unit_test(test_time_parse_syntax),
                 cmocka_unit_test(test_time_parse_before_epoch),
+                cmocka_unit_test(test_time_parse_after_9999),
                 cmocka_unit_test(test_time_format),
                 cmocka_unit_test(test_time_round_trip),
                 cmocka_unit_test(test_time_now),
