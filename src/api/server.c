@@ -1,6 +1,7 @@
 /*
  * civetweb glue; the only file that sees civetweb. One catch-all request
- * handler routes by itself (so every unknown path gets the JSON 404), reads
+ * handler routes by itself on the path as sent (so every unknown path gets
+ * the JSON 404), reads
  * the body into the thread's buffer, calls cpn_handle and writes the whole
  * answer with one write.
  *
@@ -211,7 +212,11 @@ static int handle(struct mg_connection *conn, void *ud) {
         }
         rs.body = t->out + RESPONSE_HEAD_MAX;
         rs.body_cap = BODY_OUT_MAX;
-        rr = cpn_route_match(ri->request_method, ri->local_uri ? ri->local_uri : "", &rq.match, &rs.allow);
+        /* local_uri_raw: the path as sent. civetweb's local_uri has '.' and
+         * '..' segments removed and '//' merged, which made
+         * /v1/campaigns/x/../bad/issue issue a coupon of "bad". */
+        rr = cpn_route_match(ri->request_method, ri->local_uri_raw ? ri->local_uri_raw : "", &rq.match,
+                             &rs.allow);
         switch (rr) {
         case CPN_ROUTE_NO_ROUTE:
                 cpn_response_error(&rs, CPN_E_NOT_FOUND, NULL);
