@@ -110,9 +110,14 @@ static const char *reason(int status) {
 }
 
 /* Writes the answer. When @room is true, @rs->body sits RESPONSE_HEAD_MAX
- * bytes into the thread's buffer and the head is put right before it. */
+ * bytes into the thread's buffer and the head is put right before it. The
+ * answer to HEAD has no body: a keep-alive client would read it as the
+ * start of the next answer. @close: civetweb closes the connection after
+ * it (a "Connection: close" header alone does not make it). */
 static void send_answer(struct mg_connection *conn, const struct cpn_response *rs, const char *ctype,
                         bool close, bool room) {
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        bool head_only = ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
         char head[RESPONSE_HEAD_MAX];
         int n;
 
@@ -123,9 +128,15 @@ static void send_answer(struct mg_connection *conn, const struct cpn_response *r
                      rs->allow ? "Allow: " : "", rs->allow ? rs->allow : "", rs->allow ? "\r\n" : "");
         if (rs->retry_after)
                 n += snprintf(head + n, sizeof(head) - (size_t)n, "Retry-After: %d\r\n", rs->retry_after);
-        if (close)
+        if (close) {
                 n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: close\r\n");
+                mg_disable_connection_keep_alive(conn);
+        }
         n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+        if (head_only) {
+                mg_write(conn, head, (size_t)n);
+                return;
+        }
         /* Head and body in one write: no Nagle stall between two segments. */
         if (!room || n >= RESPONSE_HEAD_MAX) {
                 mg_write(conn, head, (size_t)n);
