@@ -202,6 +202,10 @@ static int read_body(struct mg_connection *conn, const struct mg_request_info *r
         }
         if (got > max)
                 return 413;
+        /* mg_read ends a body that stops coming at the request timeout as
+         * if it were complete: a truncated body must not be acted on. */
+        if (ri->content_length >= 0 && got != (size_t)ri->content_length)
+                return 400;
         t->in[got] = '\0';
         *len = got;
         return 0;
@@ -253,7 +257,9 @@ static int handle(struct mg_connection *conn, void *ud) {
                         if (st) {
                                 /* The rest of the body is not read: close the connection. */
                                 cpn_response_error(&rs, st == 413 ? CPN_E_BODY_TOO_LARGE : CPN_E_INVALID_REQUEST,
-                                                   st == 413 ? NULL : "could not read the request body");
+                                                   st == 413 ? NULL
+                                                             : "the request body is incomplete or its chunks "
+                                                               "are malformed");
                                 close = true;
                                 break;
                         }
