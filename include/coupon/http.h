@@ -44,6 +44,18 @@ enum cpn_route_result cpn_route_match(const char *method, const char *path,
                                       struct cpn_route_match *m, const char **allow);
 const char *cpn_route_name(enum cpn_route r);
 
+/* The framing checks of RFC 9112 6 that civetweb does not make; a server
+ * and a proxy in front of it that disagree on where a request ends can be
+ * made to take one request's bytes for another (request smuggling).
+ * Content-Length must be digits only and given once; Transfer-Encoding
+ * once and never with Content-Length; Content-Type and Authorization
+ * once (civetweb hands out the first, a proxy may act on the last).
+ * @names/@values: the request's @n header fields. Returns NULL or the
+ * reason for a 400. Sets *@length to Content-Length, INT64_MAX when it
+ * does not fit, -1 when absent (also on errors). */
+const char *cpn_http_framing_error(const char *const *names, const char *const *values, size_t n,
+                                   int64_t *length);
+
 /* Every answer that is not a success, as API.md names them. */
 enum cpn_api_error {
         CPN_E_INVALID_REQUEST,
@@ -61,6 +73,9 @@ enum cpn_api_error {
         CPN_E_ADMIN_DISABLED,
         CPN_E_UNAVAILABLE,
         CPN_E_OUTCOME_UNKNOWN,
+        /* HTTP framing, answered by src/api/server.c: not in API.md's tables */
+        CPN_E_LENGTH_REQUIRED,
+        CPN_E_HEADERS_TOO_LARGE,
         CPN_E_INTERNAL,
         _CPN_E_N,
 };

@@ -1,7 +1,9 @@
-/* Route matching on the raw path and the one outcome -> HTTP table. */
+/* Route matching on the raw path, the framing checks civetweb does not
+ * make, and the one outcome -> HTTP table. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "coupon/error.h"
 #include "coupon/http.h"
@@ -102,6 +104,47 @@ const char *cpn_route_name(enum cpn_route r) {
         return (unsigned)r < _CPN_ROUTE_N ? names[r] : "unknown";
 }
 
+/* 1*DIGIT and optional trailing white space (civetweb skips the leading).
+ * Returns the value, INT64_MAX when it does not fit, -1 if not a number. */
+static int64_t parse_length(const char *v) {
+        int64_t n = 0;
+        const char *p = v;
+
+        if (*p < '0' || *p > '9')
+                return -1;
+        for (; *p >= '0' && *p <= '9'; p++)
+                n = n > (INT64_MAX - (*p - '0')) / 10 ? INT64_MAX : n * 10 + (*p - '0');
+        while (*p == ' ' || *p == '\t')
+                p++;
+        return *p ? -1 : n;
+}
+
+const char *cpn_http_framing_error(const char *const *names, const char *const *values, size_t n,
+                                   int64_t *length) {
+        static const char *const once[] = { "Content-Length", "Transfer-Encoding", "Content-Type",
+                                            "Authorization" };
+        static const char *const why[] = { "Content-Length given twice", "Transfer-Encoding given twice",
+                                           "Content-Type given twice", "Authorization given twice" };
+        size_t seen[4] = { 0 };
+
+        *length = -1;
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < 4; k++)
+                        if (strcasecmp(names[i], once[k]) == 0 && seen[k]++)
+                                return why[k];
+        for (size_t i = 0; i < n; i++)
+                if (strcasecmp(names[i], "Content-Length") == 0) {
+                        *length = parse_length(values[i]);
+                        if (*length < 0)
+                                return "Content-Length must be a decimal number";
+                }
+        if (seen[0] && seen[1]) {
+                *length = -1;
+                return "Content-Length and Transfer-Encoding must not be given together";
+        }
+        return NULL;
+}
+
 /* The one table from outcome to answer. */
 static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_INVALID_REQUEST] = { 400, "invalid_request", "the request is not valid", 0 },
@@ -126,6 +169,9 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_OUTCOME_UNKNOWN] = { 504, "outcome_unknown",
                                     "Redis was lost while deciding; the coupon may or may not have been "
                                     "issued: retry with the same user_id (202 or 409 tells which)", 1 },
+        [CPN_E_LENGTH_REQUIRED] = { 411, "length_required",
+                                    "a request body needs Content-Length or Transfer-Encoding: chunked", 0 },
+        [CPN_E_HEADERS_TOO_LARGE] = { 431, "headers_too_large", "too many header fields", 0 },
         [CPN_E_INTERNAL] = { 500, "internal", "internal error", 0 },
 };
 

@@ -1,9 +1,9 @@
 /*
  * civetweb glue; the only file that sees civetweb. One catch-all request
  * handler routes by itself on the path as sent (so every unknown path gets
- * the JSON 404), reads
- * the body into the thread's buffer, calls cpn_handle and writes the whole
- * answer with one write.
+ * the JSON 404), refuses what civetweb lets through but RFC 9112 does not
+ * (see framing()), reads the body into the thread's buffer, calls
+ * cpn_handle and writes the whole answer with one write.
  *
  * civetweb serves each keep-alive connection with one worker thread for as
  * long as it stays open: COUPON_HTTP_THREADS is the number of connections
@@ -25,6 +25,9 @@
 
 #define RESPONSE_HEAD_MAX 512
 #define BODY_OUT_MAX 4096
+#define MAX_REQUEST_HEAD 16384 /* civetweb's max_request_size: request line and head */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct cpn_server {
         struct mg_context *ctx;
@@ -101,8 +104,10 @@ static const char *reason(int status) {
         case 405: return "Method Not Allowed";
         case 409: return "Conflict";
         case 410: return "Gone";
+        case 411: return "Length Required";
         case 413: return "Payload Too Large";
         case 415: return "Unsupported Media Type";
+        case 431: return "Request Header Fields Too Large";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
         default: return "Internal Server Error";
@@ -183,12 +188,12 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
         free(text);
 }
 
-/* Reads the body into t->in. Returns 0, or 413/400 as the answer. */
-static int read_body(struct mg_connection *conn, const struct mg_request_info *ri, struct thread_ctx *t,
-                     size_t *len) {
+/* Reads the body into t->in; @length is Content-Length or -1 (chunked).
+ * Returns 0, or 413/400 as the answer. */
+static int read_body(struct mg_connection *conn, int64_t length, struct thread_ctx *t, size_t *len) {
         size_t max = (size_t)t->h.cfg->http_max_body, got = 0;
 
-        if (ri->content_length > (long long)max)
+        if (length > (int64_t)max)
                 return 413;
         /* Chunked bodies have no length: read up to the cap plus one byte. */
         while (got <= max) {
@@ -204,11 +209,76 @@ static int read_body(struct mg_connection *conn, const struct mg_request_info *r
                 return 413;
         /* mg_read ends a body that stops coming at the request timeout as
          * if it were complete: a truncated body must not be acted on. */
-        if (ri->content_length >= 0 && got != (size_t)ri->content_length)
+        if (length >= 0 && got != (size_t)length)
                 return 400;
         t->in[got] = '\0';
         *len = got;
         return 0;
+}
+
+/*
+ * The head checks RFC 9112 asks for and civetweb 1.15 does not make.
+ * civetweb parses the head in place: it turns each line end into NULs
+ * (CR LF into two, a bare LF into one) and the head's final LF into one,
+ * and it stops at the first line it does not take for a field, an obs-fold
+ * (a line that starts with white space) or the 65th field
+ * (MG_MAX_HEADERS), ignoring that line and all after it, Content-Length
+ * and Authorization included. So:
+ * - the request line and every field line must end in CR LF: two NULs
+ *   before the next field's name. Bare LF line ends are refused (RFC 9112
+ *   2.2 allows that): a proxy that does not take LF alone for a line end
+ *   reads "X: a<LF>Content-Length: 5" as one field;
+ * - the last field kept must be followed by the empty line "\r\0";
+ * - white space between a name and its colon (RFC 9112 5.1: 400), which
+ *   civetweb drops, shows as NULs between the name and the colon's NUL.
+ * Returns NULL, or the reason with *@e set.
+ */
+static const char *head_error(const struct mg_request_info *ri, enum cpn_api_error *e) {
+        int n = ri->num_headers;
+        const char *p;
+
+        *e = CPN_E_INVALID_REQUEST;
+        if (n == 0)
+                return NULL;
+        p = ri->http_version + strlen(ri->http_version);
+        if (p + 2 != ri->http_headers[0].name)
+                return "lines must end in CR LF";
+        for (int i = 0; i < n; i++) {
+                const struct mg_header *h = &ri->http_headers[i];
+
+                for (p = h->name + strlen(h->name) + 1; p < h->value; p++)
+                        if (*p == '\0')
+                                return "white space before a header field's colon";
+                p = h->value + strlen(h->value);
+                if (i + 1 < n && p + 2 != ri->http_headers[i + 1].name)
+                        return "lines must end in CR LF";
+        }
+        /* p[0..3] stays inside civetweb's buffer of MAX_REQUEST_HEAD bytes. */
+        if (p + 4 - ri->request_method <= MAX_REQUEST_HEAD && p[1] == '\0' && p[2] == '\r' && p[3] == '\0')
+                return NULL;
+        if (n == MG_MAX_HEADERS) {
+                *e = CPN_E_HEADERS_TOO_LARGE;
+                return "at most 64 header fields";
+        }
+        return "a folded header line (obs-fold) or a line end other than CR LF";
+}
+
+/* Checks the head; sets *@length (see cpn_http_framing_error). Returns
+ * NULL or the error to answer, with the connection closed: where this
+ * request ends is not known. */
+static const char *framing(const struct mg_request_info *ri, enum cpn_api_error *e, int64_t *length) {
+        const char *names[MG_MAX_HEADERS], *values[MG_MAX_HEADERS], *why;
+        size_t n = (size_t)ri->num_headers;
+
+        *length = -1;
+        why = head_error(ri, e);
+        if (why)
+                return why;
+        for (size_t i = 0; i < n; i++) {
+                names[i] = ri->http_headers[i].name;
+                values[i] = ri->http_headers[i].value;
+        }
+        return cpn_http_framing_error(names, values, n, length);
 }
 
 static int handle(struct mg_connection *conn, void *ud) {
@@ -219,6 +289,9 @@ static int handle(struct mg_connection *conn, void *ud) {
         struct cpn_request rq = { 0 };
         struct cpn_response rs = { 0 };
         enum cpn_route_result rr;
+        enum cpn_api_error fe;
+        const char *why;
+        int64_t length;
         bool close = false;
 
         if (!t) { /* the thread could not get its session at start (out of memory) */
@@ -227,6 +300,13 @@ static int handle(struct mg_connection *conn, void *ud) {
         }
         rs.body = t->out + RESPONSE_HEAD_MAX;
         rs.body_cap = BODY_OUT_MAX;
+        why = framing(ri, &fe, &length);
+        if (why) {
+                cpn_response_error(&rs, fe, why);
+                send_answer(conn, &rs, "application/json", true, true);
+                cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, (cpn_mono_ns() - t0) / 1000);
+                return rs.status;
+        }
         /* local_uri_raw: the path as sent. civetweb's local_uri has '.' and
          * '..' segments removed and '//' merged, which made
          * /v1/campaigns/x/../bad/issue issue a coupon of "bad". */
@@ -252,8 +332,16 @@ static int handle(struct mg_connection *conn, void *ud) {
                         return rs.status;
                 }
                 if (rq.match.route == CPN_ROUTE_ISSUE || rq.match.route == CPN_ROUTE_CAMPAIGNS) {
-                        int st = read_body(conn, ri, t, &rq.body_len);
+                        int st;
 
+                        /* Without either, RFC 9112 says the body is empty and any bytes
+                         * sent would be read as the next request. */
+                        if (length < 0 && !mg_get_header(conn, "Transfer-Encoding")) {
+                                cpn_response_error(&rs, CPN_E_LENGTH_REQUIRED, NULL);
+                                close = true;
+                                break;
+                        }
+                        st = read_body(conn, length, t, &rq.body_len);
                         if (st) {
                                 /* The rest of the body is not read: close the connection. */
                                 cpn_response_error(&rs, st == 413 ? CPN_E_BODY_TOO_LARGE : CPN_E_INVALID_REQUEST,
@@ -321,7 +409,7 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, struct
         options[o++] = "listen_backlog";
         options[o++] = "4096";
         options[o++] = "max_request_size";
-        options[o++] = "16384";
+        options[o++] = STR(MAX_REQUEST_HEAD);
         options[o++] = NULL;
 
         cb.init_thread = init_thread;

@@ -168,6 +168,79 @@ static void test_route_names(void **state) {
         assert_string_equal(cpn_route_name((enum cpn_route)-1), "unknown");
 }
 
+/* ---- framing (RFC 9112 6) ---- */
+
+/* @fields: name, value, name, value, ... */
+static const char *frame(int64_t *length, const char *const *fields, size_t n) {
+        const char *names[16], *values[16];
+
+        for (size_t i = 0; i < n / 2; i++) {
+                names[i] = fields[2 * i];
+                values[i] = fields[2 * i + 1];
+        }
+        return cpn_http_framing_error(names, values, n / 2, length);
+}
+
+#define FRAME(len, ...) \
+        frame(len, (const char *const[]){ __VA_ARGS__ }, sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(char *))
+
+static void assert_length(const char *value, int64_t want) {
+        int64_t len = 42;
+        const char *why = FRAME(&len, "Host", "x", "Content-Length", value);
+
+        if (why || len != want)
+                fail_msg("Content-Length \"%s\": %s, %lld (expected %lld)", value, why ? why : "ok", (long long)len,
+                         (long long)want);
+}
+
+static void assert_framing_bad(const char *why) {
+        if (!why)
+                fail_msg("framing accepted");
+}
+
+static void test_framing_length(void **state) {
+        int64_t len = 42;
+
+        assert_null(frame(&len, NULL, 0));
+        assert_int_equal(len, -1);
+        assert_length("0", 0);
+        assert_length("18", 18);
+        assert_length("18 ", 18); /* trailing white space is the field's, civetweb strips the leading */
+        assert_length("18\t", 18);
+        assert_length("007", 7);
+        assert_length("9223372036854775806", INT64_MAX - 1);
+        assert_length("9223372036854775807", INT64_MAX);
+        assert_length("9223372036854775808", INT64_MAX); /* does not fit: too large, not malformed */
+        assert_length("99999999999999999999999", INT64_MAX);
+        /* what civetweb's strtoll took */
+        static const char *const bad[] = { "", " ", "-5", "+5", "5x", "5, 5", "5,5", "0x12", "1.0", "1e3", "5 5" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                len = 42;
+                if (!FRAME(&len, "Content-Length", bad[i]) || len != -1)
+                        fail_msg("Content-Length \"%s\" accepted", bad[i]);
+        }
+}
+
+static void test_framing_once(void **state) {
+        int64_t len;
+
+        assert_framing_bad(FRAME(&len, "Content-Length", "5", "Content-Length", "5"));
+        assert_framing_bad(FRAME(&len, "Content-Length", "5", "content-length", "6"));
+        assert_framing_bad(FRAME(&len, "Transfer-Encoding", "chunked", "Transfer-Encoding", "chunked"));
+        assert_framing_bad(FRAME(&len, "Content-Type", "application/json", "CONTENT-TYPE", "text/plain"));
+        assert_framing_bad(FRAME(&len, "Authorization", "Bearer a", "Authorization", "Bearer b"));
+        /* both framings: the smuggling classic */
+        len = 42;
+        assert_framing_bad(FRAME(&len, "Transfer-Encoding", "chunked", "Content-Length", "5"));
+        assert_int_equal(len, -1);
+        assert_framing_bad(FRAME(&len, "Content-Length", "5", "transfer-encoding", "chunked"));
+        /* others may repeat */
+        assert_null(FRAME(&len, "X-A", "1", "X-A", "2", "Accept", "a", "Accept", "b"));
+        assert_int_equal(len, -1);
+        assert_null(FRAME(&len, "Transfer-Encoding", "chunked", "Content-Type", "application/json"));
+        assert_int_equal(len, -1);
+}
+
 /* ---- the error table ---- */
 
 static void test_error_table_complete(void **state) {
@@ -227,6 +300,12 @@ static void test_error_table_api_md(void **state) {
                 if (info->status != 503 && info->status != 504)
                         assert_int_equal(info->retry_after, 0);
         }
+}
+
+/* Not in API.md: HTTP framing, answered by server.c. */
+static void test_error_table_http(void **state) {
+        assert_error(CPN_E_LENGTH_REQUIRED, 411, "length_required");
+        assert_error(CPN_E_HEADERS_TOO_LARGE, 431, "headers_too_large");
 }
 
 static void test_error_from_code(void **state) {
@@ -531,6 +610,9 @@ int main(void) {
                 cmocka_unit_test(test_route_names),
                 cmocka_unit_test(test_error_table_complete),
                 cmocka_unit_test(test_error_table_api_md),
+                cmocka_unit_test(test_error_table_http),
+                cmocka_unit_test(test_framing_length),
+                cmocka_unit_test(test_framing_once),
                 cmocka_unit_test(test_error_from_code),
                 cmocka_unit_test(test_error_body),
                 cmocka_unit_test(test_error_body_escapes),
