@@ -76,6 +76,7 @@ enum cpn_api_error {
         /* HTTP framing, answered by src/api/server.c: not in API.md's tables */
         CPN_E_LENGTH_REQUIRED,
         CPN_E_HEADERS_TOO_LARGE,
+        CPN_E_HTTP_VERSION,
         CPN_E_INTERNAL,
         _CPN_E_N,
 };

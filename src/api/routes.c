@@ -172,6 +172,7 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_LENGTH_REQUIRED] = { 411, "length_required",
                                     "a request body needs Content-Length or Transfer-Encoding: chunked", 0 },
         [CPN_E_HEADERS_TOO_LARGE] = { 431, "headers_too_large", "too many header fields", 0 },
+        [CPN_E_HTTP_VERSION] = { 505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served", 0 },
         [CPN_E_INTERNAL] = { 500, "internal", "internal error", 0 },
 };
 

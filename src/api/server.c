@@ -3,7 +3,9 @@
  * handler routes by itself on the path as sent (so every unknown path gets
  * the JSON 404), refuses what civetweb lets through but RFC 9112 does not
  * (see framing()), reads the body into the thread's buffer, calls
- * cpn_handle and writes the whole answer with one write.
+ * cpn_handle and writes the whole answer with one write. The errors
+ * civetweb answers itself (a request line or head it cannot parse) get the
+ * same JSON error body through its http_error callback.
  *
  * civetweb serves each keep-alive connection with one worker thread for as
  * long as it stays open: COUPON_HTTP_THREADS is the number of connections
@@ -110,6 +112,7 @@ static const char *reason(int status) {
         case 431: return "Request Header Fields Too Large";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
         default: return "Internal Server Error";
         }
 }
@@ -281,6 +284,39 @@ static const char *framing(const struct mg_request_info *ri, enum cpn_api_error 
         return cpn_http_framing_error(names, values, n, length);
 }
 
+/* civetweb is about to answer an error itself: a request line or head it
+ * cannot parse (400, or 411 for a Content-Length that is no number), an
+ * HTTP version other than 1.x (505), a request timeout while the head came
+ * in (400). Its own answer is text/plain and may echo request bytes in
+ * its status line; ours is the API's JSON error, and the connection is
+ * closed (civetweb does so after these anyway). */
+static int http_error(struct mg_connection *conn, int status, const char *msg) {
+        struct cpn_server *s = mg_get_user_data(mg_get_context(conn));
+        char body[RESPONSE_HEAD_MAX];
+        struct cpn_response rs = { .body = body, .body_cap = sizeof(body) };
+        const char *why = NULL; /* not @msg: it may hold request bytes that are not UTF-8 */
+        enum cpn_api_error e;
+
+        switch (status) {
+        case 411: /* RFC 9112 6.3: an invalid Content-Length is a 400 */
+                e = CPN_E_INVALID_REQUEST;
+                why = "Content-Length must be a decimal number";
+                break;
+        case 413: e = CPN_E_BODY_TOO_LARGE; break;
+        case 503: e = CPN_E_UNAVAILABLE; break;
+        case 505: e = CPN_E_HTTP_VERSION; break;
+        default:
+                e = status >= 500 ? CPN_E_INTERNAL : CPN_E_INVALID_REQUEST;
+                why = status >= 500 ? NULL : "malformed HTTP request";
+                break;
+        }
+        (void)msg;
+        cpn_response_error(&rs, e, why);
+        send_answer(conn, &rs, "application/json", true, false);
+        cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, 0);
+        return 0;
+}
+
 static int handle(struct mg_connection *conn, void *ud) {
         struct cpn_server *s = ud;
         const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -415,6 +451,7 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, struct
         cb.init_thread = init_thread;
         cb.exit_thread = exit_thread;
         cb.log_message = log_message;
+        cb.http_error = http_error;
         init.callbacks = &cb;
         init.user_data = s;
         init.configuration_options = options;

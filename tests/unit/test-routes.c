@@ -306,6 +306,7 @@ static void test_error_table_api_md(void **state) {
 static void test_error_table_http(void **state) {
         assert_error(CPN_E_LENGTH_REQUIRED, 411, "length_required");
         assert_error(CPN_E_HEADERS_TOO_LARGE, 431, "headers_too_large");
+        assert_error(CPN_E_HTTP_VERSION, 505, "http_version_not_supported");
 }
 
 static void test_error_from_code(void **state) {
