@@ -95,8 +95,9 @@ class Run:
 
     def start_api(self):
         if self.api is None:
-            if os.environ.get("CHAOS_KAFKA_DEBUG"):
-                self.api_env["COUPON_KAFKA_CONFIG"] = "debug=" + os.environ["CHAOS_KAFKA_DEBUG"]
+            if os.environ.get("CHAOS_KAFKA_DEBUG"):  # e.g. eos, msg, protocol
+                conf = [self.api_env.get("COUPON_KAFKA_CONFIG"), "debug=" + os.environ["CHAOS_KAFKA_DEBUG"]]
+                self.api_env["COUPON_KAFKA_CONFIG"] = ",".join(c for c in conf if c)
             self.api = Api(self.svc, self.api_env)
         self.api.start()
         return self.api
@@ -255,10 +256,12 @@ def brokers_down(run):
     return s
 
 
-def delivery_trouble_seen(run):
+def delivery_trouble_seen(run, relay=True):
     d = run.delivery()
     run.require(d["pending"] + d["failed"] > 0, "%d answers given before Kafka's ack, %d after a failed delivery"
                 % (d["pending"], d["failed"]))
+    if not relay:
+        return
     tries = len(re.findall(r"outbox entries (?:delivered to kafka|not delivered yet)", run.api_log()))
     run.require(tries > 0, "the relay took up entries whose first produce was over without an ack "
                 "(%d relay passes, %d entries delivered by it)" % (tries, run.relayed()))
@@ -274,9 +277,26 @@ def produce_errors(kind):
         run.svc.broker("produce-errors", run.rng.randint(40, 120), err)
         s = hold(run, 3.0, 4.0)
         run.svc.broker("clear-errors")
-        run.after = lambda: delivery_trouble_seen(run)
+        # Retriable errors are retried inside the producer: answers wait
+        # longer, and the relay has nothing to do.
+        run.after = lambda: delivery_trouble_seen(run, relay=kind == "fatal")
         return s
     return fault
+
+
+def one_in_flight_setup(run):
+    # The dev broker (librdkafka 2.0.2's mock cluster) appends a producer's
+    # batch even when an earlier batch of the same partition was refused
+    # and not yet retried: it does not enforce the idempotent producer's
+    # sequence numbers as Kafka does (OUT_OF_ORDER_SEQUENCE_NUMBER). The
+    # producer then "implicitly acks" the refused batch (librdkafka's
+    # IMPLICITACK: a later sequence was accepted, so the earlier one must be
+    # there), its outbox entries are removed, and the messages are lost:
+    # seen here 2-4 users in 1 run out of 3. Real Kafka refuses the gap,
+    # so this is the mock's, not the service's. With one request in flight
+    # per connection there is no later batch to overtake the refused one.
+    run.api_env["COUPON_KAFKA_CONFIG"] = "max.in.flight.requests.per.connection=1"
+    run.start_worker()
 
 
 def rtt_setup(run):
@@ -326,7 +346,7 @@ CASES = {
     "mysql-sigstop": (None, mysql_sigstop, (1.5, 3.0)),
     "redis-kill9": (None, redis_kill9, (1.5, 4.0)),
     "brokers-down": (None, brokers_down, (1.5, 3.0)),
-    "produce-errors-retriable": (None, produce_errors("retriable"), (1.0, 2.0)),
+    "produce-errors-retriable": (one_in_flight_setup, produce_errors("retriable"), (1.0, 2.0)),
     "produce-errors-fatal": (None, produce_errors("fatal"), (1.0, 2.0)),
     "broker-rtt": (rtt_setup, broker_rtt, (1.5, 3.0)),
     "poison": (None, poison, (1.0, 3.0)),
