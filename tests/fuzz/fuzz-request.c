@@ -9,12 +9,20 @@
  *     BODY                        the rest of the input, any bytes
  *
  * A CR before an LF is dropped. Without the empty line there is no body.
- * Only Content-Type and Authorization matter (names case-insensitive, the
- * first of each wins, as with mg_get_header); the query is cut off, as
- * civetweb's local_uri that server.c routes on has none. Without a space
- * the whole first line is the method and the path is empty.
+ * A header line is split at its first ':', white space before the value
+ * skipped (as civetweb does), lines without ':' and those past the 64th
+ * (civetweb's MG_MAX_HEADERS) ignored. The handler sees the first
+ * Content-Type and Authorization (names case-insensitive, as with
+ * mg_get_header). The query is cut off, as civetweb's local_uri_raw that
+ * server.c routes on has none. Without a space the whole first line is the
+ * method and the path is empty.
  *
  * What runs, with the invariants checked (a violation aborts):
+ * - cpn_http_framing_error on all header fields, against a plain
+ *   reference: refused exactly when Content-Length, Transfer-Encoding,
+ *   Content-Type or Authorization repeats, Content-Length is not digits
+ *   (then optional white space), or both framings are given; the length it
+ *   reports is the reference's.
  * - cpn_route_match: a matched path is exactly its route's canonical
  *   spelling, ids NUL-terminated and valid; `allow` is set on 405 only.
  * - cpn_admin_authorized on the Authorization value, against a plain
@@ -50,12 +58,16 @@
 #define TOKEN "s3cret-token-0123456789"
 #define NOW 1795255200000LL /* 2026-11-21T10:00:00Z */
 #define ANSWER_MAX 4096     /* server.c's BODY_OUT_MAX */
+#define HEADERS_MAX 64      /* civetweb's MG_MAX_HEADERS */
 
 struct request {
         char *method;
         char *path;
-        char *content_type;  /* NULL if absent */
-        char *authorization; /* NULL if absent */
+        char *names[HEADERS_MAX];
+        char *values[HEADERS_MAX];
+        size_t n_headers;
+        const char *content_type;  /* the first, borrowed from values[]; NULL if absent */
+        const char *authorization; /* the same */
         char *body;          /* exactly body_len bytes, no NUL after them */
         size_t body_len;
 };
@@ -80,18 +92,25 @@ static bool next_line(const uint8_t **p, const uint8_t *end, const uint8_t **s, 
         return true;
 }
 
-static bool header_is(const uint8_t *s, size_t len, const char *name) {
-        size_t n = strlen(name);
+static void header_add(struct request *rq, const uint8_t *s, size_t len) {
+        const uint8_t *colon = memchr(s, ':', len);
+        size_t i;
 
-        return len > n && s[n] == ':' && strncasecmp((const char *)s, name, n) == 0;
-}
-
-static char *header_value(const uint8_t *s, size_t len, const char *name) {
-        size_t i = strlen(name) + 1;
-
+        if (!colon || rq->n_headers == HEADERS_MAX)
+                return;
+        i = (size_t)(colon - s) + 1;
         while (i < len && (s[i] == ' ' || s[i] == '\t'))
                 i++;
-        return cpn_fuzz_strndup(s + i, len - i);
+        rq->names[rq->n_headers] = cpn_fuzz_strndup(s, (size_t)(colon - s));
+        rq->values[rq->n_headers++] = cpn_fuzz_strndup(s + i, len - i);
+}
+
+/* The first value of header @name, or NULL. */
+static const char *header_get(const struct request *rq, const char *name) {
+        for (size_t i = 0; i < rq->n_headers; i++)
+                if (strcasecmp(rq->names[i], name) == 0)
+                        return rq->values[i];
+        return NULL;
 }
 
 static void request_parse(struct request *rq, const uint8_t *data, size_t size) {
@@ -120,10 +139,7 @@ static void request_parse(struct request *rq, const uint8_t *data, size_t size) 
                         rq->body_len = (size_t)(end - p);
                         return;
                 }
-                if (!rq->content_type && header_is(s, len, "content-type"))
-                        rq->content_type = header_value(s, len, "content-type");
-                else if (!rq->authorization && header_is(s, len, "authorization"))
-                        rq->authorization = header_value(s, len, "authorization");
+                header_add(rq, s, len);
         }
         rq->body = cpn_fuzz_copy("", 0);
         rq->body_len = 0;
@@ -132,8 +148,10 @@ static void request_parse(struct request *rq, const uint8_t *data, size_t size) 
 static void request_clear(struct request *rq) {
         free(rq->method);
         free(rq->path);
-        free(rq->content_type);
-        free(rq->authorization);
+        for (size_t i = 0; i < rq->n_headers; i++) {
+                free(rq->names[i]);
+                free(rq->values[i]);
+        }
         free(rq->body);
 }
 
@@ -219,6 +237,54 @@ static enum cpn_route_result check_route(const struct request *rq, struct cpn_ro
 }
 
 /* ---- headers ---- */
+
+/* RFC 9112's Content-Length: digits only (civetweb has skipped the white
+ * space before the value; after it, white space is allowed). INT64_MAX when
+ * it does not fit, -1 when it is no number. */
+static int64_t content_length(const char *v) {
+        size_t digits = strspn(v, "0123456789");
+        int64_t n = 0;
+
+        if (digits == 0 || v[digits + strspn(v + digits, " \t")] != '\0')
+                return -1;
+        for (size_t i = 0; i < digits; i++) {
+                if (n > (INT64_MAX - (v[i] - '0')) / 10)
+                        return INT64_MAX;
+                n = n * 10 + (v[i] - '0');
+        }
+        return n;
+}
+
+static void check_framing(const struct request *rq) {
+        static const char *const once[] = { "Content-Length", "Transfer-Encoding", "Content-Type",
+                                            "Authorization" };
+        size_t seen[4] = { 0 };
+        bool refuse = false;
+        int64_t want = -1, length = 12345;
+        const char *why;
+
+        for (size_t i = 0; i < rq->n_headers; i++)
+                for (size_t k = 0; k < 4; k++)
+                        if (strcasecmp(rq->names[i], once[k]) == 0 && seen[k]++)
+                                refuse = true;
+        for (size_t i = 0; i < rq->n_headers; i++)
+                if (strcasecmp(rq->names[i], "Content-Length") == 0) {
+                        want = content_length(rq->values[i]);
+                        refuse |= want < 0;
+                }
+        refuse |= seen[0] && seen[1];
+
+        why = cpn_http_framing_error((const char *const *)rq->names, (const char *const *)rq->values,
+                                     rq->n_headers, &length);
+        CPN_FUZZ_CHECK((why != NULL) == refuse, "framing %s, expected %s", why ? why : "accepted",
+                       refuse ? "a refusal" : "accepted");
+        if (why)
+                CPN_FUZZ_CHECK(length == -1 && why[0] && cpn_utf8_check(why, strlen(why)) == 0,
+                               "refused (%s) with length %lld", why, (long long)length);
+        else
+                CPN_FUZZ_CHECK(length == want, "length %lld, expected %lld", (long long)length,
+                               (long long)want);
+}
 
 static void check_admin(const char *authorization) {
         bool want = authorization && strncasecmp(authorization, "Bearer ", 7) == 0 &&
@@ -449,6 +515,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct request rq;
 
         request_parse(&rq, data, size);
+        rq.content_type = header_get(&rq, "Content-Type");
+        rq.authorization = header_get(&rq, "Authorization");
+        check_framing(&rq);
         check_admin(rq.authorization);
         if (check_route(&rq, &m) == CPN_ROUTE_OK) {
                 if (m.route == CPN_ROUTE_ISSUE)
