@@ -75,7 +75,7 @@ fi
 if [ -s build/meson-logs/chaos.tsv ]; then
   echo
   echo "Fault matrix (tests/chaos/chaos.py; counts over both campaigns of each run):"
-  { printf 'case\tseed\trequests\t202\t409\t410\t503\tindeterminate\tlost\tduplicated\toversold\tunexpected\tbroken\tdiverged\tno_effect\tredelivered\tquiesce_s\tseconds\tverdict\n'
+  { printf 'case\tseed\trequests\t202\t409\t410\t503\tindeterminate\tlost\trepaired\treseq\tduplicated\toversold\tunexpected\tbroken\tdiverged\tno_effect\tredelivered\tquiesce_s\tseconds\tverdict\n'
     cat build/meson-logs/chaos.tsv; } | if command -v column >/dev/null; then column -t -s $'\t'; else cat; fi
 fi
 

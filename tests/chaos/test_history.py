@@ -64,6 +64,11 @@ def main():
     expect("unexpected", *variant(stranger))
     expect("broken", *variant(lambda h, e: e["rows"].__setitem__("c", 4) or e["rows"].__setitem__("f", 3)))
     expect("broken", *variant(lambda h, e: h.append(("e", 409, None, 5, 6))))
+    swapped = variant(lambda h, e: e["rows"].__setitem__("c", 4) or e["rows"].__setitem__("f", 3))
+    v, _ = history.check(*swapped, reseq_ok={"c"})
+    if v["broken"] or v["reseq"] != 1:
+        print("FAIL: a re-published user's other seq is not counted as reseq: %s" % v)
+        sys.exit(1)
 
     def refused_holds(h, e):  # f was told 503 (nothing issued) and holds a coupon
         h[6] = ("f", 503, None, 1, 5)
