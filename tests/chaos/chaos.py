@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import history  # noqa: E402
-from apitest import (Api, Failure, Worker, ctl, kafka_lag, migrate, wait_until)  # noqa: E402
+from apitest import (Api, Failure, Worker, ctl, finish_load, kafka_lag, migrate, wait_until)  # noqa: E402
 from services import Services, find_program, stop_process  # noqa: E402
 
 BIG, SMALL = "big", "small"
@@ -60,7 +60,7 @@ class Run:
         self.api = None
         self.workers = []
         self.notes = []
-        self.evidence = []   # (held, what): proof that the fault did something
+        self.evidence = []   # (seen, what): proof that the fault did something
 
     def require(self, cond, what):
         """Records evidence that the fault had its effect; a run without it
@@ -120,22 +120,6 @@ class Run:
             procs.append((cid, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                 text=True), out))
         return procs
-
-
-def read_history(proc, out):
-    try:
-        _, err = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise Failure("cpn-loadgen did not finish")
-    if proc.returncode != 0:
-        raise Failure("cpn-loadgen failed (%d): %s" % (proc.returncode, err[-1000:]))
-    recs = []
-    with open(out) as f:
-        for line in f:
-            user, status, seq, start, end = line.rstrip("\n").split("\t")
-            recs.append((user, int(status), None if seq == "-" else int(seq), int(start), int(end)))
-    return recs
 
 
 # ---- the faults ----------------------------------------------------------
@@ -476,7 +460,7 @@ def run_one(case, seed):
             time.sleep(t0)
             held = fault(run)
             run.note("fault at %.1f s, held %.1f s", t0, held)
-            hist = {cid: read_history(p, out) for cid, p, out in loads}
+            hist = {cid: finish_load(p, out, timeout=600) for cid, p, out in loads}
             heal(run)
             republished = set()
             unexplained = 0
