@@ -418,6 +418,16 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
         return ret;
 }
 
+/* The meta hash's numbers as script arguments; "" for an end that never comes. */
+static void meta_fields(const struct cpn_campaign *c, char total[24], char starts[24], char ends[24]) {
+        snprintf(total, 24, "%lld", (long long)c->total);
+        snprintf(starts, 24, "%lld", (long long)c->starts_at_ms);
+        if (c->ends_at_ms == CPN_TIME_NEVER)
+                ends[0] = '\0';
+        else
+                snprintf(ends, 24, "%lld", (long long)c->ends_at_ms);
+}
+
 int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
                               struct cpn_error *err) {
         KEY(meta, c->id, "meta");
@@ -425,12 +435,7 @@ int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
         redisReply *rep;
         int ret;
 
-        snprintf(total, sizeof(total), "%lld", (long long)c->total);
-        snprintf(starts, sizeof(starts), "%lld", (long long)c->starts_at_ms);
-        if (c->ends_at_ms == CPN_TIME_NEVER)
-                ends[0] = '\0';
-        else
-                snprintf(ends, sizeof(ends), "%lld", (long long)c->ends_at_ms);
+        meta_fields(c, total, starts, ends);
         ret = evalsha(r, S_CREATE, &rep, err, 1, 4, (const char *[]){ meta, total, starts, ends, c->name });
         if (ret)
                 return ret;
@@ -833,12 +838,7 @@ int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, 
         redisReply *rep;
         int ret;
 
-        snprintf(total, sizeof(total), "%lld", (long long)c->total);
-        snprintf(starts, sizeof(starts), "%lld", (long long)c->starts_at_ms);
-        if (c->ends_at_ms == CPN_TIME_NEVER)
-                ends[0] = '\0';
-        else
-                snprintf(ends, sizeof(ends), "%lld", (long long)c->ends_at_ms);
+        meta_fields(c, total, starts, ends);
         ret = evalsha(r, S_PAUSE, &rep, err, 2, 6,
                       (const char *[]){ meta, CPN_KEY_CAMPAIGNS, pause ? "1" : "0", c->id, total, starts, ends,
                                         c->name });
