@@ -35,6 +35,7 @@ struct cpn_config {
         long relay_after_ms;
         long relay_interval_ms;
         long redis_timeout_ms;
+        long redis_pipeline;
         long mysql_timeout_ms;
         char *worker_group;         /* COUPON_WORKER_GROUP */
         long worker_batch;

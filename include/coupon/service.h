@@ -21,6 +21,8 @@ struct cpn_service {
         struct cpn_redis_url redis_url;
         struct cpn_db_url db_url;
         struct cpn_producer *producer; /* borrowed; owned by main */
+        struct cpn_store_pipe *pipe;   /* borrowed; owned by main. NULL: each
+                                        * session issues on its own connection */
 };
 
 struct cpn_session;

@@ -61,6 +61,39 @@ int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err);
 int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *user_id,
                     struct cpn_issuance *out, struct cpn_error *err);
 
+/*
+ * The issue pipe: cpn_store_issue for many threads over one connection.
+ * Calls queued by any number of threads are written to Redis as one
+ * pipelined batch by the pipe's own thread, which reads the answers and
+ * wakes each caller; Redis then runs a batch per read instead of one script
+ * per read. Owned by main; created before and freed after every caller.
+ */
+struct cpn_store_pipe;
+/* A caller's wake-up: one per thread, used by one call at a time. */
+struct cpn_store_waiter;
+
+int cpn_store_waiter_new(struct cpn_store_waiter **ret);
+struct cpn_store_waiter *cpn_store_waiter_free(struct cpn_store_waiter *w);
+
+/* Starts the pipe's thread; it connects on the first call (and again after
+ * any error). @timeout_ms bounds connect and each read and write. Returns
+ * 0, -ENOMEM or a negative errno from pthread_create (text in @err). */
+int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *url, long timeout_ms,
+                       struct cpn_error *err);
+/* Answers every call already queued, then stops the thread. Accepts NULL. */
+struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p);
+/*
+ * Same arguments, answers and promises as cpn_store_issue, plus
+ * -ESHUTDOWN once the pipe is being freed. Any thread may call it, each
+ * with its own @w; it blocks until the pipe has answered, which the
+ * timeouts bound (at most three attempts of connect, write and read).
+ */
+int cpn_store_pipe_issue(struct cpn_store_pipe *p, struct cpn_store_waiter *w, const char *campaign_id,
+                         const char *user_id, struct cpn_issuance *out, struct cpn_error *err);
+/* Batches written and calls carried so far: calls/batches is the mean
+ * batch. Any thread. */
+void cpn_store_pipe_stats(struct cpn_store_pipe *p, uint64_t *batches, uint64_t *calls);
+
 /* Creates the meta hash and registers the campaign for the relay.
  * Returns 0 (created), CPN_SAME (there with identical fields), CPN_EXISTS. */
 int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,

@@ -101,6 +101,8 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         r = cpn_producer_new(&svc.producer, &cfg, &svc.redis_url, &err);
+        if (!r && cfg.redis_pipeline)
+                r = cpn_store_pipe_new(&svc.pipe, &svc.redis_url, cfg.redis_timeout_ms, &err);
         if (!r)
                 r = cpn_relay_new(&relay, &cfg, &svc.redis_url, svc.producer, &err);
         if (!r)
@@ -108,6 +110,7 @@ int main(int argc, char **argv) {
         if (r) {
                 cpn_log_error("cannot start: %s", err.msg);
                 cpn_relay_free(relay);
+                cpn_store_pipe_free(svc.pipe);
                 cpn_producer_free(svc.producer, 0);
                 cpn_config_clear(&cfg);
                 return 1;
@@ -130,6 +133,7 @@ int main(int argc, char **argv) {
                 ;
         cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         cpn_server_free(server);       /* answers what is in flight */
+        cpn_store_pipe_free(svc.pipe); /* no caller is left */
         cpn_relay_free(relay);
         cpn_producer_free(svc.producer, 5000); /* waits for Kafka's reports */
         cpn_log_info("stopped");

@@ -52,9 +52,12 @@ static void *init_thread(const struct mg_context *ctx, int thread_type) {
 
         if (thread_type != 1) /* only request workers need a session */
                 return NULL;
-        t = calloc(1, sizeof(*t));
+        /* malloc, not calloc: a thousand threads would each touch (and keep
+         * resident) a zeroed out[] that every answer overwrites anyway. */
+        t = malloc(sizeof(*t));
         if (!t)
                 return NULL;
+        t->h = (struct cpn_handler_ctx){ 0 };
         t->in = malloc((size_t)s->cfg->http_max_body + 1);
         if (!t->in || cpn_session_new(&t->h.session, s->svc) != 0) {
                 free(t->in);
@@ -183,6 +186,16 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
                 (unsigned long long)ps.delivered, (unsigned long long)ps.failed,
                 (unsigned long long)ps.enqueue_failed, (long long)ps.in_flight,
                 (unsigned long long)ps.outbox_deleted, ps.brokers_down ? 1 : 0);
+        if (s->svc->pipe) {
+                uint64_t batches, calls;
+
+                cpn_store_pipe_stats(s->svc->pipe, &batches, &calls);
+                fprintf(f, "# HELP coupon_redis_pipe_batches_total Pipelined batches of issue scripts written to Redis.\n"
+                           "# TYPE coupon_redis_pipe_batches_total counter\ncoupon_redis_pipe_batches_total %llu\n"
+                           "# HELP coupon_redis_pipe_calls_total Issue calls carried by those batches.\n"
+                           "# TYPE coupon_redis_pipe_calls_total counter\ncoupon_redis_pipe_calls_total %llu\n",
+                        (unsigned long long)batches, (unsigned long long)calls);
+        }
         fclose(f);
         rs->status = 200;
         rs->body = text;

@@ -13,6 +13,7 @@ struct cpn_session {
         struct cpn_redis *redis;   /* owned */
         struct cpn_db *db;         /* owned; connects on first use (reads, admin) */
         struct cpn_waiter *waiter; /* borrowed from the producer; handed back on free */
+        struct cpn_store_waiter *pipe_waiter; /* owned; when svc->pipe is set */
 };
 
 int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc) {
@@ -27,6 +28,8 @@ int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc) {
                 r = cpn_db_new(&s->db, &svc->db_url, svc->cfg->redis_timeout_ms);
         if (!r && svc->producer)
                 r = cpn_waiter_new(svc->producer, &s->waiter);
+        if (!r && svc->pipe)
+                r = cpn_store_waiter_new(&s->pipe_waiter);
         if (r) {
                 cpn_session_free(s);
                 return r;
@@ -42,6 +45,7 @@ struct cpn_session *cpn_session_free(struct cpn_session *s) {
         cpn_db_free(s->db);
         if (s->waiter)
                 cpn_waiter_free(s->svc->producer, s->waiter);
+        cpn_store_waiter_free(s->pipe_waiter);
         free(s);
         return NULL;
 }
@@ -50,7 +54,10 @@ int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char
                       struct cpn_issuance *out, int *delivery, struct cpn_error *err) {
         int r;
 
-        r = cpn_store_issue(s->redis, campaign_id, user_id, out, err);
+        if (s->svc->pipe)
+                r = cpn_store_pipe_issue(s->svc->pipe, s->pipe_waiter, campaign_id, user_id, out, err);
+        else
+                r = cpn_store_issue(s->redis, campaign_id, user_id, out, err);
         if (r)
                 return r;
         /* From here on the answer is 202 whatever Kafka does: the outbox

@@ -4,6 +4,9 @@
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,28 +141,15 @@ struct cpn_redis *cpn_redis_free(struct cpn_redis *r) {
         return NULL;
 }
 
-/* Sends the command and reads its reply. Not redisCommandArgv(): hiredis
- * reads into a 16 KiB buffer on the stack, and every request thread's
- * stack keeps the pages it once touched (a thousand threads: 16 MB of
- * RSS for answers that are a hundred bytes). This reads into a small
- * buffer and feeds hiredis's reader; the socket's timeout (redisSetTimeout)
- * still bounds each read and write. Returns 0, or -EIO with the reason in
- * *@why (static text or the context's errstr). */
-static int roundtrip(redisContext *c, redisReply **out, int argc, const char **argv, const size_t *lens,
-                     const char **why) {
-        char buf[1024];
+/* Reads one reply into *@out, feeding hiredis's reader from @buf (@cap
+ * bytes) as needed. Not redisGetReply(): hiredis reads into a 16 KiB buffer
+ * on the stack, and every request thread's stack keeps the pages it once
+ * touched (a thousand threads: 16 MB of RSS for answers that are a hundred
+ * bytes). The socket's timeout (redisSetTimeout) bounds each read. Returns
+ * 0, or -EIO with the reason in *@why (static text or the context's errstr). */
+static int read_reply(redisContext *c, char *buf, size_t cap, void **out, const char **why) {
         void *rep = NULL;
-        int done = 0;
 
-        if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) {
-                *why = c->errstr[0] ? c->errstr : "out of memory";
-                return -EIO;
-        }
-        while (!done)
-                if (redisBufferWrite(c, &done) != REDIS_OK) {
-                        *why = c->errstr[0] ? c->errstr : "write failed";
-                        return -EIO;
-                }
         for (;;) {
                 ssize_t n;
 
@@ -169,7 +159,7 @@ static int roundtrip(redisContext *c, redisReply **out, int argc, const char **a
                 }
                 if (rep)
                         break;
-                n = read(c->fd, buf, sizeof(buf));
+                n = read(c->fd, buf, cap);
                 if (n > 0) {
                         if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
                                 *why = "protocol error";
@@ -185,6 +175,38 @@ static int roundtrip(redisContext *c, redisReply **out, int argc, const char **a
         }
         *out = rep;
         return 0;
+}
+
+/* Writes everything appended to the context. Returns 0 or -EIO (*@why). */
+static int flush_out(redisContext *c, const char **why) {
+        int done = 0;
+
+        while (!done)
+                if (redisBufferWrite(c, &done) != REDIS_OK) {
+                        *why = c->errstr[0] ? c->errstr : "write failed";
+                        return -EIO;
+                }
+        return 0;
+}
+
+/* Sends the command and reads its reply through a 1 KiB buffer. Returns 0
+ * or -EIO (*@why). */
+static int roundtrip(redisContext *c, redisReply **out, int argc, const char **argv, const size_t *lens,
+                     const char **why) {
+        char buf[1024];
+        void *rep = NULL;
+        int ret;
+
+        if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) {
+                *why = c->errstr[0] ? c->errstr : "out of memory";
+                return -EIO;
+        }
+        ret = flush_out(c, why);
+        if (!ret)
+                ret = read_reply(c, buf, sizeof(buf), &rep, why);
+        if (!ret)
+                *out = rep;
+        return ret;
 }
 
 /* Runs a command; on I/O failure drops the connection (-EIO); an error
@@ -353,41 +375,16 @@ int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err) {
         return 0;
 }
 
-int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *user_id,
-                    struct cpn_issuance *out, struct cpn_error *err) {
-        KEY(meta, campaign_id, "meta");
-        KEY(count, campaign_id, "count");
-        KEY(users, campaign_id, "users");
-        KEY(outbox, campaign_id, "outbox");
-        const char *kv[] = { meta, count, users, outbox, user_id };
-        redisReply *rep, *st;
-        bool sent = false;
+/* What issue.lua answered, as cpn_store_issue returns it; @rep stays the
+ * caller's. */
+static int issue_answer(const redisReply *rep, const char *campaign_id, const char *user_id,
+                        struct cpn_issuance *out, struct cpn_error *err) {
+        const redisReply *st;
         int ret;
 
-        ret = evalsha_sent(r, S_ISSUE, &rep, err, &sent, 4, 1, kv);
-        if (ret == -EIO && sent) {
-                /* The script went out and no answer came back (connection
-                 * lost, Redis killed or stalled past the timeout): it may
-                 * have run. Ask again on a new connection; the script is
-                 * safe to repeat, and its second answer is true of the
-                 * first: "issued" means the first did not issue, "already
-                 * issued" that the user holds a coupon either way. */
-                struct cpn_error first = { { 0 } }, again = { { 0 } };
-
-                if (err)
-                        first = *err;
-                ret = evalsha(r, S_ISSUE, &rep, &again, 4, 1, kv);
-                if (ret < 0)
-                        return cpn_error_set(err, CPN_UNKNOWN, "%.200s; asking again: %.200s", first.msg,
-                                             again.msg);
-        }
-        if (ret)
-                return ret;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-            rep->element[0]->type != REDIS_REPLY_STRING) {
-                freeReplyObject(rep);
+            rep->element[0]->type != REDIS_REPLY_STRING)
                 return cpn_error_set(err, -EPROTO, "issue.lua: unexpected reply");
-        }
         st = rep->element[0];
         if (strcmp(st->str, "issued") == 0 && rep->elements == 4 &&
             rep->element[2]->type == REDIS_REPLY_STRING &&
@@ -414,6 +411,40 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
         } else {
                 ret = cpn_error_set(err, -EPROTO, "issue.lua: unknown answer '%.32s'", st->str);
         }
+        return ret;
+}
+
+int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *user_id,
+                    struct cpn_issuance *out, struct cpn_error *err) {
+        KEY(meta, campaign_id, "meta");
+        KEY(count, campaign_id, "count");
+        KEY(users, campaign_id, "users");
+        KEY(outbox, campaign_id, "outbox");
+        const char *kv[] = { meta, count, users, outbox, user_id };
+        redisReply *rep;
+        bool sent = false;
+        int ret;
+
+        ret = evalsha_sent(r, S_ISSUE, &rep, err, &sent, 4, 1, kv);
+        if (ret == -EIO && sent) {
+                /* The script went out and no answer came back (connection
+                 * lost, Redis killed or stalled past the timeout): it may
+                 * have run. Ask again on a new connection; the script is
+                 * safe to repeat, and its second answer is true of the
+                 * first: "issued" means the first did not issue, "already
+                 * issued" that the user holds a coupon either way. */
+                struct cpn_error first = { { 0 } }, again = { { 0 } };
+
+                if (err)
+                        first = *err;
+                ret = evalsha(r, S_ISSUE, &rep, &again, 4, 1, kv);
+                if (ret < 0)
+                        return cpn_error_set(err, CPN_UNKNOWN, "%.200s; asking again: %.200s", first.msg,
+                                             again.msg);
+        }
+        if (ret)
+                return ret;
+        ret = issue_answer(rep, campaign_id, user_id, out, err);
         freeReplyObject(rep);
         return ret;
 }
@@ -894,4 +925,298 @@ int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct c
         memcpy(iss->outbox_id, rep->str, rep->len + 1);
         freeReplyObject(rep);
         return 0;
+}
+
+/* ---- the issue pipe ----
+ *
+ * Request threads queue their issue calls; one thread (the pipe's) takes
+ * everything queued, writes it as one pipelined batch on its own
+ * connection, reads the answers in order and wakes each caller. Redis then
+ * parses, runs and answers a batch per read instead of one script per
+ * read, and the service keeps one Redis connection instead of one per HTTP
+ * thread. A call lives on its caller's stack; the caller sleeps on its
+ * waiter's semaphore until the pipe has set the answer, and the pipe
+ * touches a call no more once it has posted that semaphore.
+ *
+ * Failures keep cpn_store_issue's promises, call by call: a batch that
+ * could not be sent (no connection) answers -EIO; a call whose script went
+ * out without an answer coming back is asked once more on a new
+ * connection, and CPN_UNKNOWN when that fails too; a NOSCRIPT answer
+ * reloads the script and runs the call again (the script did not run). */
+
+#define PIPE_BATCH_MAX 512
+#define PIPE_READ_BUF 16384
+
+struct cpn_store_waiter {
+        sem_t sem;
+};
+
+struct pipe_call {
+        struct pipe_call *next;
+        const char *campaign_id, *user_id;
+        struct cpn_issuance *out;
+        struct cpn_error *err;      /* the caller's, never NULL */
+        struct cpn_store_waiter *w;
+        int ret;
+        bool asked_again;           /* went out once without an answer */
+        bool reloaded;              /* got NOSCRIPT once */
+        struct cpn_error first;     /* why the first attempt got no answer */
+        char keys[4][CPN_ID_MAX + 32];
+};
+
+struct cpn_store_pipe {
+        struct cpn_redis *r;        /* owned; touched by the pipe thread only */
+        char *buf;                  /* PIPE_READ_BUF bytes; the pipe thread's */
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;          /* the pipe thread waits here for calls */
+        struct pipe_call *head, **tail; /* queued calls, under mu */
+        bool stop, idle;            /* under mu */
+        _Atomic uint64_t batches, calls;
+};
+
+int cpn_store_waiter_new(struct cpn_store_waiter **ret) {
+        struct cpn_store_waiter *w = malloc(sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        if (sem_init(&w->sem, 0, 0) < 0) {
+                free(w);
+                return -errno;
+        }
+        *ret = w;
+        return 0;
+}
+
+struct cpn_store_waiter *cpn_store_waiter_free(struct cpn_store_waiter *w) {
+        if (w) {
+                sem_destroy(&w->sem);
+                free(w);
+        }
+        return NULL;
+}
+
+/* Sets the call's answer and wakes its caller; @c is gone after this. */
+static void call_done(struct pipe_call *c, int ret) {
+        c->ret = ret;
+        sem_post(&c->w->sem);
+}
+
+/* The attempt failed without an answer after the script went out: ask
+ * again once, else the outcome is unknown. Returns true if @c is to be
+ * queued again. */
+static bool call_lost(struct pipe_call *c, const char *why) {
+        if (!c->asked_again) {
+                c->asked_again = true;
+                cpn_error_set(&c->first, -EIO, "redis EVALSHA: %s", why);
+                return true;
+        }
+        call_done(c, cpn_error_set(c->err, CPN_UNKNOWN, "%.200s; asking again: redis EVALSHA: %.200s",
+                                   c->first.msg, why));
+        return false;
+}
+
+/* Runs one pass over @list (n calls) on the pipe's connection. Calls that
+ * must go again are linked into *@again; every other call is answered. */
+static void pipe_pass(struct cpn_store_pipe *p, struct pipe_call *list, struct pipe_call **again) {
+        struct cpn_redis *r = p->r;
+        struct pipe_call *c, *next, **again_tail = again;
+        struct cpn_error err = { { 0 } };
+        const char *why = NULL;
+        bool reload = false;
+        int ret;
+
+#define AGAIN(call)                          \
+        do {                                 \
+                (call)->next = NULL;         \
+                *again_tail = (call);        \
+                again_tail = &(call)->next;  \
+        } while (0)
+
+        *again = NULL;
+        ret = ensure(r, &err);
+        if (ret) {
+                for (c = list; c; c = next) {
+                        next = c->next;
+                        if (c->asked_again)
+                                call_done(c, cpn_error_set(c->err, CPN_UNKNOWN, "%.200s; asking again: %.200s",
+                                                           c->first.msg, err.msg));
+                        else
+                                call_done(c, cpn_error_set(c->err, ret, "%s", err.msg));
+                }
+                return;
+        }
+        for (c = list; c; c = c->next) {
+                const char *argv[8] = { "EVALSHA", r->sha[S_ISSUE], "4", c->keys[0], c->keys[1],
+                                        c->keys[2], c->keys[3], c->user_id };
+                size_t lens[8];
+
+                for (int i = 0; i < 8; i++)
+                        lens[i] = strlen(argv[i]);
+                if (redisAppendCommandArgv(r->c, 8, argv, lens) != REDIS_OK) {
+                        why = "out of memory";
+                        break;
+                }
+        }
+        /* From here on each call may have run: a failure is an unknown
+         * outcome, asked again. */
+        if (!why)
+                flush_out(r->c, &why);
+        for (c = list; c; c = next) {
+                void *v = NULL;
+                redisReply *rep;
+
+                next = c->next;
+                if (why || read_reply(r->c, p->buf, PIPE_READ_BUF, &v, &why) < 0) {
+                        if (call_lost(c, why))
+                                AGAIN(c);
+                        continue;
+                }
+                rep = v;
+                if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && !c->reloaded) {
+                        /* Not run: the script cache was emptied (restart,
+                         * failover, SCRIPT FLUSH). */
+                        c->reloaded = true;
+                        reload = true;
+                        AGAIN(c);
+                } else if (rep->type == REDIS_REPLY_ERROR && c->asked_again) {
+                        call_done(c, cpn_error_set(c->err, CPN_UNKNOWN, "%.200s; asking again: redis EVALSHA: %.*s",
+                                                   c->first.msg, (int)(rep->len < 200 ? rep->len : 200), rep->str));
+                } else if (rep->type == REDIS_REPLY_ERROR) {
+                        call_done(c, cpn_error_set(c->err, -EPROTO, "redis EVALSHA: %.*s", (int)rep->len, rep->str));
+                } else {
+                        call_done(c, issue_answer(rep, c->campaign_id, c->user_id, c->out, c->err));
+                }
+                freeReplyObject(rep);
+        }
+        if (why) {
+                cpn_log_debug("redis pipe: %s; reconnecting", why);
+                drop(r);
+        } else if (reload && load_script(r, S_ISSUE, &err) < 0) {
+                /* The calls go again anyway: ensure() reloads every script
+                 * on the new connection, or answers them. */
+                drop(r);
+        }
+#undef AGAIN
+}
+
+static void *pipe_main(void *arg) {
+        struct cpn_store_pipe *p = arg;
+
+        for (;;) {
+                struct pipe_call *list, *again, **cut;
+                size_t n = 0;
+
+                pthread_mutex_lock(&p->mu);
+                while (!p->head && !p->stop) {
+                        p->idle = true;
+                        pthread_cond_wait(&p->cv, &p->mu);
+                }
+                p->idle = false;
+                if (!p->head) {
+                        pthread_mutex_unlock(&p->mu);
+                        break;
+                }
+                list = p->head;
+                for (cut = &p->head; *cut && n < PIPE_BATCH_MAX; cut = &(*cut)->next)
+                        n++;
+                p->head = *cut;
+                *cut = NULL;
+                if (!p->head)
+                        p->tail = &p->head;
+                pthread_mutex_unlock(&p->mu);
+
+                atomic_fetch_add_explicit(&p->batches, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&p->calls, n, memory_order_relaxed);
+                /* At most three passes: each call goes again at most once
+                 * for a lost answer and once for NOSCRIPT. */
+                for (int pass = 0; list && pass < 3; pass++) {
+                        pipe_pass(p, list, &again);
+                        list = again;
+                }
+                for (struct pipe_call *c = list, *next; c; c = next) {
+                        next = c->next;
+                        call_done(c, cpn_error_set(c->err, c->asked_again ? CPN_UNKNOWN : -EPROTO,
+                                                   "redis EVALSHA: no answer after three attempts"));
+                }
+        }
+        return NULL;
+}
+
+int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *url, long timeout_ms,
+                       struct cpn_error *err) {
+        struct cpn_store_pipe *p = calloc(1, sizeof(*p));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->tail = &p->head;
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->cv, NULL);
+        p->buf = malloc(PIPE_READ_BUF);
+        r = p->buf ? cpn_redis_new(&p->r, url, timeout_ms) : -ENOMEM;
+        if (!r) {
+                r = -pthread_create(&p->thread, NULL, pipe_main, p);
+                if (r)
+                        cpn_error_set(err, r, "redis pipe: cannot start its thread");
+        }
+        if (r) {
+                cpn_redis_free(p->r);
+                free(p->buf);
+                pthread_cond_destroy(&p->cv);
+                pthread_mutex_destroy(&p->mu);
+                free(p);
+                return r;
+        }
+        pthread_setname_np(p->thread, "cpn:redis-pipe");
+        *ret = p;
+        return 0;
+}
+
+struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p) {
+        if (!p)
+                return NULL;
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+        cpn_redis_free(p->r);
+        free(p->buf);
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+}
+
+void cpn_store_pipe_stats(struct cpn_store_pipe *p, uint64_t *batches, uint64_t *calls) {
+        *batches = atomic_load_explicit(&p->batches, memory_order_relaxed);
+        *calls = atomic_load_explicit(&p->calls, memory_order_relaxed);
+}
+
+int cpn_store_pipe_issue(struct cpn_store_pipe *p, struct cpn_store_waiter *w, const char *campaign_id,
+                         const char *user_id, struct cpn_issuance *out, struct cpn_error *err) {
+        struct cpn_error local = { { 0 } };
+        struct pipe_call c = { .campaign_id = campaign_id, .user_id = user_id, .out = out,
+                               .err = err ? err : &local, .w = w };
+        static const char *const parts[4] = { "meta", "count", "users", "outbox" };
+
+        for (int i = 0; i < 4; i++)
+                if (cpn_key(c.keys[i], sizeof(c.keys[i]), campaign_id, parts[i]) < 0)
+                        return cpn_error_set(err, -EINVAL, "campaign id too long");
+        pthread_mutex_lock(&p->mu);
+        if (p->stop) {
+                pthread_mutex_unlock(&p->mu);
+                return cpn_error_set(err, -ESHUTDOWN, "redis pipe: shutting down");
+        }
+        *p->tail = &c;
+        p->tail = &c.next;
+        if (p->idle) {
+                p->idle = false;
+                pthread_cond_signal(&p->cv);
+        }
+        pthread_mutex_unlock(&p->mu);
+        while (sem_wait(&w->sem) < 0)
+                ; /* EINTR only: the answer is coming */
+        return c.ret;
 }

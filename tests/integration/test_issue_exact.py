@@ -6,7 +6,11 @@ keep-alive connections. Exactly 1,000 answers are 202 with each seq in
 1..1000 once; every 409 is a repeat of a user who got a 202; everything
 else is 410; no 5xx and no unanswered request; Redis count = SCARD = 1,000
 and the set is exactly the 202 users; the outbox drains; a Kafka consumer
-reads exactly the 1,000 accepted users, each once, with their seq."""
+reads exactly the 1,000 accepted users, each once, with their seq.
+
+Run twice: with the issue pipe (one pipelined Redis connection for all
+threads, the default) and without it (COUPON_REDIS_PIPELINE=0, one
+connection per thread)."""
 
 import collections
 import os
@@ -19,9 +23,15 @@ TOTAL, REQUESTS, USERS, CONNS = 1000, 20000, 12000, 200
 
 
 def run(svc):
-    api = Api(svc).start()
-    api.create_campaign("exact", TOTAL)
-    summary, recs = loadgen(api, "exact", svc.path("load.tsv"), connections=CONNS,
+    for cid, pipeline in (("exact", "1"), ("exact-conn", "0")):
+        print("COUPON_REDIS_PIPELINE=%s, campaign %s" % (pipeline, cid), flush=True)
+        scenario(svc, cid, pipeline)
+
+
+def scenario(svc, cid, pipeline):
+    api = Api(svc, {"COUPON_REDIS_PIPELINE": pipeline}).start()
+    api.create_campaign(cid, TOTAL)
+    summary, recs = loadgen(api, cid, svc.path(cid + ".tsv"), connections=CONNS,
                             requests=REQUESTS, users=USERS, seed=7, timeout_ms=10000)
     print("loadgen: " + " ".join("%s=%s" % kv for kv in sorted(summary.items())), flush=True)
     check(len(recs) == REQUESTS, "expected %d records, got %d" % (REQUESTS, len(recs)))
@@ -47,12 +57,12 @@ def run(svc):
         if user in first_202 and start > first_202[user]:
             check(status == 409, "user %s asked again after its 202 and got %d" % (user, status))
 
-    st = redis_state(svc, "exact")
+    st = redis_state(svc, cid)
     check(st["count"] == str(TOTAL), "redis count %s" % st["count"])
     check(sorted(won) == st["users"], "redis user set differs from the 202 users")
-    wait_until(lambda: svc.redis("XLEN", "coupon:{exact}:outbox") == 0, 30, "the outbox to drain")
+    wait_until(lambda: svc.redis("XLEN", "coupon:{%s}:outbox" % cid) == 0, 30, "the outbox to drain")
 
-    msgs = [v for k, v in kafka_messages(svc) if isinstance(v, dict) and v.get("campaign_id") == "exact"]
+    msgs = [v for k, v in kafka_messages(svc) if isinstance(v, dict) and v.get("campaign_id") == cid]
     ku = collections.Counter(m["user_id"] for m in msgs)
     check(len(msgs) == TOTAL, "kafka holds %d messages for the campaign, expected %d" % (len(msgs), TOTAL))
     check(set(ku) == set(won) and max(ku.values()) == 1, "kafka users differ from the 202 users")
@@ -60,10 +70,13 @@ def run(svc):
     for m in msgs:
         check(m["seq"] == seq_of[m["user_id"]], "kafka seq of %s differs" % m["user_id"])
     for k, v in kafka_messages(svc):
-        if isinstance(v, dict) and v.get("campaign_id") == "exact":
+        if isinstance(v, dict) and v.get("campaign_id") == cid:
             check(k == v["user_id"], "message key %r is not the user id" % k)
 
-    st, _, body = api.request("GET", "/v1/campaigns/exact")
+    _, _, text = api.request("GET", "/metrics")
+    check(("coupon_redis_pipe_calls_total" in text) == (pipeline == "1"),
+          "COUPON_REDIS_PIPELINE=%s but the pipe's metrics are %s" % (pipeline, "there" if pipeline == "0" else "missing"))
+    st, _, body = api.request("GET", "/v1/campaigns/" + cid)
     check(st == 200 and body["issued"] == TOTAL and body["remaining"] == 0 and body["state"] == "sold_out",
           "campaign read: %s %s" % (st, body))
     rc = api.stop()
