@@ -66,6 +66,27 @@ struct cpn_waiter *cpn_waiter_free(struct cpn_producer *p, struct cpn_waiter *w)
 int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
                            const struct cpn_issuance *iss, size_t n, long wait_ms);
 
+/*
+ * One issue request answered with one sleep, when the decision is taken on
+ * another thread (the issue pipe's):
+ * - the request's thread arms its waiter (cpn_waiter_arm: returns the
+ *   wait's generation), hands the generation to the deciding thread and
+ *   calls cpn_waiter_wait;
+ * - the deciding thread calls cpn_producer_decide once with the decision
+ *   (0: issued, @iss produced with this waiter; else a store code or a
+ *   negative errno). It copies what it needs from @iss before the owner
+ *   can see the decision, so @iss may live on the owner's stack.
+ * - cpn_waiter_wait returns the decision once it is known and, for 0, the
+ *   delivery report has come or @wait_ms have passed since the decision
+ *   (*@delivery as cpn_producer_send_wait returns it; with @wait_ms 0 it
+ *   does not wait for Kafka: CPN_DELIVERY_PENDING).
+ * The waiter must not be used for anything else in between.
+ */
+uint64_t cpn_waiter_arm(struct cpn_waiter *w, long wait_ms);
+void cpn_producer_decide(struct cpn_producer *p, struct cpn_waiter *w, uint64_t gen, int decision,
+                         const struct cpn_issuance *iss, long wait_ms);
+int cpn_waiter_wait(struct cpn_waiter *w, long wait_ms, int *delivery);
+
 void cpn_producer_stats(struct cpn_producer *p, struct cpn_producer_stats *out);
 
 /*

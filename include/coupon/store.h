@@ -64,16 +64,31 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
 /*
  * The issue pipe: cpn_store_issue for many threads over one connection.
  * Calls queued by any number of threads are written to Redis as one
- * pipelined batch by the pipe's own thread, which reads the answers and
- * wakes each caller; Redis then runs a batch per read instead of one script
- * per read. Owned by main; created before and freed after every caller.
+ * pipelined batch by the pipe's own thread, which reads the answers in
+ * order and hands each to its call's done(); Redis then runs a batch per
+ * read instead of one script per read. Owned by main; created before and
+ * freed after every caller.
  */
 struct cpn_store_pipe;
-/* A caller's wake-up: one per thread, used by one call at a time. */
-struct cpn_store_waiter;
 
-int cpn_store_waiter_new(struct cpn_store_waiter **ret);
-struct cpn_store_waiter *cpn_store_waiter_free(struct cpn_store_waiter *w);
+/* One issue call. The caller owns its memory and fills the first block;
+ * the rest is the pipe's. */
+struct cpn_store_call {
+        const char *campaign_id, *user_id; /* validated; borrowed until done() */
+        struct cpn_issuance *out;          /* filled before done(ret == 0) */
+        struct cpn_error *err;             /* never NULL; set before done(ret != 0) */
+        /* Runs on the pipe's thread with cpn_store_issue's answer (its
+         * codes and promises). From its return on the pipe no longer
+         * touches @c, so done() may hand @c back to a thread that frees it;
+         * it must not block on I/O (every later call waits for it). */
+        void (*done)(struct cpn_store_call *c, int ret);
+        void *ud;
+        /* the pipe's */
+        struct cpn_store_call *next;
+        bool asked_again, reloaded;
+        struct cpn_error first;
+        char keys[4][CPN_ID_MAX + 32];
+};
 
 /* Starts the pipe's thread; it connects on the first call (and again after
  * any error). @timeout_ms bounds connect and each read and write. Returns
@@ -83,16 +98,19 @@ int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *
 /* Answers every call already queued, then stops the thread. Accepts NULL. */
 struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p);
 /*
- * Same arguments, answers and promises as cpn_store_issue, plus
- * -ESHUTDOWN once the pipe is being freed. Any thread may call it, each
- * with its own @w; it blocks until the pipe has answered, which the
- * timeouts bound (at most three attempts of connect, write and read).
+ * Queues @c; its done() follows, within the timeouts (at most three
+ * attempts of connect, write and read). Returns 0, or without queueing
+ * (done() is not called) -EINVAL (campaign id too long) or -ESHUTDOWN (the
+ * pipe is being freed), text in @c->err. Any thread.
  */
-int cpn_store_pipe_issue(struct cpn_store_pipe *p, struct cpn_store_waiter *w, const char *campaign_id,
-                         const char *user_id, struct cpn_issuance *out, struct cpn_error *err);
-/* Batches written and calls carried so far: calls/batches is the mean
- * batch. Any thread. */
-void cpn_store_pipe_stats(struct cpn_store_pipe *p, uint64_t *batches, uint64_t *calls);
+int cpn_store_pipe_submit(struct cpn_store_pipe *p, struct cpn_store_call *c);
+struct cpn_store_pipe_stats {
+        uint64_t batches;     /* written so far */
+        uint64_t calls;       /* carried by them: calls/batches is the mean batch */
+        uint64_t asked_again; /* calls whose answer was lost and that were sent again */
+};
+/* Any thread. */
+void cpn_store_pipe_stats(struct cpn_store_pipe *p, struct cpn_store_pipe_stats *out);
 
 /* Creates the meta hash and registers the campaign for the relay.
  * Returns 0 (created), CPN_SAME (there with identical fields), CPN_EXISTS. */

@@ -29,6 +29,11 @@ struct cpn_waiter {
         uint64_t gen;          /* bumped per batch and when a wait ends */
         size_t pending;
         size_t failed;
+        /* A decision taken on another thread (cpn_waiter_arm). */
+        bool decided;
+        bool asleep_undecided; /* the owner sleeps until decided: wake it then */
+        int decision;
+        struct timespec decided_at; /* CLOCK_MONOTONIC */
 };
 
 struct delivery {
@@ -108,8 +113,12 @@ static void set_last_error(struct cpn_producer *p, const char *msg) {
         pthread_mutex_unlock(&p->err_mu);
 }
 
+/* Signals after unlocking, so the woken request does not go straight back
+ * to sleep on the mutex this thread still holds. The waiter outlives the
+ * signal: waiters are never freed before the producer. */
 static void notify(struct delivery *d, bool ok) {
         struct cpn_waiter *w = d->w;
+        bool wake = false;
 
         if (!w)
                 return;
@@ -118,10 +127,11 @@ static void notify(struct delivery *d, bool ok) {
                 w->pending--;
                 if (!ok)
                         w->failed++;
-                if (w->pending == 0)
-                        pthread_cond_signal(&w->cv);
+                wake = w->pending == 0;
         }
         pthread_mutex_unlock(&w->mu);
+        if (wake)
+                pthread_cond_signal(&w->cv);
 }
 
 /* Runs on the report thread, inside rd_kafka_poll/flush. */
@@ -461,6 +471,136 @@ int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
         w->gen++; /* late reports must not touch the next batch */
         pthread_mutex_unlock(&w->mu);
         return ret;
+}
+
+static void deadline_after(struct timespec *dl, const struct timespec *from, long ms) {
+        dl->tv_sec = from->tv_sec + ms / 1000;
+        dl->tv_nsec = from->tv_nsec + (ms % 1000) * 1000000L;
+        if (dl->tv_nsec >= 1000000000L) {
+                dl->tv_sec++;
+                dl->tv_nsec -= 1000000000L;
+        }
+}
+
+static bool reached(const struct timespec *dl) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
+uint64_t cpn_waiter_arm(struct cpn_waiter *w, long wait_ms) {
+        uint64_t gen;
+
+        pthread_mutex_lock(&w->mu);
+        gen = ++w->gen;
+        w->pending = 0;
+        w->failed = 0;
+        w->decided = false;
+        w->asleep_undecided = wait_ms <= 0;
+        pthread_mutex_unlock(&w->mu);
+        return gen;
+}
+
+void cpn_producer_decide(struct cpn_producer *p, struct cpn_waiter *w, uint64_t gen, int decision,
+                         const struct cpn_issuance *iss, long wait_ms) {
+        struct delivery *d = NULL;
+        char value[512];
+        int len = -1;
+        bool wake;
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+        if (decision == 0) {
+                /* Everything needed from @iss is copied before the owner
+                 * can see the decision: from then on it may return and
+                 * free @iss. */
+                d = pool_get(p);
+                len = cpn_issuance_json(iss, value, sizeof(value));
+                if (d && len >= 0) {
+                        d->iss = *iss;
+                        d->w = wait_ms > 0 ? w : NULL;
+                        d->gen = gen;
+                }
+        }
+        pthread_mutex_lock(&w->mu);
+        if (w->gen != gen) { /* cannot happen: the owner waits for the decision */
+                pthread_mutex_unlock(&w->mu);
+                if (d)
+                        pool_put(p, d);
+                return;
+        }
+        w->decided = true;
+        w->decision = decision;
+        clock_gettime(CLOCK_MONOTONIC, &w->decided_at);
+        w->pending = decision == 0 && wait_ms > 0 ? 1 : 0;
+        /* An issued coupon wakes its owner with the delivery report (or at
+         * its deadline); anything else, now. */
+        wake = w->pending == 0 || w->asleep_undecided;
+        pthread_mutex_unlock(&w->mu);
+        if (decision == 0) {
+                if (!d || len < 0) {
+                        e = RD_KAFKA_RESP_ERR__FAIL;
+                } else {
+                        e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt),
+                                              RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                              RD_KAFKA_V_KEY(d->iss.user_id, strlen(d->iss.user_id)),
+                                              RD_KAFKA_V_VALUE(value, (size_t)len),
+                                              RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+                }
+                if (e) {
+                        if (d)
+                                pool_put(p, d);
+                        atomic_fetch_add(&p->enqueue_failed, 1);
+                        set_last_error(p, rd_kafka_err2str(e));
+                        pthread_mutex_lock(&w->mu);
+                        if (w->gen == gen && w->pending > 0) {
+                                w->pending = 0;
+                                w->failed = 1;
+                                wake = true;
+                        }
+                        pthread_mutex_unlock(&w->mu);
+                }
+        }
+        if (wake)
+                pthread_cond_signal(&w->cv);
+}
+
+int cpn_waiter_wait(struct cpn_waiter *w, long wait_ms, int *delivery) {
+        struct timespec start, dl;
+        int decision;
+
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        /* Normally the decision comes in a few milliseconds and the report
+         * soon after: one sleep, ended by the report. Kafka gets @wait_ms
+         * from the decision on, as cpn_producer_send_wait gives it. */
+        deadline_after(&dl, &start, wait_ms > 0 ? wait_ms : 1000);
+        pthread_mutex_lock(&w->mu);
+        for (;;) {
+                if (w->decided && (w->pending == 0 || wait_ms <= 0))
+                        break;
+                if (w->decided) {
+                        deadline_after(&dl, &w->decided_at, wait_ms);
+                        if (reached(&dl))
+                                break;
+                } else if (reached(&dl)) {
+                        /* Redis is slow: sleep until the decision, which
+                         * the store's timeouts bound; look again each
+                         * second all the same. */
+                        w->asleep_undecided = true;
+                        clock_gettime(CLOCK_MONOTONIC, &start);
+                        deadline_after(&dl, &start, 1000);
+                }
+                pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+        }
+        decision = w->decision;
+        *delivery = w->pending > 0 ? CPN_DELIVERY_PENDING : w->failed > 0 ? CPN_DELIVERY_FAILED : 0;
+        if (decision == 0 && wait_ms <= 0)
+                *delivery = CPN_DELIVERY_PENDING;
+        w->gen++; /* late reports must not touch the next wait */
+        w->decided = false;
+        pthread_mutex_unlock(&w->mu);
+        return decision;
 }
 
 void cpn_producer_stats(struct cpn_producer *p, struct cpn_producer_stats *out) {

@@ -13,7 +13,6 @@ struct cpn_session {
         struct cpn_redis *redis;   /* owned */
         struct cpn_db *db;         /* owned; connects on first use (reads, admin) */
         struct cpn_waiter *waiter; /* borrowed from the producer; handed back on free */
-        struct cpn_store_waiter *pipe_waiter; /* owned; when svc->pipe is set */
 };
 
 int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc) {
@@ -28,8 +27,6 @@ int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc) {
                 r = cpn_db_new(&s->db, &svc->db_url, svc->cfg->redis_timeout_ms);
         if (!r && svc->producer)
                 r = cpn_waiter_new(svc->producer, &s->waiter);
-        if (!r && svc->pipe)
-                r = cpn_store_waiter_new(&s->pipe_waiter);
         if (r) {
                 cpn_session_free(s);
                 return r;
@@ -45,25 +42,55 @@ struct cpn_session *cpn_session_free(struct cpn_session *s) {
         cpn_db_free(s->db);
         if (s->waiter)
                 cpn_waiter_free(s->svc->producer, s->waiter);
-        cpn_store_waiter_free(s->pipe_waiter);
         free(s);
         return NULL;
 }
 
+/* An issue call in flight through the pipe: the request thread's. */
+struct piped_issue {
+        struct cpn_store_call call;
+        const struct cpn_service *svc;
+        struct cpn_waiter *w;
+        uint64_t gen;
+};
+
+/* On the pipe's thread: hands the decision (and an issued coupon) to the
+ * producer, which wakes the request when Kafka has it. */
+static void piped_issue_done(struct cpn_store_call *c, int ret) {
+        struct piped_issue *pi = c->ud;
+
+        cpn_producer_decide(pi->svc->producer, pi->w, pi->gen, ret, c->out,
+                            pi->svc->cfg->kafka_ack_timeout_ms);
+}
+
 int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
                       struct cpn_issuance *out, int *delivery, struct cpn_error *err) {
+        long ack_ms = s->svc->cfg->kafka_ack_timeout_ms;
         int r;
 
-        if (s->svc->pipe)
-                r = cpn_store_pipe_issue(s->svc->pipe, s->pipe_waiter, campaign_id, user_id, out, err);
-        else
-                r = cpn_store_issue(s->redis, campaign_id, user_id, out, err);
+        if (s->svc->pipe && s->waiter) {
+                /* One sleep per request: the pipe decides, produces, and
+                 * the delivery report wakes this thread. */
+                struct cpn_error local = { { 0 } };
+                struct piped_issue pi = {
+                        .call = { .campaign_id = campaign_id, .user_id = user_id, .out = out,
+                                  .err = err ? err : &local, .done = piped_issue_done, .ud = &pi },
+                        .svc = s->svc,
+                        .w = s->waiter,
+                };
+
+                pi.gen = cpn_waiter_arm(s->waiter, ack_ms);
+                r = cpn_store_pipe_submit(s->svc->pipe, &pi.call);
+                if (r)
+                        return r;
+                return cpn_waiter_wait(s->waiter, ack_ms, delivery);
+        }
+        r = cpn_store_issue(s->redis, campaign_id, user_id, out, err);
         if (r)
                 return r;
         /* From here on the answer is 202 whatever Kafka does: the outbox
          * entry written with the decision carries it. */
-        *delivery = cpn_producer_send_wait(s->svc->producer, s->waiter, out, 1,
-                                           s->svc->cfg->kafka_ack_timeout_ms);
+        *delivery = cpn_producer_send_wait(s->svc->producer, s->waiter, out, 1, ack_ms);
         return 0;
 }
 

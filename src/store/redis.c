@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -931,12 +930,11 @@ int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct c
  *
  * Request threads queue their issue calls; one thread (the pipe's) takes
  * everything queued, writes it as one pipelined batch on its own
- * connection, reads the answers in order and wakes each caller. Redis then
- * parses, runs and answers a batch per read instead of one script per
- * read, and the service keeps one Redis connection instead of one per HTTP
- * thread. A call lives on its caller's stack; the caller sleeps on its
- * waiter's semaphore until the pipe has set the answer, and the pipe
- * touches a call no more once it has posted that semaphore.
+ * connection, reads the answers in order and hands each to its call's
+ * done() callback. Redis then parses, runs and answers a batch per read
+ * instead of one script per read, and the service keeps one Redis
+ * connection instead of one per HTTP thread. A call is its caller's
+ * memory; the pipe touches it no more once done() has returned.
  *
  * Failures keep cpn_store_issue's promises, call by call: a batch that
  * could not be sent (no connection) answers -EIO; a call whose script went
@@ -947,67 +945,29 @@ int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct c
 #define PIPE_BATCH_MAX 512
 #define PIPE_READ_BUF 16384
 
-struct cpn_store_waiter {
-        sem_t sem;
-};
-
-struct pipe_call {
-        struct pipe_call *next;
-        const char *campaign_id, *user_id;
-        struct cpn_issuance *out;
-        struct cpn_error *err;      /* the caller's, never NULL */
-        struct cpn_store_waiter *w;
-        int ret;
-        bool asked_again;           /* went out once without an answer */
-        bool reloaded;              /* got NOSCRIPT once */
-        struct cpn_error first;     /* why the first attempt got no answer */
-        char keys[4][CPN_ID_MAX + 32];
-};
-
 struct cpn_store_pipe {
         struct cpn_redis *r;        /* owned; touched by the pipe thread only */
         char *buf;                  /* PIPE_READ_BUF bytes; the pipe thread's */
         pthread_t thread;
         pthread_mutex_t mu;
         pthread_cond_t cv;          /* the pipe thread waits here for calls */
-        struct pipe_call *head, **tail; /* queued calls, under mu */
+        struct cpn_store_call *head, **tail; /* queued calls, under mu */
         bool stop, idle;            /* under mu */
-        _Atomic uint64_t batches, calls;
+        _Atomic uint64_t batches, calls, asked_again;
 };
 
-int cpn_store_waiter_new(struct cpn_store_waiter **ret) {
-        struct cpn_store_waiter *w = malloc(sizeof(*w));
-
-        if (!w)
-                return -ENOMEM;
-        if (sem_init(&w->sem, 0, 0) < 0) {
-                free(w);
-                return -errno;
-        }
-        *ret = w;
-        return 0;
-}
-
-struct cpn_store_waiter *cpn_store_waiter_free(struct cpn_store_waiter *w) {
-        if (w) {
-                sem_destroy(&w->sem);
-                free(w);
-        }
-        return NULL;
-}
-
-/* Sets the call's answer and wakes its caller; @c is gone after this. */
-static void call_done(struct pipe_call *c, int ret) {
-        c->ret = ret;
-        sem_post(&c->w->sem);
+/* Hands the answer to the call's owner; @c is not ours after this. */
+static void call_done(struct cpn_store_call *c, int ret) {
+        c->done(c, ret);
 }
 
 /* The attempt failed without an answer after the script went out: ask
  * again once, else the outcome is unknown. Returns true if @c is to be
  * queued again. */
-static bool call_lost(struct pipe_call *c, const char *why) {
+static bool call_lost(struct cpn_store_pipe *p, struct cpn_store_call *c, const char *why) {
         if (!c->asked_again) {
                 c->asked_again = true;
+                atomic_fetch_add_explicit(&p->asked_again, 1, memory_order_relaxed);
                 cpn_error_set(&c->first, -EIO, "redis EVALSHA: %s", why);
                 return true;
         }
@@ -1018,9 +978,9 @@ static bool call_lost(struct pipe_call *c, const char *why) {
 
 /* Runs one pass over @list (n calls) on the pipe's connection. Calls that
  * must go again are linked into *@again; every other call is answered. */
-static void pipe_pass(struct cpn_store_pipe *p, struct pipe_call *list, struct pipe_call **again) {
+static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, struct cpn_store_call **again) {
         struct cpn_redis *r = p->r;
-        struct pipe_call *c, *next, **again_tail = again;
+        struct cpn_store_call *c, *next, **again_tail = again;
         struct cpn_error err = { { 0 } };
         const char *why = NULL;
         bool reload = false;
@@ -1068,7 +1028,7 @@ static void pipe_pass(struct cpn_store_pipe *p, struct pipe_call *list, struct p
 
                 next = c->next;
                 if (why || read_reply(r->c, p->buf, PIPE_READ_BUF, &v, &why) < 0) {
-                        if (call_lost(c, why))
+                        if (call_lost(p, c, why))
                                 AGAIN(c);
                         continue;
                 }
@@ -1104,7 +1064,7 @@ static void *pipe_main(void *arg) {
         struct cpn_store_pipe *p = arg;
 
         for (;;) {
-                struct pipe_call *list, *again, **cut;
+                struct cpn_store_call *list, *again, **cut;
                 size_t n = 0;
 
                 pthread_mutex_lock(&p->mu);
@@ -1134,7 +1094,7 @@ static void *pipe_main(void *arg) {
                         pipe_pass(p, list, &again);
                         list = again;
                 }
-                for (struct pipe_call *c = list, *next; c; c = next) {
+                for (struct cpn_store_call *c = list, *next; c; c = next) {
                         next = c->next;
                         call_done(c, cpn_error_set(c->err, c->asked_again ? CPN_UNKNOWN : -EPROTO,
                                                    "redis EVALSHA: no answer after three attempts"));
@@ -1189,34 +1149,31 @@ struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p) {
         return NULL;
 }
 
-void cpn_store_pipe_stats(struct cpn_store_pipe *p, uint64_t *batches, uint64_t *calls) {
-        *batches = atomic_load_explicit(&p->batches, memory_order_relaxed);
-        *calls = atomic_load_explicit(&p->calls, memory_order_relaxed);
+void cpn_store_pipe_stats(struct cpn_store_pipe *p, struct cpn_store_pipe_stats *out) {
+        out->batches = atomic_load_explicit(&p->batches, memory_order_relaxed);
+        out->calls = atomic_load_explicit(&p->calls, memory_order_relaxed);
+        out->asked_again = atomic_load_explicit(&p->asked_again, memory_order_relaxed);
 }
 
-int cpn_store_pipe_issue(struct cpn_store_pipe *p, struct cpn_store_waiter *w, const char *campaign_id,
-                         const char *user_id, struct cpn_issuance *out, struct cpn_error *err) {
-        struct cpn_error local = { { 0 } };
-        struct pipe_call c = { .campaign_id = campaign_id, .user_id = user_id, .out = out,
-                               .err = err ? err : &local, .w = w };
+int cpn_store_pipe_submit(struct cpn_store_pipe *p, struct cpn_store_call *c) {
         static const char *const parts[4] = { "meta", "count", "users", "outbox" };
 
+        c->next = NULL;
+        c->asked_again = c->reloaded = false;
         for (int i = 0; i < 4; i++)
-                if (cpn_key(c.keys[i], sizeof(c.keys[i]), campaign_id, parts[i]) < 0)
-                        return cpn_error_set(err, -EINVAL, "campaign id too long");
+                if (cpn_key(c->keys[i], sizeof(c->keys[i]), c->campaign_id, parts[i]) < 0)
+                        return cpn_error_set(c->err, -EINVAL, "campaign id too long");
         pthread_mutex_lock(&p->mu);
         if (p->stop) {
                 pthread_mutex_unlock(&p->mu);
-                return cpn_error_set(err, -ESHUTDOWN, "redis pipe: shutting down");
+                return cpn_error_set(c->err, -ESHUTDOWN, "redis pipe: shutting down");
         }
-        *p->tail = &c;
-        p->tail = &c.next;
+        *p->tail = c;
+        p->tail = &c->next;
         if (p->idle) {
                 p->idle = false;
                 pthread_cond_signal(&p->cv);
         }
         pthread_mutex_unlock(&p->mu);
-        while (sem_wait(&w->sem) < 0)
-                ; /* EINTR only: the answer is coming */
-        return c.ret;
+        return 0;
 }
