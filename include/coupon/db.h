@@ -31,6 +31,7 @@ struct cpn_db;
  * Returns 0 or CPN_INVALID. */
 int cpn_db_url_parse(struct cpn_db_url *out, const char *url, struct cpn_error *err);
 
+/* Creates an unconnected handle; @url is borrowed and must outlive it. */
 int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long timeout_ms);
 struct cpn_db *cpn_db_free(struct cpn_db *db);
 

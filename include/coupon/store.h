@@ -39,7 +39,8 @@ struct cpn_redis;
  * Returns 0 or CPN_INVALID. */
 int cpn_redis_url_parse(struct cpn_redis_url *out, const char *url, struct cpn_error *err);
 
-/* Creates an unconnected handle. @timeout_ms bounds connect and each reply. */
+/* Creates an unconnected handle. @timeout_ms bounds connect and each reply.
+ * @url is borrowed and must outlive the handle. */
 int cpn_redis_new(struct cpn_redis **ret, const struct cpn_redis_url *url, long timeout_ms);
 struct cpn_redis *cpn_redis_free(struct cpn_redis *r);
 

@@ -26,7 +26,7 @@ struct cpn_db_scratch {
 };
 
 struct cpn_db {
-        struct cpn_db_url url;
+        const struct cpn_db_url *url; /* borrowed: outlives every handle (main's) */
         long timeout_ms;
         MYSQL *m;                          /* NULL: not connected (or dropped after a connection error) */
         MYSQL_STMT *stmt[CPN_DB_STMT_N];   /* prepared lazily; NULL when m is */

@@ -106,7 +106,7 @@ int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long timeout_m
 
         if (!db)
                 return -ENOMEM;
-        db->url = *url;
+        db->url = url;
         db->timeout_ms = timeout_ms;
         *ret = db;
         return 0;
@@ -175,11 +175,11 @@ int cpn_db_ensure(struct cpn_db *db, struct cpn_error *err) {
         mysql_options(db->m, MYSQL_OPT_RECONNECT, &off); /* we reconnect ourselves, visibly */
         mysql_options(db->m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
         mysql_options(db->m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
-        if (!mysql_real_connect(db->m, db->url.unix_path[0] ? NULL : db->url.host, db->url.user,
-                                db->url.password, db->url.database, (unsigned)db->url.port,
-                                db->url.unix_path[0] ? db->url.unix_path : NULL,
+        if (!mysql_real_connect(db->m, db->url->unix_path[0] ? NULL : db->url->host, db->url->user,
+                                db->url->password, db->url->database, (unsigned)db->url->port,
+                                db->url->unix_path[0] ? db->url->unix_path : NULL,
                                 CLIENT_MULTI_STATEMENTS)) {
-                cpn_error_set(err, -EIO, "mysql %s:%d: %s", db->url.host, db->url.port, mysql_error(db->m));
+                cpn_error_set(err, -EIO, "mysql %s:%d: %s", db->url->host, db->url->port, mysql_error(db->m));
                 cpn_db_drop(db);
                 return -EIO;
         }

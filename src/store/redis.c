@@ -30,7 +30,7 @@ static const char *const script_names[_S_N] = { "issue.lua",        "campaign_cr
                                                 "campaign_rebuild.lua" };
 
 struct cpn_redis {
-        struct cpn_redis_url url;
+        const struct cpn_redis_url *url; /* borrowed: outlives every handle (main's) */
         long timeout_ms;
         redisContext *c;       /* NULL: not connected (or dropped after an error) */
         char sha[_S_N][41];    /* per connection: no shared mutable state */
@@ -119,7 +119,7 @@ int cpn_redis_new(struct cpn_redis **ret, const struct cpn_redis_url *url, long 
 
         if (!r)
                 return -ENOMEM;
-        r->url = *url;
+        r->url = url;
         r->timeout_ms = timeout_ms;
         *ret = r;
         return 0;
@@ -260,14 +260,14 @@ static int ensure(struct cpn_redis *r, struct cpn_error *err) {
 
         if (r->c)
                 return 0;
-        if (r->url.unix_path[0])
-                r->c = redisConnectUnixWithTimeout(r->url.unix_path, tv);
+        if (r->url->unix_path[0])
+                r->c = redisConnectUnixWithTimeout(r->url->unix_path, tv);
         else
-                r->c = redisConnectWithTimeout(r->url.host, r->url.port, tv);
+                r->c = redisConnectWithTimeout(r->url->host, r->url->port, tv);
         if (!r->c)
                 return cpn_error_set(err, -ENOMEM, "redis: cannot allocate a context");
         if (r->c->err) {
-                cpn_error_set(err, -EIO, "redis %s:%d: %s", r->url.host, r->url.port, r->c->errstr);
+                cpn_error_set(err, -EIO, "redis %s:%d: %s", r->url->host, r->url->port, r->c->errstr);
                 drop(r);
                 return -EIO;
         }
@@ -275,21 +275,21 @@ static int ensure(struct cpn_redis *r, struct cpn_error *err) {
                 drop(r);
                 return cpn_error_set(err, -EIO, "redis: cannot set socket options");
         }
-        if (r->url.password[0]) {
-                if (r->url.user[0])
-                        ret = run(r, &rep, err, 3, (const char *[]){ "AUTH", r->url.user, r->url.password },
-                                  (size_t[]){ 4, strlen(r->url.user), strlen(r->url.password) });
+        if (r->url->password[0]) {
+                if (r->url->user[0])
+                        ret = run(r, &rep, err, 3, (const char *[]){ "AUTH", r->url->user, r->url->password },
+                                  (size_t[]){ 4, strlen(r->url->user), strlen(r->url->password) });
                 else
-                        ret = run(r, &rep, err, 2, (const char *[]){ "AUTH", r->url.password },
-                                  (size_t[]){ 4, strlen(r->url.password) });
+                        ret = run(r, &rep, err, 2, (const char *[]){ "AUTH", r->url->password },
+                                  (size_t[]){ 4, strlen(r->url->password) });
                 if (ret)
                         goto fail;
                 freeReplyObject(rep);
         }
-        if (r->url.db) {
+        if (r->url->db) {
                 char db[16];
 
-                snprintf(db, sizeof(db), "%d", r->url.db);
+                snprintf(db, sizeof(db), "%d", r->url->db);
                 ret = run(r, &rep, err, 2, (const char *[]){ "SELECT", db }, (size_t[]){ 6, strlen(db) });
                 if (ret)
                         goto fail;
