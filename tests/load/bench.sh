@@ -9,9 +9,11 @@
 # coupon-api and the bare civetweb handler (same civetweb settings), and
 # runs wrk with a new user per request against each, then cpn-loadgen
 # (which times every request: p99.9, max, starved connections); measures
-# the Redis ceiling (redis-benchmark running lua/issue.lua unpipelined,
-# new user each) and, last, the worker's persistence rate on a backlog
-# (tests/load/worker_bench.py, --worker-messages, default 100000; 0 skips).
+# the Redis ceiling (redis-benchmark running lua/issue.lua, new user each,
+# unpipelined and 32 deep) and, last, the worker's persistence rate on a
+# backlog (tests/load/worker_bench.py, --worker-messages, default 100000;
+# 0 skips). A second coupon-api with COUPON_REDIS_PIPELINE=0 (one Redis
+# connection per thread) runs the middle loadgen row for comparison.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${COUPON_BUILD_DIR:-$root/build}
@@ -47,12 +49,15 @@ eval "$("$root/deploy/local-services.sh" env --dir "$dir")"
 "$build/src/couponctl" campaign create --id bench --name bench --total 100000000 >/dev/null
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port=$(port); bare_port=$(port)
+api_port=$(port); bare_port=$(port); nopipe_port=$(port)
 COUPON_HTTP_ADDR=127.0.0.1:$api_port COUPON_LOG_LEVEL=warn "$build/src/coupon-api" 2>"$dir/api.log" &
 pids+=($!)
 "$build/tests/load/cpn-bare-civetweb" "127.0.0.1:$bare_port" 1024 &
 pids+=($!)
-for p in $api_port $bare_port; do
+COUPON_HTTP_ADDR=127.0.0.1:$nopipe_port COUPON_LOG_LEVEL=warn COUPON_REDIS_PIPELINE=0 COUPON_HTTP_THREADS=300 \
+  "$build/src/coupon-api" 2>"$dir/api-nopipe.log" &
+pids+=($!)
+for p in $api_port $bare_port $nopipe_port; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
 done
 
@@ -64,7 +69,12 @@ redis_rps=$(redis-benchmark -p "$rport" -c 50 -n $((duration * 20000)) -r 100000
   EVALSHA "$sha" 4 'coupon:{rb}:meta' 'coupon:{rb}:count' 'coupon:{rb}:users' 'coupon:{rb}:outbox' \
   'u-__rand_int__' 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($(i+1) == "requests") print $i}' | tail -1)
 redis-cli -p "$rport" DEL 'coupon:{rb}:users' 'coupon:{rb}:outbox' 'coupon:{rb}:count' >/dev/null
+redis_p_rps=$(redis-benchmark -p "$rport" -c 50 -P 32 -n $((duration * 50000)) -r 100000000 -q \
+  EVALSHA "$sha" 4 'coupon:{rb}:meta' 'coupon:{rb}:count' 'coupon:{rb}:users' 'coupon:{rb}:outbox' \
+  'u-__rand_int__' 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($(i+1) == "requests") print $i}' | tail -1)
+redis-cli -p "$rport" DEL 'coupon:{rb}:users' 'coupon:{rb}:outbox' 'coupon:{rb}:count' >/dev/null
 printf '%-34s %12s\n' "redis-benchmark issue.lua, 50 conns" "$redis_rps"
+printf '%-34s %12s\n' "  the same, pipelined 32 deep" "$redis_p_rps"
 
 rps() { awk '/^Requests\/sec/ {print $2}'; }
 lat() { awk -v q="$1" '$1 == q {print $2}'; }
@@ -99,9 +109,14 @@ for c in $lg_conns; do
   printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "coupon-api issue, $c conns" "$ar" "$a50" "$a99" "$a999" "$amax" "$aerr" "$ast"
   printf '%-30s %9s   (api/redis %s)\n' "  ratio api/bare" "$(python3 -c "print('%.2f' % ($ar / $br))")" \
     "$(python3 -c "print('%.2f' % ($ar / $redis_rps))")"
+  if [ "$c" = 256 ]; then
+    read -r nr n50 n99 n999 nmax nerr nst < <(lg "127.0.0.1:$nopipe_port" "ln$c-" "$c")
+    printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "  same, COUPON_REDIS_PIPELINE=0" "$nr" "$n50" "$n99" "$n999" "$nmax" "$nerr" "$nst"
+    printf '%-30s %9s\n' "    ratio to bare" "$(python3 -c "print('%.2f' % ($nr / $br))")"
+  fi
 done
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
-echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status)"
+echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status) (64 MiB = 65536 kB)"
 
 if [ "$worker_messages" -gt 0 ]; then
   echo
