@@ -248,6 +248,24 @@ def redis_kill9(run):
     return s
 
 
+def redis_sigstop(run):
+    # A stopped Redis still accepts connections (the kernel does) and reads
+    # nothing: the issue pipe's batch in flight times out
+    # (COUPON_REDIS_TIMEOUT_MS, 2 s), is asked again on a new connection,
+    # whose script loading times out too (504: those scripts sit in Redis's
+    # socket buffer and may run after SIGCONT); batches after it cannot load
+    # the scripts and answer 503, nothing sent. Held past two timeouts.
+    run.svc.signal_service("redis", signal.SIGSTOP)
+    try:
+        s = hold(run, 4.5, 6.0)
+    finally:
+        run.svc.signal_service("redis", signal.SIGCONT)
+    run.after = lambda: run.require(run.counts["unavailable"] + run.counts["indeterminate"] > 0,
+                                    "%d requests answered 503, %d 504 or not at all while Redis was stopped"
+                                    % (run.counts["unavailable"], run.counts["indeterminate"]))
+    return s
+
+
 def brokers_down(run):
     run.svc.broker("down")
     try:
@@ -335,6 +353,7 @@ CASES = {
     "mysql-kill9": (None, mysql_kill9, (1.5, 3.0)),
     "mysql-sigstop": (None, mysql_sigstop, (1.5, 3.0)),
     "redis-kill9": (None, redis_kill9, (1.5, 4.0)),
+    "redis-sigstop": (None, redis_sigstop, (1.5, 3.0)),
     "brokers-down": (None, brokers_down, (1.5, 3.0)),
     "produce-errors-retriable": (None, produce_errors("retriable"), (1.0, 2.0)),
     "produce-errors-fatal": (None, produce_errors("fatal"), (1.0, 2.0)),
@@ -359,7 +378,7 @@ REPAIRED_BY_RECONCILE = {"produce-errors-retriable"}
 # How long the load runs, at most: start + longest hold + tail.
 MAX_HOLD = {"worker-crash-point": 8.0, "worker-sigstop": 20.0, "mysql-kill9": 10.5, "mysql-sigstop": 10.5,
             "brokers-down": 10.5, "broker-rtt": 7.0, "produce-errors-retriable": 4.0, "produce-errors-fatal": 4.0, "poison": 1.0,
-            "api-kill9": 2.0, "worker-kill9": 3.0, "redis-kill9": 3.0}
+            "api-kill9": 2.0, "worker-kill9": 3.0, "redis-kill9": 3.0, "redis-sigstop": 6.0}
 
 
 # ---- quiesce and the end state --------------------------------------------
