@@ -99,8 +99,10 @@ int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *
 /* Answers every call already queued, then stops the thread. Accepts NULL. */
 struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p);
 /*
- * Queues @c; its done() follows, within the timeouts (at most three
- * attempts of connect, write and read). Returns 0, or without queueing
+ * Queues @c; its done() follows after at most three attempts of connect,
+ * write and read, each syscall bounded by @timeout_ms, once the batches
+ * queued before it are through: with Redis stalled (SIGSTOP) a call can
+ * wait several timeouts (about 8 s with 2 s). Returns 0, or without queueing
  * (done() is not called) -EINVAL (campaign id too long) or -ESHUTDOWN (the
  * pipe is being freed), text in @c->err. Any thread.
  */

@@ -406,6 +406,28 @@ struct cpn_waiter *cpn_waiter_free(struct cpn_producer *p, struct cpn_waiter *w)
         return NULL;
 }
 
+/* Hands @d (value @len bytes) to librdkafka. Returns 0 or the error, @d
+ * given back on failure. */
+static rd_kafka_resp_err_t produce_one(struct cpn_producer *p, struct delivery *d, char *value, int len) {
+        rd_kafka_resp_err_t e;
+
+        if (!d || len < 0) {
+                e = RD_KAFKA_RESP_ERR__FAIL;
+        } else {
+                e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_KEY(d->iss.user_id, strlen(d->iss.user_id)),
+                                      RD_KAFKA_V_VALUE(value, (size_t)len), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        }
+        if (e) {
+                if (d)
+                        pool_put(p, d);
+                atomic_fetch_add(&p->enqueue_failed, 1);
+                set_last_error(p, rd_kafka_err2str(e));
+        }
+        return e;
+}
+
 int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
                            const struct cpn_issuance *iss, size_t n, long wait_ms) {
         char value[512];
@@ -423,26 +445,13 @@ int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
                 int len = cpn_issuance_json(&iss[i], value, sizeof(value));
                 rd_kafka_resp_err_t e;
 
-                if (!d || len < 0) {
-                        if (d)
-                                pool_put(p, d);
-                        e = RD_KAFKA_RESP_ERR__FAIL;
-                } else {
+                if (d && len >= 0) {
                         d->iss = iss[i];
                         d->w = wait_ms > 0 ? w : NULL;
                         d->gen = gen;
-                        e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt),
-                                              RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                              RD_KAFKA_V_KEY(iss[i].user_id, strlen(iss[i].user_id)),
-                                              RD_KAFKA_V_VALUE(value, (size_t)len),
-                                              RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
-                        if (e)
-                                pool_put(p, d);
                 }
+                e = produce_one(p, d, value, len);
                 if (e) {
-                        atomic_fetch_add(&p->enqueue_failed, 1);
-                        set_last_error(p, rd_kafka_err2str(e));
                         ret = e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
                         pthread_mutex_lock(&w->mu);
                         w->pending--;
@@ -507,8 +516,7 @@ void cpn_producer_decide(struct cpn_producer *p, struct cpn_waiter *w, uint64_t 
         struct delivery *d = NULL;
         char value[512];
         int len = -1;
-        bool wake;
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        bool wake, failed = false;
 
         if (decision == 0) {
                 /* Everything needed from @iss is copied before the owner
@@ -521,46 +529,36 @@ void cpn_producer_decide(struct cpn_producer *p, struct cpn_waiter *w, uint64_t 
                         d->w = wait_ms > 0 ? w : NULL;
                         d->gen = gen;
                 }
+                /* Nobody waits for the report: produce first, so the
+                 * answer can say whether Kafka even took the message. */
+                if (wait_ms <= 0)
+                        failed = produce_one(p, d, value, len) != 0;
         }
         pthread_mutex_lock(&w->mu);
         if (w->gen != gen) { /* cannot happen: the owner waits for the decision */
                 pthread_mutex_unlock(&w->mu);
-                if (d)
+                if (d && !failed && wait_ms > 0)
                         pool_put(p, d);
                 return;
         }
         w->decided = true;
         w->decision = decision;
         clock_gettime(CLOCK_MONOTONIC, &w->decided_at);
+        /* The report must find the waiter pending: set before producing. */
         w->pending = decision == 0 && wait_ms > 0 ? 1 : 0;
+        w->failed = failed ? 1 : 0;
         /* An issued coupon wakes its owner with the delivery report (or at
          * its deadline); anything else, now. */
         wake = w->pending == 0 || w->asleep_undecided;
         pthread_mutex_unlock(&w->mu);
-        if (decision == 0) {
-                if (!d || len < 0) {
-                        e = RD_KAFKA_RESP_ERR__FAIL;
-                } else {
-                        e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt),
-                                              RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                              RD_KAFKA_V_KEY(d->iss.user_id, strlen(d->iss.user_id)),
-                                              RD_KAFKA_V_VALUE(value, (size_t)len),
-                                              RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (decision == 0 && wait_ms > 0 && produce_one(p, d, value, len) != 0) {
+                pthread_mutex_lock(&w->mu);
+                if (w->gen == gen && w->pending > 0) {
+                        w->pending = 0;
+                        w->failed = 1;
+                        wake = true;
                 }
-                if (e) {
-                        if (d)
-                                pool_put(p, d);
-                        atomic_fetch_add(&p->enqueue_failed, 1);
-                        set_last_error(p, rd_kafka_err2str(e));
-                        pthread_mutex_lock(&w->mu);
-                        if (w->gen == gen && w->pending > 0) {
-                                w->pending = 0;
-                                w->failed = 1;
-                                wake = true;
-                        }
-                        pthread_mutex_unlock(&w->mu);
-                }
+                pthread_mutex_unlock(&w->mu);
         }
         if (wake)
                 pthread_cond_signal(&w->cv);
@@ -595,8 +593,8 @@ int cpn_waiter_wait(struct cpn_waiter *w, long wait_ms, int *delivery) {
         }
         decision = w->decision;
         *delivery = w->pending > 0 ? CPN_DELIVERY_PENDING : w->failed > 0 ? CPN_DELIVERY_FAILED : 0;
-        if (decision == 0 && wait_ms <= 0)
-                *delivery = CPN_DELIVERY_PENDING;
+        if (decision == 0 && wait_ms <= 0 && !w->failed)
+                *delivery = CPN_DELIVERY_PENDING; /* handed to Kafka, not waited for */
         w->gen++; /* late reports must not touch the next wait */
         w->decided = false;
         pthread_mutex_unlock(&w->mu);

@@ -1014,14 +1014,25 @@ static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, str
                 for (int i = 0; i < 8; i++)
                         lens[i] = strlen(argv[i]);
                 if (redisAppendCommandArgv(r->c, 8, argv, lens) != REDIS_OK) {
-                        why = "out of memory";
-                        break;
+                        /* Nothing went out yet: refuse the whole batch as
+                         * unsent (only a call already asked again stays
+                         * unknown), and drop what was appended. */
+                        for (c = list; c; c = next) {
+                                next = c->next;
+                                if (c->asked_again)
+                                        call_done(c, cpn_error_set(c->err, CPN_UNKNOWN,
+                                                                   "%.200s; asking again: redis: out of memory",
+                                                                   c->first.msg));
+                                else
+                                        call_done(c, cpn_error_set(c->err, -ENOMEM, "redis: out of memory"));
+                        }
+                        drop(r);
+                        return;
                 }
         }
         /* From here on each call may have run: a failure is an unknown
          * outcome, asked again. */
-        if (!why)
-                flush_out(r->c, &why);
+        flush_out(r->c, &why);
         for (c = list; c; c = next) {
                 void *v = NULL;
                 redisReply *rep;
@@ -1109,13 +1120,15 @@ int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *
         int r;
 
         if (!p)
-                return -ENOMEM;
+                return cpn_error_set(err, -ENOMEM, "redis pipe: out of memory");
         p->tail = &p->head;
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->cv, NULL);
         p->buf = malloc(PIPE_READ_BUF);
         r = p->buf ? cpn_redis_new(&p->r, url, timeout_ms) : -ENOMEM;
-        if (!r) {
+        if (r)
+                cpn_error_set(err, r, "redis pipe: out of memory");
+        else {
                 r = -pthread_create(&p->thread, NULL, pipe_main, p);
                 if (r)
                         cpn_error_set(err, r, "redis pipe: cannot start its thread");
