@@ -976,7 +976,7 @@ static bool call_lost(struct cpn_store_pipe *p, struct cpn_store_call *c, const 
         return false;
 }
 
-/* Runs one pass over @list (n calls) on the pipe's connection. Calls that
+/* Runs one pass over @list on the pipe's connection. Calls that
  * must go again are linked into *@again; every other call is answered. */
 static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, struct cpn_store_call **again) {
         struct cpn_redis *r = p->r;
