@@ -1114,6 +1114,15 @@ static void *pipe_main(void *arg) {
         return NULL;
 }
 
+/* Frees what cpn_store_pipe_new set up; its thread is not running. */
+static void release(struct cpn_store_pipe *p) {
+        cpn_redis_free(p->r);
+        free(p->buf);
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+}
+
 int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *url, long timeout_ms,
                        struct cpn_error *err) {
         struct cpn_store_pipe *p = calloc(1, sizeof(*p));
@@ -1134,11 +1143,7 @@ int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *
                         cpn_error_set(err, r, "redis pipe: cannot start its thread");
         }
         if (r) {
-                cpn_redis_free(p->r);
-                free(p->buf);
-                pthread_cond_destroy(&p->cv);
-                pthread_mutex_destroy(&p->mu);
-                free(p);
+                release(p);
                 return r;
         }
         pthread_setname_np(p->thread, "cpn:redis-pipe");
@@ -1154,11 +1159,7 @@ struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p) {
         pthread_cond_signal(&p->cv);
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->thread, NULL);
-        cpn_redis_free(p->r);
-        free(p->buf);
-        pthread_cond_destroy(&p->cv);
-        pthread_mutex_destroy(&p->mu);
-        free(p);
+        release(p);
         return NULL;
 }
 
