@@ -297,8 +297,20 @@ def produce_errors(kind):
            "fatal": "MSG_SIZE_TOO_LARGE"}[kind]
 
     def fault(run):
-        run.svc.broker("produce-errors", run.rng.randint(40, 120), err)
-        s = hold(run, 3.0, 4.0)
+        # The mock broker takes one queued error per Produce request, and
+        # the producer retries in parallel on every partition: one push of
+        # 40-120 errors was used up in a few hundred ms, sometimes before
+        # any answer had waited its whole ack timeout, and the run then
+        # showed no effect. Topping the queue up for the whole hold makes
+        # the errors last as long as the fault does.
+        s = run.rng.uniform(3.0, 4.0)
+        end = time.monotonic() + s
+        while True:
+            run.svc.broker("produce-errors", run.rng.randint(20, 60), err)
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(0.25, left))
         run.svc.broker("clear-errors")
         # Retriable errors are retried inside the producer: answers wait
         # longer, and the relay has nothing to do.
