@@ -137,6 +137,7 @@ int cpn_relay_new(struct cpn_relay **ret, const struct cpn_config *cfg,
                 free(r);
                 return cpn_error_set(err, -e, "relay: cannot start thread");
         }
+        pthread_setname_np(r->thread, "cpn:relay");
         *ret = r;
         return 0;
 }

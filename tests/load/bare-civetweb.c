@@ -5,10 +5,20 @@
  * body, doing nothing else. coupon-api's throughput is reported as a ratio
  * to this one, measured in the same run.
  *
- * usage: cpn-bare-civetweb HOST:PORT [THREADS]   (stops on SIGTERM/SIGINT)
+ * With --handoff each request is answered only after another thread has
+ * "decided" it: the request thread queues itself and sleeps; one decider
+ * thread takes everything queued and wakes each request, as coupon-api's
+ * Redis pipe and Kafka delivery report do. That is the ceiling of any
+ * thread-per-connection server whose answer waits on another thread; the
+ * bench reports coupon-api against both.
+ *
+ * usage: cpn-bare-civetweb [--handoff] HOST:PORT [THREADS]
+ *        (stops on SIGTERM/SIGINT)
  */
 #include <civetweb.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +27,73 @@ static const char body_text[] = "{\"result\":\"issued\",\"campaign_id\":\"c\",\"
 static char answer[256];
 static int answer_len;
 
+/* One request waiting for the decider; lives on its thread's stack. */
+struct waiting {
+        struct waiting *next;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        bool decided;
+};
+
+static pthread_mutex_t queue_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cv = PTHREAD_COND_INITIALIZER;
+static struct waiting *queue_head; /* under queue_mu */
+static bool decider_idle, stopping;
+
+static void *decider(void *arg) {
+        (void)arg;
+        for (;;) {
+                struct waiting *w, *next;
+
+                pthread_mutex_lock(&queue_mu);
+                while (!queue_head && !stopping) {
+                        decider_idle = true;
+                        pthread_cond_wait(&queue_cv, &queue_mu);
+                }
+                decider_idle = false;
+                w = queue_head;
+                queue_head = NULL;
+                pthread_mutex_unlock(&queue_mu);
+                if (!w && stopping)
+                        return NULL;
+                for (; w; w = next) {
+                        next = w->next; /* w is its owner's once decided */
+                        pthread_mutex_lock(&w->mu);
+                        w->decided = true;
+                        pthread_mutex_unlock(&w->mu);
+                        pthread_cond_signal(&w->cv);
+                }
+        }
+}
+
+static void hand_off(void) {
+        struct waiting w = { .decided = false };
+
+        pthread_mutex_init(&w.mu, NULL);
+        pthread_cond_init(&w.cv, NULL);
+        pthread_mutex_lock(&queue_mu);
+        w.next = queue_head; /* order does not matter here */
+        queue_head = &w;
+        if (decider_idle) {
+                decider_idle = false;
+                pthread_cond_signal(&queue_cv);
+        }
+        pthread_mutex_unlock(&queue_mu);
+        pthread_mutex_lock(&w.mu);
+        while (!w.decided)
+                pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        pthread_cond_destroy(&w.cv);
+        pthread_mutex_destroy(&w.mu);
+}
+
 static int handle(struct mg_connection *conn, void *ud) {
         char body[4096];
 
-        (void)ud;
         while (mg_read(conn, body, sizeof(body)) > 0)
                 ;
+        if (ud)
+                hand_off();
         mg_write(conn, answer, (size_t)answer_len);
         return 202;
 }
@@ -34,6 +105,13 @@ static int allow_all(struct mg_connection *conn, void *ud) {
 }
 
 int main(int argc, char **argv) {
+        bool handoff = argc > 1 && !strcmp(argv[1], "--handoff");
+        pthread_t decider_thread;
+
+        if (handoff) {
+                argc--;
+                argv++;
+        }
         const char *threads = argc > 2 ? argv[2] : "1024";
         const char *options[] = {
                 "listening_ports", argc > 1 ? argv[1] : "127.0.0.1:8090",
@@ -53,7 +131,8 @@ int main(int argc, char **argv) {
         int sig;
 
         if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-                printf("usage: cpn-bare-civetweb HOST:PORT [THREADS]\n");
+                printf("usage: cpn-bare-civetweb [--handoff] HOST:PORT [THREADS]\n"
+                       "  --handoff  each answer waits for another thread to wake it\n");
                 return 0;
         }
         sigemptyset(&sigs);
@@ -65,16 +144,27 @@ int main(int argc, char **argv) {
                               "Cache-Control: no-store\r\n\r\n%s",
                               sizeof(body_text) - 1, body_text);
         memset(&cb, 0, sizeof(cb));
+        if (handoff && pthread_create(&decider_thread, NULL, decider, NULL)) {
+                fprintf(stderr, "cpn-bare-civetweb: cannot start the decider thread\n");
+                return 1;
+        }
         mg_init_library(0);
         ctx = mg_start(&cb, NULL, options);
         if (!ctx) {
                 fprintf(stderr, "cpn-bare-civetweb: cannot listen on %s\n", options[1]);
                 return 1;
         }
-        mg_set_request_handler(ctx, "**", handle, NULL);
+        mg_set_request_handler(ctx, "**", handle, handoff ? (void *)1 : NULL);
         mg_set_auth_handler(ctx, "**", allow_all, NULL); /* as coupon-api: no .htpasswd lookup */
         sigwait(&sigs, &sig);
         mg_stop(ctx);
         mg_exit_library();
+        if (handoff) {
+                pthread_mutex_lock(&queue_mu);
+                stopping = true;
+                pthread_cond_signal(&queue_cv);
+                pthread_mutex_unlock(&queue_mu);
+                pthread_join(decider_thread, NULL);
+        }
         return 0;
 }
