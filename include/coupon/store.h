@@ -101,16 +101,22 @@ struct cpn_store_pipe *cpn_store_pipe_free(struct cpn_store_pipe *p);
 /*
  * Queues @c; its done() follows after at most three attempts of connect,
  * write and read, each syscall bounded by @timeout_ms, once the batches
- * queued before it are through: with Redis stalled (SIGSTOP) a call can
- * wait several timeouts (about 8 s with 2 s). Returns 0, or without queueing
- * (done() is not called) -EINVAL (campaign id too long) or -ESHUTDOWN (the
- * pipe is being freed), text in @c->err. Any thread.
+ * queued before it are through. When Redis stops answering (a connect or
+ * script load fails, a read times out) the pipe is down until a probe
+ * works: queued calls are answered -EIO unsent, and new ones refused here.
+ * So with Redis stalled (SIGSTOP) a call already sent waits about two
+ * timeouts (then CPN_UNKNOWN), one not sent at most about one.
+ * Returns 0, or without queueing (done() is not called) -EINVAL (campaign
+ * id too long), -EIO (the pipe is down; not sent) or -ESHUTDOWN (the pipe
+ * is being freed), text in @c->err. Any thread.
  */
 int cpn_store_pipe_submit(struct cpn_store_pipe *p, struct cpn_store_call *c);
 struct cpn_store_pipe_stats {
         uint64_t batches;     /* written so far */
         uint64_t calls;       /* carried by them: calls/batches is the mean batch */
         uint64_t asked_again; /* calls whose answer was lost and that were sent again */
+        uint64_t refused;     /* calls refused unsent while Redis was not answering */
+        bool down;            /* Redis not answering now: calls are refused */
 };
 /* Any thread. */
 void cpn_store_pipe_stats(struct cpn_store_pipe *p, struct cpn_store_pipe_stats *out);

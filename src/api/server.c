@@ -207,9 +207,13 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
                            "# HELP coupon_redis_pipe_calls_total Issue calls carried by those batches.\n"
                            "# TYPE coupon_redis_pipe_calls_total counter\ncoupon_redis_pipe_calls_total %llu\n"
                            "# HELP coupon_redis_pipe_asked_again_total Issue calls sent again after their answer was lost.\n"
-                           "# TYPE coupon_redis_pipe_asked_again_total counter\ncoupon_redis_pipe_asked_again_total %llu\n",
+                           "# TYPE coupon_redis_pipe_asked_again_total counter\ncoupon_redis_pipe_asked_again_total %llu\n"
+                           "# HELP coupon_redis_pipe_refused_total Issue calls refused unsent (503) while Redis was not answering.\n"
+                           "# TYPE coupon_redis_pipe_refused_total counter\ncoupon_redis_pipe_refused_total %llu\n"
+                           "# HELP coupon_redis_pipe_down 1 while Redis is not answering and issue calls are refused.\n"
+                           "# TYPE coupon_redis_pipe_down gauge\ncoupon_redis_pipe_down %d\n",
                         (unsigned long long)st.batches, (unsigned long long)st.calls,
-                        (unsigned long long)st.asked_again);
+                        (unsigned long long)st.asked_again, (unsigned long long)st.refused, st.down ? 1 : 0);
         }
         fclose(f);
         rs->status = 200;

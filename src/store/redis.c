@@ -940,10 +940,19 @@ int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct c
  * could not be sent (no connection) answers -EIO; a call whose script went
  * out without an answer coming back is asked once more on a new
  * connection, and CPN_UNKNOWN when that fails too; a NOSCRIPT answer
- * reloads the script and runs the call again (the script did not run). */
+ * reloads the script and runs the call again (the script did not run).
+ *
+ * When Redis cannot be reached or stops answering (a connect or script
+ * load fails, a read times out), the pipe is "down": calls already queued
+ * and every new one are refused at once with -EIO, never sent, instead of
+ * each waiting out timeouts behind the stalled batch. The pipe thread
+ * probes (connects and loads the scripts) every PIPE_PROBE_MS and lets
+ * calls through again when that works. A closed connection alone (CLIENT
+ * KILL, a restart) does not trip it: the next batch reconnects. */
 
 #define PIPE_BATCH_MAX 512
 #define PIPE_READ_BUF 16384
+#define PIPE_PROBE_MS 100
 
 struct cpn_store_pipe {
         struct cpn_redis *r;        /* owned; touched by the pipe thread only */
@@ -953,8 +962,35 @@ struct cpn_store_pipe {
         pthread_cond_t cv;          /* the pipe thread waits here for calls */
         struct cpn_store_call *head, **tail; /* queued calls, under mu */
         bool stop, idle;            /* under mu */
-        _Atomic uint64_t batches, calls, asked_again;
+        bool down;                  /* under mu; set and cleared by the pipe thread */
+        char down_why[200];         /* under mu: why it is down */
+        struct timespec down_since; /* the pipe thread's */
+        _Atomic uint64_t batches, calls, asked_again, refused;
 };
+
+static void refuse(struct cpn_store_pipe *p, struct cpn_store_call *list, const char *why);
+
+/* Redis is not answering: refuse calls until a probe works. Those queued
+ * now are refused at once, not after the batch in hand has gone through
+ * its second attempt. Pipe thread. */
+static void trip(struct cpn_store_pipe *p, const char *why) {
+        struct cpn_store_call *queued;
+        bool was;
+
+        pthread_mutex_lock(&p->mu);
+        was = p->down;
+        p->down = true;
+        snprintf(p->down_why, sizeof(p->down_why), "%.199s", why);
+        queued = p->head;
+        p->head = NULL;
+        p->tail = &p->head;
+        pthread_mutex_unlock(&p->mu);
+        if (!was) {
+                clock_gettime(CLOCK_MONOTONIC, &p->down_since);
+                cpn_log_warn("redis pipe: %s; issue requests are refused (503) until Redis answers again", why);
+        }
+        refuse(p, queued, why);
+}
 
 /* Hands the answer to the call's owner; @c is not ours after this. */
 static void call_done(struct cpn_store_call *c, int ret) {
@@ -996,6 +1032,8 @@ static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, str
         *again = NULL;
         ret = ensure(r, &err);
         if (ret) {
+                if (ret == -EIO)
+                        trip(p, err.msg);
                 for (c = list; c; c = next) {
                         next = c->next;
                         if (c->asked_again)
@@ -1062,6 +1100,10 @@ static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, str
         }
         if (why) {
                 cpn_log_debug("redis pipe: %s; reconnecting", why);
+                /* A closed connection is retried at once; a server that
+                 * does not answer within the timeout is not. */
+                if (strcmp(why, "timed out") == 0)
+                        trip(p, "redis EVALSHA: timed out");
                 drop(r);
         } else if (reload && load_script(r, S_ISSUE, &err) < 0) {
                 /* The calls go again anyway: ensure() reloads every script
@@ -1071,20 +1113,53 @@ static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, str
 #undef AGAIN
 }
 
+/* Answers calls never sent while the pipe is down. */
+static void refuse(struct cpn_store_pipe *p, struct cpn_store_call *list, const char *why) {
+        for (struct cpn_store_call *c = list, *next; c; c = next) {
+                next = c->next;
+                atomic_fetch_add_explicit(&p->refused, 1, memory_order_relaxed);
+                call_done(c, cpn_error_set(c->err, -EIO, "redis not answering (%s); not sent", why));
+        }
+}
+
+/* Down: tries a new connection (connect, scripts loaded: Redis answered).
+ * Pipe thread. Returns true when calls may go through again. */
+static bool probe(struct cpn_store_pipe *p) {
+        struct cpn_error err = { { 0 } };
+        struct timespec now;
+
+        if (ensure(p->r, &err) != 0) {
+                pthread_mutex_lock(&p->mu);
+                snprintf(p->down_why, sizeof(p->down_why), "%.199s", err.msg);
+                pthread_mutex_unlock(&p->mu);
+                return false;
+        }
+        pthread_mutex_lock(&p->mu);
+        p->down = false;
+        pthread_mutex_unlock(&p->mu);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        cpn_log_warn("redis pipe: Redis answers again after %.1f s; issuing resumes",
+                     (double)(now.tv_sec - p->down_since.tv_sec) +
+                             (double)(now.tv_nsec - p->down_since.tv_nsec) / 1e9);
+        return true;
+}
+
 static void *pipe_main(void *arg) {
         struct cpn_store_pipe *p = arg;
 
         for (;;) {
                 struct cpn_store_call *list, *again, **cut;
                 size_t n = 0;
+                char why[sizeof(p->down_why)];
+                bool down;
 
                 pthread_mutex_lock(&p->mu);
-                while (!p->head && !p->stop) {
+                while (!p->head && !p->stop && !p->down) {
                         p->idle = true;
                         pthread_cond_wait(&p->cv, &p->mu);
                 }
                 p->idle = false;
-                if (!p->head) {
+                if (!p->head && p->stop) {
                         pthread_mutex_unlock(&p->mu);
                         break;
                 }
@@ -1095,8 +1170,31 @@ static void *pipe_main(void *arg) {
                 *cut = NULL;
                 if (!p->head)
                         p->tail = &p->head;
+                down = p->down;
+                if (down)
+                        memcpy(why, p->down_why, sizeof(why));
                 pthread_mutex_unlock(&p->mu);
 
+                if (down) {
+                        /* Queued before the pipe went down; new calls are
+                         * refused by submit itself. */
+                        refuse(p, list, why);
+                        if (!probe(p)) {
+                                struct timespec dl;
+
+                                clock_gettime(CLOCK_REALTIME, &dl);
+                                dl.tv_nsec += PIPE_PROBE_MS * 1000000L;
+                                if (dl.tv_nsec >= 1000000000L) {
+                                        dl.tv_sec++;
+                                        dl.tv_nsec -= 1000000000L;
+                                }
+                                pthread_mutex_lock(&p->mu);
+                                if (!p->stop)
+                                        pthread_cond_timedwait(&p->cv, &p->mu, &dl);
+                                pthread_mutex_unlock(&p->mu);
+                        }
+                        continue;
+                }
                 atomic_fetch_add_explicit(&p->batches, 1, memory_order_relaxed);
                 atomic_fetch_add_explicit(&p->calls, n, memory_order_relaxed);
                 /* At most three passes: each call goes again at most once
@@ -1167,6 +1265,10 @@ void cpn_store_pipe_stats(struct cpn_store_pipe *p, struct cpn_store_pipe_stats 
         out->batches = atomic_load_explicit(&p->batches, memory_order_relaxed);
         out->calls = atomic_load_explicit(&p->calls, memory_order_relaxed);
         out->asked_again = atomic_load_explicit(&p->asked_again, memory_order_relaxed);
+        out->refused = atomic_load_explicit(&p->refused, memory_order_relaxed);
+        pthread_mutex_lock(&p->mu);
+        out->down = p->down;
+        pthread_mutex_unlock(&p->mu);
 }
 
 int cpn_store_pipe_submit(struct cpn_store_pipe *p, struct cpn_store_call *c) {
@@ -1181,6 +1283,13 @@ int cpn_store_pipe_submit(struct cpn_store_pipe *p, struct cpn_store_call *c) {
         if (p->stop) {
                 pthread_mutex_unlock(&p->mu);
                 return cpn_error_set(c->err, -ESHUTDOWN, "redis pipe: shutting down");
+        }
+        if (p->down) {
+                int r = cpn_error_set(c->err, -EIO, "redis not answering (%s); not sent", p->down_why);
+
+                pthread_mutex_unlock(&p->mu);
+                atomic_fetch_add_explicit(&p->refused, 1, memory_order_relaxed);
+                return r;
         }
         *p->tail = c;
         p->tail = &c->next;

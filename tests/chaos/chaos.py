@@ -251,10 +251,11 @@ def redis_kill9(run):
 def redis_sigstop(run):
     # A stopped Redis still accepts connections (the kernel does) and reads
     # nothing: the issue pipe's batch in flight times out
-    # (COUPON_REDIS_TIMEOUT_MS, 2 s), is asked again on a new connection,
-    # whose script loading times out too (504: those scripts sit in Redis's
-    # socket buffer and may run after SIGCONT); batches after it cannot load
-    # the scripts and answer 503, nothing sent. Held past two timeouts.
+    # (COUPON_REDIS_TIMEOUT_MS, 2 s) and the pipe goes down: queued and new
+    # calls are answered 503 at once, nothing sent, while it probes. The
+    # batch is asked again on a new connection, whose script loading times
+    # out too (504: those scripts sit in Redis's socket buffer and may run
+    # after SIGCONT). Held past two timeouts.
     run.svc.signal_service("redis", signal.SIGSTOP)
     try:
         s = hold(run, 4.5, 6.0)
