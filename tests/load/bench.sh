@@ -17,6 +17,9 @@
 # so does the bare handler with --handoff (each answer waits for another
 # thread to wake it, as coupon-api's wait for Redis and Kafka does): the
 # ceiling of a thread-per-connection server that cannot answer at once.
+# Two more rows there measure an event-driven front (cpn-bare-epoll: two
+# epoll loops, no thread per connection), answering at once and with the
+# same handoff: what replacing civetweb's model would buy.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${COUPON_BUILD_DIR:-$root/build}
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --connections) conns=$2; shift 2 ;;
     --loadgen-connections) lg_conns=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -53,16 +56,21 @@ eval "$("$root/deploy/local-services.sh" env --dir "$dir")"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api_port=$(port); bare_port=$(port); nopipe_port=$(port); handoff_port=$(port)
+epoll_port=$(port); epoll_handoff_port=$(port)
 COUPON_HTTP_ADDR=127.0.0.1:$api_port COUPON_LOG_LEVEL=warn "$build/src/coupon-api" 2>"$dir/api.log" &
 pids+=($!)
 "$build/tests/load/cpn-bare-civetweb" "127.0.0.1:$bare_port" 1024 &
 pids+=($!)
 "$build/tests/load/cpn-bare-civetweb" --handoff "127.0.0.1:$handoff_port" 1024 &
 pids+=($!)
+"$build/tests/load/cpn-bare-epoll" "127.0.0.1:$epoll_port" 2 &
+pids+=($!)
+"$build/tests/load/cpn-bare-epoll" --handoff "127.0.0.1:$epoll_handoff_port" 2 &
+pids+=($!)
 COUPON_HTTP_ADDR=127.0.0.1:$nopipe_port COUPON_LOG_LEVEL=warn COUPON_REDIS_PIPELINE=0 COUPON_HTTP_THREADS=300 \
   "$build/src/coupon-api" 2>"$dir/api-nopipe.log" &
 pids+=($!)
-for p in $api_port $bare_port $nopipe_port $handoff_port; do
+for p in $api_port $bare_port $nopipe_port $handoff_port $epoll_port $epoll_handoff_port; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
 done
 
@@ -122,6 +130,11 @@ for c in $lg_conns; do
     printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "  bare civetweb --handoff" "$hr" "$h50" "$h99" "$h999" "$hmax" "$herr" "$hst"
     printf '%-30s %9s   (coupon-api/handoff %s)\n' "    ratio to bare" "$(python3 -c "print('%.2f' % ($hr / $br))")" \
       "$(python3 -c "print('%.2f' % ($ar / $hr))")"
+    for v in "epoll:$epoll_port" "epoll --handoff:$epoll_handoff_port"; do
+      read -r er e50 e99 e999 emax eerr est < <(lg "127.0.0.1:${v##*:}" "le${v##*:}-" "$c")
+      printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "  bare ${v%:*}" "$er" "$e50" "$e99" "$e999" "$emax" "$eerr" "$est"
+      printf '%-30s %9s\n' "    ratio to bare civetweb" "$(python3 -c "print('%.2f' % ($er / $br))")"
+    done
   fi
 done
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
