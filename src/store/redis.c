@@ -176,13 +176,18 @@ static int read_reply(redisContext *c, char *buf, size_t cap, void **out, const 
         return 0;
 }
 
-/* Writes everything appended to the context. Returns 0 or -EIO (*@why). */
+/* Writes everything appended to the context. Returns 0 or -EIO (*@why;
+ * "timed out" when the socket's send timeout expired, as read_reply says
+ * for its receive timeout). */
 static int flush_out(redisContext *c, const char **why) {
         int done = 0;
 
         while (!done)
                 if (redisBufferWrite(c, &done) != REDIS_OK) {
-                        *why = c->errstr[0] ? c->errstr : "write failed";
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                *why = "timed out";
+                        else
+                                *why = c->errstr[0] ? c->errstr : "write failed";
                         return -EIO;
                 }
         return 0;
@@ -959,7 +964,7 @@ struct cpn_store_pipe {
         char *buf;                  /* PIPE_READ_BUF bytes; the pipe thread's */
         pthread_t thread;
         pthread_mutex_t mu;
-        pthread_cond_t cv;          /* the pipe thread waits here for calls */
+        pthread_cond_t cv;          /* the pipe thread waits here for calls; CLOCK_MONOTONIC */
         struct cpn_store_call *head, **tail; /* queued calls, under mu */
         bool stop, idle;            /* under mu */
         bool down;                  /* under mu; set and cleared by the pipe thread */
@@ -1182,7 +1187,7 @@ static void *pipe_main(void *arg) {
                         if (!probe(p)) {
                                 struct timespec dl;
 
-                                clock_gettime(CLOCK_REALTIME, &dl);
+                                clock_gettime(CLOCK_MONOTONIC, &dl);
                                 dl.tv_nsec += PIPE_PROBE_MS * 1000000L;
                                 if (dl.tv_nsec >= 1000000000L) {
                                         dl.tv_sec++;
@@ -1230,7 +1235,15 @@ int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *
                 return cpn_error_set(err, -ENOMEM, "redis pipe: out of memory");
         p->tail = &p->head;
         pthread_mutex_init(&p->mu, NULL);
-        pthread_cond_init(&p->cv, NULL);
+        {
+                /* The probe's wait must not stretch when the wall clock steps back. */
+                pthread_condattr_t attr;
+
+                pthread_condattr_init(&attr);
+                pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+                pthread_cond_init(&p->cv, &attr);
+                pthread_condattr_destroy(&attr);
+        }
         p->buf = malloc(PIPE_READ_BUF);
         r = p->buf ? cpn_redis_new(&p->r, url, timeout_ms) : -ENOMEM;
         if (r)

@@ -9,6 +9,8 @@ pipe probes Redis every 100 ms; after SIGCONT issuing resumes.
 
 Required:
 - statuses only 202, 503 and 504; nothing in flight is left unanswered;
+  504 only for requests sent before the pipe went down (started within a
+  timeout of the stop);
 - requests that start once the pipe is down (the stop + 1.2 s) until
   shortly before SIGCONT: at least 95 % answered 503 within 100 ms, and
   more than ten per connection (without the breaker each waits out a
@@ -49,20 +51,26 @@ def run(svc):
                              user_prefix="s-", timeout_ms=20000)
 
     t = threading.Thread(target=load)
-    t0 = time.monotonic()
     t.start()
     try:
         time.sleep(STOP_AT)
-        stopped = time.monotonic() - t0
+        stopped = time.monotonic()
         os.kill(redis_pid, signal.SIGSTOP)
         try:
             time.sleep(STOP_FOR)
         finally:
             os.kill(redis_pid, signal.SIGCONT)
-        resumed = time.monotonic() - t0
+        resumed = time.monotonic()
     finally:
         t.join()
     summary, recs = out["res"]
+    # The records count from loadgen's start signal, which comes after its
+    # connections are up: both moments on its clock (CLOCK_MONOTONIC, as
+    # time.monotonic()).
+    t0 = int(summary["t0_monotonic_ns"]) / 1e9
+    stopped -= t0
+    resumed -= t0
+    check(0.5 < stopped < DURATION - STOP_FOR, "the load started %.2f s before the stop: not under load" % stopped)
     print("loadgen: " + " ".join("%s=%s" % kv for kv in sorted(summary.items())), flush=True)
     print("redis stopped at %.2f s, resumed at %.2f s" % (stopped, resumed))
 
@@ -79,6 +87,9 @@ def run(svc):
     check(slow_503 < TIMEOUT_MS / 1000 + 0.4, "a 503 took %.2f s: a call queued behind the stalled batch "
           "waited for its second attempt" % slow_503)
 
+    late_504 = [r for r in recs if r[1] == 504 and start(r) > stopped + TIMEOUT_MS / 1000 + 0.2]
+    check(not late_504, "%d requests started after the pipe went down were answered 504 (sent to a stopped "
+          "Redis), the first at %.2f s" % (len(late_504), min((start(r) for r in late_504), default=0)))
     down = [r for r in recs if stopped + 1.2 <= start(r) <= resumed - 0.3]
     fast = [r for r in down if r[1] == 503 and lat(r) < 0.1]
     print("while down: %d requests, %d answered 503 within 100 ms" % (len(down), len(fast)))

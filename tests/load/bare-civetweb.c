@@ -57,11 +57,13 @@ static void *decider(void *arg) {
                 if (!w && stopping)
                         return NULL;
                 for (; w; w = next) {
-                        next = w->next; /* w is its owner's once decided */
+                        next = w->next;
+                        /* Signalled under the lock: once the owner sees
+                         * decided it returns and its stack (w) is gone. */
                         pthread_mutex_lock(&w->mu);
                         w->decided = true;
-                        pthread_mutex_unlock(&w->mu);
                         pthread_cond_signal(&w->cv);
+                        pthread_mutex_unlock(&w->mu);
                 }
         }
 }

@@ -52,6 +52,7 @@ struct loop {
         int ep, lfd, efd;
         pthread_mutex_t mu;
         struct conn *done; /* under mu: decided, to be answered */
+        struct conn *dead; /* closed in this epoll batch; freed after it */
 };
 
 static struct sockaddr_in addr;
@@ -61,9 +62,13 @@ static pthread_cond_t queue_cv = PTHREAD_COND_INITIALIZER;
 static struct conn *queue_head; /* under queue_mu */
 static bool decider_idle;
 
+/* Closes now, frees after the current epoll batch: a later event of the
+ * same batch may still point at @c. */
 static void conn_close(struct conn *c) {
         close(c->fd);
-        free(c);
+        c->fd = -1;
+        c->next = c->loop->dead;
+        c->loop->dead = c;
 }
 
 /* Length of the first whole request in @c->in, 0 if incomplete, -1 if bad. */
@@ -246,9 +251,15 @@ static void *loop_main(void *arg) {
 
                                 /* Never closed while waiting: the decider
                                  * holds it (readable() does not read then). */
-                                if (!readable(c))
+                                if (c->fd >= 0 && !readable(c))
                                         conn_close(c);
                         }
+                }
+                while (l->dead) {
+                        struct conn *c = l->dead;
+
+                        l->dead = c->next;
+                        free(c);
                 }
         }
         return NULL;

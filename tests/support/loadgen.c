@@ -969,6 +969,8 @@ static void usage(FILE *f)
 "                       no complete answer in time, reset or close, bad HTTP\n"
 "  conn_answered_min, conn_answered_max\n"
 "                       fewest and most answers one connection got\n"
+"  t0_monotonic_ns      the start signal on CLOCK_MONOTONIC (the zero of\n"
+"                       --out's times), to line them up with other clocks\n"
 "\n"
 "Exit status: 0 the run completed (whatever the statuses), 1 setup failure\n"
 "(cannot resolve or connect, out of memory, --out not writable),\n"
@@ -1548,6 +1550,7 @@ int main(int argc, char **argv)
 		printf("protocol_errors=%" PRIu64 "\n", proto);
 		printf("conn_answered_min=%" PRIu64 "\n", amin);
 		printf("conn_answered_max=%" PRIu64 "\n", amax);
+		printf("t0_monotonic_ns=%" PRId64 "\n", r->t0_ns);
 		fflush(stdout);
 
 		free(lat);
