@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "coupon/clock.h"
 #include "coupon/events.h"
 #include "coupon/log.h"
 #include "events-internal.h"
@@ -367,7 +368,6 @@ struct cpn_producer *cpn_producer_free(struct cpn_producer *p, long drain_ms) {
  */
 int cpn_waiter_new(struct cpn_producer *p, struct cpn_waiter **ret) {
         struct cpn_waiter *w;
-        pthread_condattr_t attr;
 
         pthread_mutex_lock(&p->pool_mu);
         w = p->free_waiters;
@@ -382,10 +382,7 @@ int cpn_waiter_new(struct cpn_producer *p, struct cpn_waiter **ret) {
         if (!w)
                 return -ENOMEM;
         pthread_mutex_init(&w->mu, NULL);
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&w->cv, &attr);
-        pthread_condattr_destroy(&attr);
+        cpn_cond_init_monotonic(&w->cv);
         pthread_mutex_lock(&p->pool_mu);
         w->next = p->waiters;
         p->waiters = w;
@@ -466,13 +463,7 @@ int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
 
         struct timespec dl;
 
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += wait_ms / 1000;
-        dl.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000L;
-        }
+        cpn_deadline_in(&dl, wait_ms);
         pthread_mutex_lock(&w->mu);
         while (w->pending > 0)
                 if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT)
@@ -482,15 +473,6 @@ int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
         w->gen++; /* late reports must not touch the next batch */
         pthread_mutex_unlock(&w->mu);
         return ret;
-}
-
-static void deadline_after(struct timespec *dl, const struct timespec *from, long ms) {
-        dl->tv_sec = from->tv_sec + ms / 1000;
-        dl->tv_nsec = from->tv_nsec + (ms % 1000) * 1000000L;
-        if (dl->tv_nsec >= 1000000000L) {
-                dl->tv_sec++;
-                dl->tv_nsec -= 1000000000L;
-        }
 }
 
 static bool reached(const struct timespec *dl) {
@@ -574,13 +556,13 @@ int cpn_waiter_wait(struct cpn_waiter *w, long wait_ms, int *delivery) {
         /* Normally the decision comes in a few milliseconds and the report
          * soon after: one sleep, ended by the report. Kafka gets @wait_ms
          * from the decision on, as cpn_producer_send_wait gives it. */
-        deadline_after(&dl, &start, wait_ms > 0 ? wait_ms : 1000);
+        cpn_deadline_after(&dl, &start, wait_ms > 0 ? wait_ms : 1000);
         pthread_mutex_lock(&w->mu);
         for (;;) {
                 if (w->decided && (w->pending == 0 || wait_ms <= 0))
                         break;
                 if (w->decided) {
-                        deadline_after(&dl, &w->decided_at, wait_ms);
+                        cpn_deadline_after(&dl, &w->decided_at, wait_ms);
                         if (reached(&dl))
                                 break;
                 } else if (reached(&dl)) {
@@ -589,7 +571,7 @@ int cpn_waiter_wait(struct cpn_waiter *w, long wait_ms, int *delivery) {
                          * second all the same. */
                         w->asleep_undecided = true;
                         clock_gettime(CLOCK_MONOTONIC, &start);
-                        deadline_after(&dl, &start, 1000);
+                        cpn_deadline_after(&dl, &start, 1000);
                 }
                 pthread_cond_timedwait(&w->cv, &w->mu, &dl);
         }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "coupon/events.h"
+#include "coupon/clock.h"
 #include "coupon/log.h"
 
 #define RELAY_BATCH 500
@@ -89,13 +90,7 @@ static void *relay_thread(void *arg) {
                         cpn_log_info("relay: redis reachable again");
                 r->redis_failing = ret < 0;
                 pthread_mutex_lock(&r->mu);
-                clock_gettime(CLOCK_MONOTONIC, &dl);
-                dl.tv_sec += r->cfg->relay_interval_ms / 1000;
-                dl.tv_nsec += (r->cfg->relay_interval_ms % 1000) * 1000000L;
-                if (dl.tv_nsec >= 1000000000L) {
-                        dl.tv_sec++;
-                        dl.tv_nsec -= 1000000000L;
-                }
+                cpn_deadline_in(&dl, r->cfg->relay_interval_ms);
                 while (!r->stop)
                         if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
                                 break;
@@ -107,7 +102,6 @@ static void *relay_thread(void *arg) {
 int cpn_relay_new(struct cpn_relay **ret, const struct cpn_config *cfg,
                   const struct cpn_redis_url *redis, struct cpn_producer *p, struct cpn_error *err) {
         struct cpn_relay *r = calloc(1, sizeof(*r));
-        pthread_condattr_t attr;
         char host[64] = "";
         int e;
 
@@ -126,10 +120,7 @@ int cpn_relay_new(struct cpn_relay **ret, const struct cpn_config *cfg,
                 return cpn_error_set(err, e, "relay: out of memory");
         }
         pthread_mutex_init(&r->mu, NULL);
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&r->cv, &attr);
-        pthread_condattr_destroy(&attr);
+        cpn_cond_init_monotonic(&r->cv);
         e = pthread_create(&r->thread, NULL, relay_thread, r);
         if (e) {
                 cpn_waiter_free(p, r->waiter);

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "coupon/clock.h"
 #include "coupon/log.h"
 #include "coupon/store.h"
 
@@ -1187,12 +1188,7 @@ static void *pipe_main(void *arg) {
                         if (!probe(p)) {
                                 struct timespec dl;
 
-                                clock_gettime(CLOCK_MONOTONIC, &dl);
-                                dl.tv_nsec += PIPE_PROBE_MS * 1000000L;
-                                if (dl.tv_nsec >= 1000000000L) {
-                                        dl.tv_sec++;
-                                        dl.tv_nsec -= 1000000000L;
-                                }
+                                cpn_deadline_in(&dl, PIPE_PROBE_MS);
                                 pthread_mutex_lock(&p->mu);
                                 if (!p->stop)
                                         pthread_cond_timedwait(&p->cv, &p->mu, &dl);
@@ -1235,15 +1231,7 @@ int cpn_store_pipe_new(struct cpn_store_pipe **ret, const struct cpn_redis_url *
                 return cpn_error_set(err, -ENOMEM, "redis pipe: out of memory");
         p->tail = &p->head;
         pthread_mutex_init(&p->mu, NULL);
-        {
-                /* The probe's wait must not stretch when the wall clock steps back. */
-                pthread_condattr_t attr;
-
-                pthread_condattr_init(&attr);
-                pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-                pthread_cond_init(&p->cv, &attr);
-                pthread_condattr_destroy(&attr);
-        }
+        cpn_cond_init_monotonic(&p->cv); /* the probe's wait must not follow the wall clock */
         p->buf = malloc(PIPE_READ_BUF);
         r = p->buf ? cpn_redis_new(&p->r, url, timeout_ms) : -ENOMEM;
         if (r)
