@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "coupon/events.h"
 #include "coupon/clock.h"
+#include "coupon/events.h"
 #include "coupon/log.h"
 
 #define RELAY_BATCH 500

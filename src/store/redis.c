@@ -974,7 +974,19 @@ struct cpn_store_pipe {
         _Atomic uint64_t batches, calls, asked_again, refused;
 };
 
-static void refuse(struct cpn_store_pipe *p, struct cpn_store_call *list, const char *why);
+/* Hands the answer to the call's owner; @c is not ours after this. */
+static void call_done(struct cpn_store_call *c, int ret) {
+        c->done(c, ret);
+}
+
+/* Answers calls never sent while the pipe is down. */
+static void refuse(struct cpn_store_pipe *p, struct cpn_store_call *list, const char *why) {
+        for (struct cpn_store_call *c = list, *next; c; c = next) {
+                next = c->next;
+                atomic_fetch_add_explicit(&p->refused, 1, memory_order_relaxed);
+                call_done(c, cpn_error_set(c->err, -EIO, "redis not answering (%s); not sent", why));
+        }
+}
 
 /* Redis is not answering: refuse calls until a probe works. Those queued
  * now are refused at once, not after the batch in hand has gone through
@@ -996,11 +1008,6 @@ static void trip(struct cpn_store_pipe *p, const char *why) {
                 cpn_log_warn("redis pipe: %s; issue requests are refused (503) until Redis answers again", why);
         }
         refuse(p, queued, why);
-}
-
-/* Hands the answer to the call's owner; @c is not ours after this. */
-static void call_done(struct cpn_store_call *c, int ret) {
-        c->done(c, ret);
 }
 
 /* The attempt failed without an answer after the script went out: ask
@@ -1119,15 +1126,6 @@ static void pipe_pass(struct cpn_store_pipe *p, struct cpn_store_call *list, str
 #undef AGAIN
 }
 
-/* Answers calls never sent while the pipe is down. */
-static void refuse(struct cpn_store_pipe *p, struct cpn_store_call *list, const char *why) {
-        for (struct cpn_store_call *c = list, *next; c; c = next) {
-                next = c->next;
-                atomic_fetch_add_explicit(&p->refused, 1, memory_order_relaxed);
-                call_done(c, cpn_error_set(c->err, -EIO, "redis not answering (%s); not sent", why));
-        }
-}
-
 /* Down: tries a new connection (connect, scripts loaded: Redis answered).
  * Pipe thread. Returns true when calls may go through again. */
 static bool probe(struct cpn_store_pipe *p) {
@@ -1156,7 +1154,6 @@ static void *pipe_main(void *arg) {
         for (;;) {
                 struct cpn_store_call *list, *again, **cut;
                 size_t n = 0;
-                char why[sizeof(p->down_why)];
                 bool down;
 
                 pthread_mutex_lock(&p->mu);
@@ -1177,14 +1174,11 @@ static void *pipe_main(void *arg) {
                 if (!p->head)
                         p->tail = &p->head;
                 down = p->down;
-                if (down)
-                        memcpy(why, p->down_why, sizeof(why));
                 pthread_mutex_unlock(&p->mu);
 
                 if (down) {
-                        /* Queued before the pipe went down; new calls are
-                         * refused by submit itself. */
-                        refuse(p, list, why);
+                        /* Nothing is queued while down: trip() answered
+                         * what was, and submit refuses the rest. */
                         if (!probe(p)) {
                                 struct timespec dl;
 
