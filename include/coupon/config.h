@@ -37,6 +37,7 @@ struct cpn_config {
         long redis_timeout_ms;
         long redis_pipeline;
         long mysql_timeout_ms;
+        long mysql_pool;
         char *worker_group;         /* COUPON_WORKER_GROUP */
         long worker_batch;
         long worker_batch_wait_ms;

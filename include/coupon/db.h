@@ -31,11 +31,62 @@ struct cpn_db;
  * Returns 0 or CPN_INVALID. */
 int cpn_db_url_parse(struct cpn_db_url *out, const char *url, struct cpn_error *err);
 
-/* Creates an unconnected handle; @url is borrowed and must outlive it. */
-int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long timeout_ms);
+/* Creates an unconnected handle; @url is borrowed and must outlive it.
+ * @connect_ms bounds connecting, @rw_ms each read and write of a statement
+ * (libmysqlclient counts both in whole seconds: rounded up). */
+int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long connect_ms, long rw_ms);
 struct cpn_db *cpn_db_free(struct cpn_db *db);
+long cpn_db_rw_timeout_ms(const struct cpn_db *db);
+bool cpn_db_connected(const struct cpn_db *db);
+/* Closes the connection if the server has closed it meanwhile (it was
+ * idle: a restart, wait_timeout), so the next call connects anew instead
+ * of failing on it. Call only between transactions. */
+void cpn_db_drop_if_closed(struct cpn_db *db);
 
 int cpn_db_ping(struct cpn_db *db, struct cpn_error *err);
+
+/*
+ * The pool: coupon-api's MySQL connections, COUPON_MYSQL_POOL of them for
+ * all request threads (MySQL serves only the admin create and the
+ * "persisted" part of reads there), so that a thousand threads never hold
+ * a thousand connections of the server's max_connections.
+ *
+ * Its breaker: with @watch, a thread of its own pings MySQL every second
+ * over one more connection. While that fails, or after a call through the
+ * pool failed for a reason other than a dead kept connection (a timeout,
+ * a refused connect), the pool is "down": borrowers are refused at once
+ * (-EIO) instead of each waiting out the timeout, until the next ping
+ * works. Without @watch (couponctl) it is never down.
+ *
+ * Created by main before and freed after every caller; any thread.
+ */
+struct cpn_db_pool;
+
+struct cpn_db_pool_stats {
+        size_t size, in_use;
+        bool down;
+        uint64_t busy_timeouts; /* borrowers that found every connection busy for their whole wait */
+        uint64_t refused;       /* borrowers refused while down */
+};
+
+/* @connect_ms and @rw_ms as for cpn_db_new, for every connection. Returns
+ * 0, -ENOMEM or a pthread error (negative). */
+int cpn_db_pool_new(struct cpn_db_pool **ret, const struct cpn_db_url *url, size_t size, long connect_ms,
+                    long rw_ms, bool watch, struct cpn_error *err);
+/* The read and write timeout the worker and couponctl give MySQL: a batch or
+ * a scan may legitimately take long. */
+#define CPN_DB_SLOW_RW_MS(connect_ms) ((connect_ms) * 5 < 30000 ? 30000 : (connect_ms) * 5)
+struct cpn_db_pool *cpn_db_pool_free(struct cpn_db_pool *p);
+/*
+ * Runs @fn on a borrowed connection, waiting up to @wait_ms for one to be
+ * free. When @fn fails at once (-EIO) on a connection kept from before
+ * (its server went away meanwhile), it runs once more on a new connection:
+ * @fn must be safe to repeat. Returns @fn's result, -EIO (MySQL not
+ * answering: @fn not run) or -EBUSY (no connection free in time).
+ */
+int cpn_db_pool_run(struct cpn_db_pool *p, long wait_ms, int (*fn)(struct cpn_db *db, void *ud), void *ud,
+                    struct cpn_error *err);
+void cpn_db_pool_stats(struct cpn_db_pool *p, struct cpn_db_pool_stats *out);
 
 /* Applies the embedded deploy/sql migrations not yet recorded in
  * schema_migrations, each in order; prints one line per applied step to
@@ -43,8 +94,11 @@ int cpn_db_ping(struct cpn_db *db, struct cpn_error *err);
 int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err);
 
 /* Inserts the campaigns row. Returns 0 (inserted), CPN_SAME (present with
- * identical fields), CPN_EXISTS (present and different). */
-int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c,
+ * the fields @c asks for: a repeated create; a create without starts_at,
+ * @c->starts_now, matches any stored start) or CPN_EXISTS (present and
+ * different); in those three cases *@stored is the row as MySQL has it.
+ * Safe to repeat. */
+int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_campaign *stored,
                            struct cpn_error *err);
 
 /* Returns 0 with @out and *@persisted filled, or CPN_NOT_FOUND. */

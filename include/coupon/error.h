@@ -21,6 +21,8 @@ enum {
         CPN_INVALID,              /* bad input; cpn_error says which field and why */
         CPN_UNKNOWN,              /* a request went out and no answer came back: it may or may
                                    * not have taken effect (never claim either) */
+        CPN_PARTIAL,              /* the first of two writes was made, the second could not be:
+                                   * repeating the request completes it */
 };
 
 struct cpn_error {

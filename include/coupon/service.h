@@ -4,7 +4,8 @@
  * store (Redis), the producer (Kafka) and the db (MySQL) and holds no lock
  * across their I/O. struct cpn_service is shared by all threads and
  * read-only after creation; struct cpn_session is one thread's own set of
- * connections (Redis, MySQL, a delivery waiter), created lazily.
+ * connections (Redis, a delivery waiter), created lazily; MySQL is
+ * borrowed from the service's pool per call.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@ struct cpn_service {
         struct cpn_producer *producer; /* borrowed; owned by main */
         struct cpn_store_pipe *pipe;   /* borrowed; owned by main. NULL: each
                                         * session issues on its own connection */
+        struct cpn_db_pool *db_pool;   /* borrowed; owned by main */
 };
 
 struct cpn_session;
@@ -43,10 +45,17 @@ struct cpn_session *cpn_session_free(struct cpn_session *s);
 int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
                       struct cpn_issuance *out, int *delivery, struct cpn_error *err);
 
-/* Writes the MySQL row, then the Redis meta. Returns 0 (created),
- * CPN_EXISTS (the campaign exists, whatever its fields). A create that
- * failed half-way (row written, Redis not) completes when retried with the
- * same fields and then returns 0. */
+/*
+ * Writes the MySQL row, then the Redis meta (from MySQL's row). Returns 0
+ * (created: exactly one of any number of identical creates gets it),
+ * CPN_SAME (it exists with these fields), CPN_EXISTS (it exists with other
+ * fields), and when the answer must say how far it got: a negative errno
+ * (nothing written), CPN_PARTIAL (MySQL has it, Redis could not be
+ * written: not open, nothing issued) or CPN_UNKNOWN (MySQL has it, Redis's
+ * answer was lost). In the last two a repeat of the same request completes
+ * it (0, or CPN_SAME if the lost answer had created it). The message in
+ * @err is fit for the client for CPN_SAME and CPN_EXISTS.
+ */
 int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
                                 struct cpn_error *err);
 
@@ -62,5 +71,6 @@ int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const c
                          enum cpn_user_state *state, struct cpn_error *err);
 
 int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err);
-int cpn_service_ping_db(struct cpn_session *s, struct cpn_error *err);
+/* Whether MySQL answers, as the pool's watcher last saw it (no I/O). */
+bool cpn_service_db_up(struct cpn_session *s);
 int cpn_service_outbox_backlog(struct cpn_session *s, int64_t *n, struct cpn_error *err);

@@ -19,6 +19,7 @@ struct cpn_campaign {
         int64_t total;
         int64_t starts_at_ms;
         int64_t ends_at_ms;              /* CPN_TIME_NEVER = never */
+        bool starts_now;                 /* a create gave no starts_at: "now" when it was made */
 };
 
 /* What Redis knows of a campaign at one instant (campaign_get.lua). */
@@ -62,6 +63,9 @@ int cpn_time_parse(const char *s, int64_t *ms);
  * when there is a fraction). @buf needs 32 bytes. Returns @buf. */
 char *cpn_time_format(int64_t ms, char *buf, size_t n);
 int64_t cpn_time_now_ms(void);
+/* Fills @buf (@n bytes, odd, at least 3) with (n-1)/2 random bytes from
+ * the kernel in lower-case hex and a NUL. Returns 0 or a negative errno. */
+int cpn_random_token(char *buf, size_t n);
 /* Monotonic clock in ms / ns, for deadlines and latencies. */
 int64_t cpn_mono_ms(void);
 uint64_t cpn_mono_ns(void);

@@ -136,7 +136,20 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
         }
         r = cpn_service_campaign_create(h->session, &st.c, &err);
         if (r) {
+                /* Say how far a create got that did not complete. */
+                const char *msg = r == CPN_SAME || r == CPN_EXISTS ? err.msg
+                                  : r == CPN_PARTIAL
+                                          ? "the campaign is recorded in MySQL but Redis could not be written: it "
+                                            "is not open and nothing can be issued; repeat this same request to "
+                                            "complete it"
+                                  : r == CPN_UNKNOWN
+                                          ? "the campaign is recorded in MySQL; whether Redis has it is not known "
+                                            "(its answer was lost): repeat this same request to complete it"
+                                          : NULL;
+
                 fail(rs, r, &err);
+                if (msg)
+                        cpn_response_error(rs, rs->error, msg);
                 return;
         }
         cpn_log_info("campaign %s created: total %lld", st.c.id, (long long)st.c.total);
@@ -190,7 +203,7 @@ static void handle_readyz(struct cpn_handler_ctx *h, struct cpn_response *rs) {
         redis_ok = cpn_service_ping_redis(h->session, &err) == 0;
         if (redis_ok && cpn_service_outbox_backlog(h->session, &backlog, &err) != 0)
                 backlog = -1;
-        db_ok = cpn_service_ping_db(h->session, &err) == 0;
+        db_ok = cpn_service_db_up(h->session); /* no I/O: a stalled MySQL must not hold up a health check */
         cpn_producer_stats(h->producer, &ps);
         if (backlog < 0)
                 snprintf(bl, sizeof(bl), "null");

@@ -101,6 +101,9 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         r = cpn_producer_new(&svc.producer, &cfg, &svc.redis_url, &err);
+        if (!r)
+                r = cpn_db_pool_new(&svc.db_pool, &svc.db_url, (size_t)cfg.mysql_pool, cfg.mysql_timeout_ms,
+                                    cfg.mysql_timeout_ms, true, &err);
         if (!r && cfg.redis_pipeline)
                 r = cpn_store_pipe_new(&svc.pipe, &svc.redis_url, cfg.redis_timeout_ms, &err);
         if (!r)
@@ -111,6 +114,7 @@ int main(int argc, char **argv) {
                 cpn_log_error("cannot start: %s", err.msg);
                 cpn_relay_free(relay);
                 cpn_store_pipe_free(svc.pipe);
+                cpn_db_pool_free(svc.db_pool);
                 cpn_producer_free(svc.producer, 0);
                 cpn_config_clear(&cfg);
                 return 1;
@@ -134,6 +138,7 @@ int main(int argc, char **argv) {
         cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         cpn_server_free(server);       /* answers what is in flight */
         cpn_store_pipe_free(svc.pipe); /* no caller is left */
+        cpn_db_pool_free(svc.db_pool);
         cpn_relay_free(relay);
         cpn_producer_free(svc.producer, 5000); /* waits for Kafka's reports */
         cpn_log_info("stopped");

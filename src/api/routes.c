@@ -158,7 +158,7 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_ALREADY_ISSUED] = { 409, "already_issued", "this user already has this campaign's coupon", 0 },
         [CPN_E_SOLD_OUT] = { 410, "sold_out", "all coupons of this campaign are gone", 0 },
         [CPN_E_NOT_OPEN] = { 403, "not_open", "the campaign is not open", 0 },
-        [CPN_E_CAMPAIGN_EXISTS] = { 409, "campaign_exists", "a different campaign with this id exists", 0 },
+        [CPN_E_CAMPAIGN_EXISTS] = { 409, "campaign_exists", "a campaign with this id exists", 0 },
         [CPN_E_PAUSED] = { 503, "unavailable", "the campaign is paused for maintenance", 5 },
         [CPN_E_ADMIN_DISABLED] = { 503, "unavailable",
                                    "admin endpoints are disabled until COUPON_ADMIN_TOKEN is set", 0 },
@@ -187,7 +187,9 @@ enum cpn_api_error cpn_api_error_from_code(int r) {
         case CPN_ISSUE_NOT_OPEN: return CPN_E_NOT_OPEN;
         case CPN_ISSUE_PAUSED: return CPN_E_PAUSED;
         case CPN_NOT_FOUND: return CPN_E_CAMPAIGN_NOT_FOUND;
-        case CPN_EXISTS: return CPN_E_CAMPAIGN_EXISTS;
+        case CPN_EXISTS:
+        case CPN_SAME: return CPN_E_CAMPAIGN_EXISTS;
+        case CPN_PARTIAL: return CPN_E_UNAVAILABLE;
         case CPN_INVALID: return CPN_E_INVALID_REQUEST;
         case CPN_UNKNOWN: return CPN_E_OUTCOME_UNKNOWN;
         case -EIO:

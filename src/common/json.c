@@ -297,6 +297,8 @@ int cpn_json_parse_campaign(const char *body, size_t n, int64_t now_ms, struct c
         }
         out->total = (int64_t)v->valuedouble;
 
+        out->starts_now = !cJSON_GetObjectItemCaseSensitive(root, "starts_at") ||
+                          cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "starts_at"));
         r = get_time(root, "starts_at", now_ms, &out->starts_at_ms, err);
         if (r)
                 goto out;

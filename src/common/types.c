@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "coupon/json.h"
@@ -143,6 +144,26 @@ int64_t cpn_time_now_ms(void) {
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cpn_random_token(char *buf, size_t n) {
+        unsigned char raw[64];
+        size_t k = (n - 1) / 2, got = 0;
+
+        if (n < 3 || k > sizeof(raw))
+                return -EINVAL;
+        while (got < k) {
+                ssize_t r = getrandom(raw + got, k - got, 0);
+
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0)
+                        got += (size_t)r;
+        }
+        for (size_t i = 0; i < k; i++)
+                snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+        buf[2 * k] = '\0';
+        return 0;
 }
 
 int64_t cpn_mono_ms(void) {

@@ -73,7 +73,8 @@ static int cmd_migrate(struct cpn_session *s, const struct cpn_service *svc) {
         int r;
 
         (void)s;
-        if (cpn_db_new(&db, &svc->db_url, 10000) < 0)
+        /* Long enough for a migration's ALTER on a big table. */
+        if (cpn_db_new(&db, &svc->db_url, svc->cfg->mysql_timeout_ms, 600000) < 0)
                 return fail("migrate", &(struct cpn_error){ "out of memory" });
         r = cpn_db_migrate(db, stdout, &err);
         cpn_db_free(db);
@@ -158,10 +159,16 @@ static int cmd_campaign_create(struct cpn_session *s, int argc, char **argv) {
         }
         r = cpn_service_campaign_create(s, &c, &err);
         if (r == CPN_EXISTS) {
-                fprintf(stderr, "couponctl: campaign %s exists with other fields\n", c.id);
+                fprintf(stderr, "couponctl: campaign create: %s\n", err.msg);
                 return 3;
         }
-        if (r)
+        if (r == CPN_SAME) /* a repeat: what was asked for is there */
+                fprintf(stderr, "couponctl: campaign %s already existed with these fields\n", c.id);
+        else if (r == CPN_PARTIAL || r == CPN_UNKNOWN)
+                return fail("campaign create", &(struct cpn_error){
+                        "recorded in MySQL, Redis not written (or its answer lost): run the same command "
+                        "again to complete it" });
+        else if (r)
                 return fail("campaign create", &err);
         return cmd_campaign_show(s, c.id);
 }
@@ -238,7 +245,8 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 return 2;
         }
         if (cpn_redis_new(&ops.redis, &svc->redis_url, svc->cfg->redis_timeout_ms) < 0 ||
-            cpn_db_new(&ops.db, &svc->db_url, svc->cfg->mysql_timeout_ms) < 0) {
+            cpn_db_new(&ops.db, &svc->db_url, svc->cfg->mysql_timeout_ms,
+                       CPN_DB_SLOW_RW_MS(svc->cfg->mysql_timeout_ms)) < 0) {
                 cpn_redis_free(ops.redis);
                 return fail(cmd, &(struct cpn_error){ "out of memory" });
         }
@@ -344,7 +352,9 @@ int main(int argc, char **argv) {
                 cpn_config_clear(&cfg);
                 return 2;
         }
-        if (cpn_session_new(&s, &svc) < 0) {
+        if (cpn_db_pool_new(&svc.db_pool, &svc.db_url, 1, cfg.mysql_timeout_ms,
+                            CPN_DB_SLOW_RW_MS(cfg.mysql_timeout_ms), false, &err) < 0 ||
+            cpn_session_new(&s, &svc) < 0) {
                 fprintf(stderr, "couponctl: out of memory\n");
                 cpn_config_clear(&cfg);
                 return 1;
@@ -365,6 +375,7 @@ int main(int argc, char **argv) {
                 r = 2;
         }
         cpn_session_free(s);
+        cpn_db_pool_free(svc.db_pool);
         cpn_config_clear(&cfg);
         return r;
 }

@@ -27,7 +27,7 @@ struct cpn_db_scratch {
 
 struct cpn_db {
         const struct cpn_db_url *url; /* borrowed: outlives every handle (main's) */
-        long timeout_ms;
+        long connect_ms, rw_ms;            /* libmysqlclient's, rounded up to seconds */
         MYSQL *m;                          /* NULL: not connected (or dropped after a connection error) */
         MYSQL_STMT *stmt[CPN_DB_STMT_N];   /* prepared lazily; NULL when m is */
         struct cpn_db_scratch *scratch;    /* owned */

@@ -8,6 +8,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,15 +102,24 @@ int cpn_db_url_parse(struct cpn_db_url *out, const char *url, struct cpn_error *
 
 /* ---- connection ---- */
 
-int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long timeout_ms) {
+int cpn_db_new(struct cpn_db **ret, const struct cpn_db_url *url, long connect_ms, long rw_ms) {
         struct cpn_db *db = calloc(1, sizeof(*db));
 
         if (!db)
                 return -ENOMEM;
         db->url = url;
-        db->timeout_ms = timeout_ms;
+        db->connect_ms = connect_ms;
+        db->rw_ms = rw_ms;
         *ret = db;
         return 0;
+}
+
+long cpn_db_rw_timeout_ms(const struct cpn_db *db) {
+        return db->rw_ms;
+}
+
+bool cpn_db_connected(const struct cpn_db *db) {
+        return db->m != NULL;
 }
 
 void cpn_db_drop(struct cpn_db *db) {
@@ -159,9 +169,24 @@ int cpn_db_fail(struct cpn_db *db, struct cpn_error *err, const char *what) {
         return r;
 }
 
+void cpn_db_drop_if_closed(struct cpn_db *db) {
+        struct pollfd p;
+
+        if (!db->m)
+                return;
+        /* Idle between statements, a connection the server closed (a
+         * restart, wait_timeout, KILL) is readable or hung up. */
+        p = (struct pollfd){ .fd = (int)mysql_get_socket(db->m), .events = POLLIN | POLLRDHUP };
+        if (p.fd >= 0 && poll(&p, 1, 0) != 0) {
+                cpn_log_debug("mysql: a kept connection was closed by the server; it is replaced");
+                cpn_db_drop(db);
+        }
+}
+
 int cpn_db_ensure(struct cpn_db *db, struct cpn_error *err) {
-        unsigned tmo = (unsigned)((db->timeout_ms + 999) / 1000);
-        unsigned rw = tmo * 5 < 30 ? 30 : tmo * 5;
+        /* libmysqlclient's timeouts are whole seconds. */
+        unsigned tmo = (unsigned)((db->connect_ms + 999) / 1000);
+        unsigned rw = (unsigned)((db->rw_ms + 999) / 1000);
         my_bool off = 0;
 
         if (db->m)
@@ -177,8 +202,7 @@ int cpn_db_ensure(struct cpn_db *db, struct cpn_error *err) {
         mysql_options(db->m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
         if (!mysql_real_connect(db->m, db->url->unix_path[0] ? NULL : db->url->host, db->url->user,
                                 db->url->password, db->url->database, (unsigned)db->url->port,
-                                db->url->unix_path[0] ? db->url->unix_path : NULL,
-                                CLIENT_MULTI_STATEMENTS)) {
+                                db->url->unix_path[0] ? db->url->unix_path : NULL, 0)) {
                 cpn_error_set(err, -EIO, "mysql %s:%d: %s", db->url->host, db->url->port, mysql_error(db->m));
                 cpn_db_drop(db);
                 return -EIO;
@@ -186,7 +210,8 @@ int cpn_db_ensure(struct cpn_db *db, struct cpn_error *err) {
         return 0;
 }
 
-/* Runs @sql (multi-statement allowed), discarding any results. */
+/* Runs @sql, discarding any results (several statements only on a
+ * connection in multi-statement mode: migrations). */
 int cpn_db_exec(struct cpn_db *db, const char *sql, struct cpn_error *err) {
         int r = cpn_db_ensure(db, err), st;
 
@@ -272,6 +297,11 @@ int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err) {
         mysql_free_result(res);
         if (r)
                 return cpn_error_set(err, r, "mysql: another migrate holds the lock");
+        /* Migration files hold several statements; nothing else may (a
+         * connection that accepts them turns one injected quote into any
+         * statement), so only this connection, only for now. */
+        if (mysql_set_server_option(db->m, MYSQL_OPTION_MULTI_STATEMENTS_ON))
+                return cpn_db_fail(db, err, "multi-statement mode");
         r = cpn_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(128) NOT NULL,"
                      " applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))"
@@ -299,8 +329,10 @@ int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err) {
                 if (r == 0 && out)
                         fprintf(out, "applied %s\n", f->name);
         }
-        if (db->m)
+        if (db->m) {
+                (void)mysql_set_server_option(db->m, MYSQL_OPTION_MULTI_STATEMENTS_OFF);
                 (void)mysql_query(db->m, "DO RELEASE_LOCK('coupon_migrate')");
+        }
         return r;
 }
 
@@ -339,12 +371,16 @@ int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *
         return 0;
 }
 
-static bool same_campaign(const struct cpn_campaign *a, const struct cpn_campaign *b) {
-        return strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0 && a->total == b->total &&
-               a->starts_at_ms == b->starts_at_ms && a->ends_at_ms == b->ends_at_ms;
+/* Whether the stored @row is what the create @c asks for. A create without
+ * starts_at meant "now" when it was first made: a repeat of it, whenever
+ * it comes, matches the start the first one stored. */
+static bool same_campaign(const struct cpn_campaign *row, const struct cpn_campaign *c) {
+        return strcmp(row->id, c->id) == 0 && strcmp(row->name, c->name) == 0 && row->total == c->total &&
+               (c->starts_now || row->starts_at_ms == c->starts_at_ms) && row->ends_at_ms == c->ends_at_ms;
 }
 
-int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_error *err) {
+int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_campaign *stored,
+                           struct cpn_error *err) {
         static const char sql[] = "INSERT INTO campaigns (id, name, total, starts_at, ends_at) "
                                   "VALUES (?, ?, ?, ?, ?)";
         char starts[40], ends[40];
@@ -393,9 +429,12 @@ int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, stru
                 r = cpn_db_campaign_get(db, c->id, &cur, NULL, err);
                 if (r)
                         return r < 0 ? r : CPN_EXISTS;
+                *stored = cur;
                 return same_campaign(&cur, c) ? CPN_SAME : CPN_EXISTS;
         }
         mysql_stmt_close(st);
+        *stored = *c;
+        stored->starts_now = false;
         return 0;
 }
 

@@ -8,10 +8,13 @@
 
 #include "coupon/service.h"
 
+/* How long a read waits for a pooled MySQL connection before it answers
+ * without MySQL ("persisted": null): a busy pool must not hold it up. */
+#define READ_POOL_WAIT_MS 100
+
 struct cpn_session {
         const struct cpn_service *svc;
         struct cpn_redis *redis;   /* owned */
-        struct cpn_db *db;         /* owned; connects on first use (reads, admin) */
         struct cpn_waiter *waiter; /* borrowed from the producer; handed back on free */
 };
 
@@ -23,8 +26,6 @@ int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc) {
                 return -ENOMEM;
         s->svc = svc;
         r = cpn_redis_new(&s->redis, &svc->redis_url, svc->cfg->redis_timeout_ms);
-        if (!r)
-                r = cpn_db_new(&s->db, &svc->db_url, svc->cfg->redis_timeout_ms);
         if (!r && svc->producer)
                 r = cpn_waiter_new(svc->producer, &s->waiter);
         if (r) {
@@ -39,7 +40,6 @@ struct cpn_session *cpn_session_free(struct cpn_session *s) {
         if (!s)
                 return NULL;
         cpn_redis_free(s->redis);
-        cpn_db_free(s->db);
         if (s->waiter)
                 cpn_waiter_free(s->svc->producer, s->waiter);
         free(s);
@@ -94,49 +94,103 @@ int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char
         return 0;
 }
 
+struct insert_args {
+        const struct cpn_campaign *c;
+        struct cpn_campaign *stored;
+        struct cpn_error *err;
+};
+
+static int insert_one(struct cpn_db *db, void *ud) {
+        struct insert_args *a = ud;
+
+        return cpn_db_campaign_insert(db, a->c, a->stored, a->err);
+}
+
 int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
                                 struct cpn_error *err) {
-        int r;
+        struct cpn_campaign stored;
+        struct insert_args ia = { c, &stored, err };
+        struct cpn_campaign_state st;
+        int in_db, r;
 
         /* MySQL first: the worker must know a campaign before any coupon of
-         * it can reach Kafka. Both writes accept an identical retry, so a
-         * create that failed half-way completes when the client retries. */
-        int in_db = cpn_db_campaign_insert(s->db, c, err);
-
+         * it can reach Kafka. Redis then gets MySQL's row (a repeated create
+         * without starts_at gets the start the first one stored), so a create
+         * that stopped half-way completes when it is repeated. */
+        in_db = cpn_db_pool_run(s->svc->db_pool, s->svc->cfg->mysql_timeout_ms, insert_one, &ia, err);
+        if (in_db == CPN_EXISTS) {
+                if (cpn_store_campaign_get(s->redis, c->id, &st, NULL) == CPN_NOT_FOUND)
+                        return cpn_error_set(err, CPN_EXISTS,
+                                             "campaign %s is in MySQL with other fields and not in Redis: a create "
+                                             "that did not complete (repeat it with its original fields) or Redis "
+                                             "lost it (see couponctl reconcile)",
+                                             c->id);
+                return cpn_error_set(err, CPN_EXISTS, "a campaign with this id and other fields exists");
+        }
         if (in_db != 0 && in_db != CPN_SAME)
-                return in_db;
-        r = cpn_store_campaign_create(s->redis, c, err);
+                return in_db; /* nothing was written */
+        r = cpn_store_campaign_create(s->redis, &stored, err);
         if (r == CPN_SAME)
-                /* Both had it: a repeat, not a repair. */
-                return in_db == CPN_SAME ? CPN_EXISTS : 0;
+                return cpn_error_set(err, CPN_SAME, "campaign %s already exists with these fields", c->id);
+        if (r == CPN_EXISTS)
+                return cpn_error_set(err, CPN_EXISTS, "a campaign with this id and other fields exists");
+        if (r == CPN_UNKNOWN)
+                return r;
+        if (r < 0)
+                return cpn_error_prefix(err, CPN_PARTIAL, "in MySQL, not in Redis");
         return r;
+}
+
+struct persisted_args {
+        const char *id;
+        int64_t *persisted;
+        struct cpn_error err;
+};
+
+static int persisted_one(struct cpn_db *db, void *ud) {
+        struct persisted_args *a = ud;
+        struct cpn_campaign row;
+
+        return cpn_db_campaign_get(db, a->id, &row, a->persisted, &a->err);
 }
 
 int cpn_service_campaign_get(struct cpn_session *s, const char *id, struct cpn_campaign_state *st,
                              int64_t *persisted, struct cpn_error *err) {
-        struct cpn_error dberr;
-        struct cpn_campaign row;
+        struct persisted_args pa = { .id = id, .persisted = persisted };
         int r;
 
         r = cpn_store_campaign_get(s->redis, id, st, err);
         if (r)
                 return r;
-        if (cpn_db_campaign_get(s->db, id, &row, persisted, &dberr) != 0)
-                *persisted = -1; /* MySQL down or row missing: the read still answers */
+        /* MySQL down, slow, busy or the row missing: the read still answers. */
+        if (cpn_db_pool_run(s->svc->db_pool, READ_POOL_WAIT_MS, persisted_one, &pa, &pa.err) != 0)
+                *persisted = -1;
         return 0;
+}
+
+struct exists_args {
+        const char *campaign_id, *user_id;
+        bool *found;
+        struct cpn_error err;
+};
+
+static int exists_one(struct cpn_db *db, void *ud) {
+        struct exists_args *a = ud;
+
+        return cpn_db_coupon_exists(db, a->campaign_id, a->user_id, a->found, &a->err);
 }
 
 int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const char *user_id,
                          enum cpn_user_state *state, struct cpn_error *err) {
-        struct cpn_error dberr;
         bool issued = false, persisted = false;
+        struct exists_args ea = { campaign_id, user_id, &persisted };
         int r;
 
         r = cpn_store_user_get(s->redis, campaign_id, user_id, &issued, err);
         if (r)
                 return r;
-        if (issued && cpn_db_coupon_exists(s->db, campaign_id, user_id, &persisted, &dberr) != 0)
-                persisted = false;
+        if (issued && cpn_db_pool_run(s->svc->db_pool, READ_POOL_WAIT_MS, exists_one, &ea, &ea.err) != 0)
+                persisted = false; /* MySQL cannot say: "issued" is still true */
         *state = persisted ? CPN_USER_PERSISTED : issued ? CPN_USER_ISSUED : CPN_USER_NONE;
         return 0;
 }
@@ -145,8 +199,11 @@ int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err) {
         return cpn_store_ping(s->redis, err);
 }
 
-int cpn_service_ping_db(struct cpn_session *s, struct cpn_error *err) {
-        return cpn_db_ping(s->db, err);
+bool cpn_service_db_up(struct cpn_session *s) {
+        struct cpn_db_pool_stats st;
+
+        cpn_db_pool_stats(s->svc->db_pool, &st);
+        return !st.down;
 }
 
 int cpn_service_outbox_backlog(struct cpn_session *s, int64_t *n, struct cpn_error *err) {

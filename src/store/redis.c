@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,6 +35,8 @@ struct cpn_redis {
         const struct cpn_redis_url *url; /* borrowed: outlives every handle (main's) */
         long timeout_ms;
         redisContext *c;       /* NULL: not connected (or dropped after an error) */
+        bool fresh;            /* connected by this call's ensure(): no reply read on it yet */
+        bool setting_up;       /* inside ensure(): AUTH, SELECT, SCRIPT LOAD */
         char sha[_S_N][41];    /* per connection: no shared mutable state */
 };
 
@@ -146,7 +149,9 @@ struct cpn_redis *cpn_redis_free(struct cpn_redis *r) {
  * on the stack, and every request thread's stack keeps the pages it once
  * touched (a thousand threads: 16 MB of RSS for answers that are a hundred
  * bytes). The socket's timeout (redisSetTimeout) bounds each read. Returns
- * 0, or -EIO with the reason in *@why (static text or the context's errstr). */
+ * 0, -ECONNRESET when the server closed or reset the connection, or -EIO
+ * (a timeout, a protocol error), with the reason in *@why (static text or
+ * the context's errstr). */
 static int read_reply(redisContext *c, char *buf, size_t cap, void **out, const char **why) {
         void *rep = NULL;
 
@@ -167,35 +172,38 @@ static int read_reply(redisContext *c, char *buf, size_t cap, void **out, const 
                         }
                 } else if (n == 0) {
                         *why = "server closed the connection";
-                        return -EIO;
+                        return -ECONNRESET;
                 } else if (errno != EINTR) {
                         *why = errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno);
-                        return -EIO;
+                        return errno == ECONNRESET ? -ECONNRESET : -EIO;
                 }
         }
         *out = rep;
         return 0;
 }
 
-/* Writes everything appended to the context. Returns 0 or -EIO (*@why;
- * "timed out" when the socket's send timeout expired, as read_reply says
- * for its receive timeout). */
+/* Writes everything appended to the context. Returns 0, -ECONNRESET (the
+ * server closed the connection) or -EIO (*@why; "timed out" when the
+ * socket's send timeout expired, as read_reply says for its receive
+ * timeout). */
 static int flush_out(redisContext *c, const char **why) {
         int done = 0;
 
         while (!done)
                 if (redisBufferWrite(c, &done) != REDIS_OK) {
-                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        int e = errno;
+
+                        if (e == EAGAIN || e == EWOULDBLOCK)
                                 *why = "timed out";
                         else
                                 *why = c->errstr[0] ? c->errstr : "write failed";
-                        return -EIO;
+                        return e == EPIPE || e == ECONNRESET ? -ECONNRESET : -EIO;
                 }
         return 0;
 }
 
-/* Sends the command and reads its reply through a 1 KiB buffer. Returns 0
- * or -EIO (*@why). */
+/* Sends the command and reads its reply through a 1 KiB buffer. Returns 0,
+ * -ECONNRESET or -EIO (*@why), as read_reply. */
 static int roundtrip(redisContext *c, redisReply **out, int argc, const char **argv, const size_t *lens,
                      const char **why) {
         char buf[1024];
@@ -214,19 +222,45 @@ static int roundtrip(redisContext *c, redisReply **out, int argc, const char **a
         return ret;
 }
 
-/* Runs a command; on I/O failure drops the connection (-EIO); an error
- * reply becomes -EPROTO with its text, the reply freed. */
-static int run(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int argc,
-               const char **argv, const size_t *lens) {
+static int ensure(struct cpn_redis *r, struct cpn_error *err);
+
+/*
+ * Runs a command; on I/O failure drops the connection (-EIO); an error
+ * reply becomes -EPROTO with its text, the reply freed.
+ *
+ * @safe: the command may run twice (a read, SADD, XDEL, a script that is
+ * idempotent). Then, when a connection that had already served replies
+ * turns out closed by the server (a Redis restart, CLIENT KILL, an idle
+ * timeout: the thread kept it across), the command goes once more on a
+ * new connection instead of failing: it either never reached the old one
+ * or ran there with an effect a repeat does not change. A timeout is not
+ * repeated: a stalled server would only make the caller wait twice.
+ */
+static int exec_cmd(struct cpn_redis *r, bool safe, redisReply **out, struct cpn_error *err, int argc,
+                    const char **argv, const size_t *lens) {
+        bool again = safe && !r->fresh && !r->setting_up;
         const char *why = NULL;
         redisReply *rep;
+        int ret;
 
         *out = NULL;
-        if (roundtrip(r->c, &rep, argc, argv, lens, &why) < 0) {
-                cpn_error_set(err, -EIO, "redis %s: %s", argv[0], why);
+        for (;;) {
+                ret = roundtrip(r->c, &rep, argc, argv, lens, &why);
+                if (ret == 0)
+                        break;
                 drop(r);
-                return -EIO;
+                if (ret != -ECONNRESET || !again) {
+                        cpn_error_set(err, -EIO, "redis %s: %s", argv[0], why);
+                        return -EIO;
+                }
+                cpn_log_debug("redis %s: %s on a connection kept from before; once more on a new one", argv[0],
+                              why);
+                again = false;
+                ret = ensure(r, err);
+                if (ret)
+                        return ret;
         }
+        r->fresh = false;
         if (rep->type == REDIS_REPLY_ERROR) {
                 cpn_error_set(err, -EPROTO, "redis %s: %.*s", argv[0], (int)rep->len, rep->str);
                 freeReplyObject(rep);
@@ -234,6 +268,18 @@ static int run(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int
         }
         *out = rep;
         return 0;
+}
+
+/* A command that may be repeated (see exec_cmd). */
+static int run(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int argc, const char **argv,
+               const size_t *lens) {
+        return exec_cmd(r, true, out, err, argc, argv, lens);
+}
+
+/* A command that must not run twice (XADD, the rebuild script). */
+static int run_once(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int argc, const char **argv,
+                    const size_t *lens) {
+        return exec_cmd(r, false, out, err, argc, argv, lens);
 }
 
 static int load_script(struct cpn_redis *r, enum script_id id, struct cpn_error *err) {
@@ -259,11 +305,29 @@ static int load_script(struct cpn_redis *r, enum script_id id, struct cpn_error 
         return 0;
 }
 
+/* Whether a connection that is idle between commands was closed or broken
+ * by the server: then it is readable (EOF, an error reply Redis sent
+ * before closing) or hung up. Costs one poll() without waiting. */
+static bool idle_conn_dead(redisContext *c) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+
+        return poll(&p, 1, 0) != 0;
+}
+
+/* Connects if needed: a connection kept from an earlier call is checked
+ * first and replaced if the server has closed it, so that nothing is sent
+ * on a connection known dead (after a Redis restart every thread's
+ * connection is; sending there made reads answer 503 and an issue call
+ * unknown). */
 static int ensure(struct cpn_redis *r, struct cpn_error *err) {
         struct timeval tv = { r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000 };
         redisReply *rep;
         int ret;
 
+        if (r->c && !r->setting_up && idle_conn_dead(r->c)) {
+                cpn_log_debug("redis: a kept connection was closed by the server; connecting again");
+                drop(r);
+        }
         if (r->c)
                 return 0;
         if (r->url->unix_path[0])
@@ -281,6 +345,7 @@ static int ensure(struct cpn_redis *r, struct cpn_error *err) {
                 drop(r);
                 return cpn_error_set(err, -EIO, "redis: cannot set socket options");
         }
+        r->setting_up = true;
         if (r->url->password[0]) {
                 if (r->url->user[0])
                         ret = run(r, &rep, err, 3, (const char *[]){ "AUTH", r->url->user, r->url->password },
@@ -306,17 +371,21 @@ static int ensure(struct cpn_redis *r, struct cpn_error *err) {
                 if (ret)
                         goto fail;
         }
+        r->setting_up = false;
+        r->fresh = true;
         return 0;
 fail:
+        r->setting_up = false;
         drop(r);
         return ret;
 }
 
 /* EVALSHA with one NOSCRIPT reload-and-retry. *@sent (may be NULL) becomes
  * true once the EVALSHA itself was handed to the socket: after a failure
- * from then on, Redis may or may not have run the script. */
-static int evalsha_sent(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
-                        bool *sent, int nkeys, int nargs, const char **kv) {
+ * from then on, Redis may or may not have run the script. @safe as for
+ * exec_cmd: the script may run twice. */
+static int evalsha_sent(struct cpn_redis *r, enum script_id id, bool safe, redisReply **out,
+                        struct cpn_error *err, bool *sent, int nkeys, int nargs, const char **kv) {
         const char *argv[16];
         size_t lens[16];
         char nk[8];
@@ -337,7 +406,7 @@ static int evalsha_sent(struct cpn_redis *r, enum script_id id, redisReply **out
                         lens[i] = strlen(argv[i]);
                 if (sent)
                         *sent = true;
-                ret = run(r, out, err, argc, argv, lens);
+                ret = exec_cmd(r, safe, out, err, argc, argv, lens);
                 if (ret == -EPROTO && err && strncmp(err->msg, "redis EVALSHA: NOSCRIPT", 23) == 0) {
                         ret = load_script(r, id, err);
                         if (ret)
@@ -349,9 +418,16 @@ static int evalsha_sent(struct cpn_redis *r, enum script_id id, redisReply **out
         return ret;
 }
 
+/* A script that may run twice (see exec_cmd). */
 static int evalsha(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
                    int nkeys, int nargs, const char **kv) {
-        return evalsha_sent(r, id, out, err, NULL, nkeys, nargs, kv);
+        return evalsha_sent(r, id, true, out, err, NULL, nkeys, nargs, kv);
+}
+
+/* A script that must not run twice. */
+static int evalsha_once(struct cpn_redis *r, enum script_id id, redisReply **out, struct cpn_error *err,
+                        int nkeys, int nargs, const char **kv) {
+        return evalsha_sent(r, id, false, out, err, NULL, nkeys, nargs, kv);
 }
 
 #define KEY(var, campaign, part)                                                 \
@@ -430,7 +506,7 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
         bool sent = false;
         int ret;
 
-        ret = evalsha_sent(r, S_ISSUE, &rep, err, &sent, 4, 1, kv);
+        ret = evalsha_sent(r, S_ISSUE, false, &rep, err, &sent, 4, 1, kv);
         if (ret == -EIO && sent) {
                 /* The script went out and no answer came back (connection
                  * lost, Redis killed or stalled past the timeout): it may
@@ -442,7 +518,7 @@ int cpn_store_issue(struct cpn_redis *r, const char *campaign_id, const char *us
 
                 if (err)
                         first = *err;
-                ret = evalsha(r, S_ISSUE, &rep, &again, 4, 1, kv);
+                ret = evalsha_once(r, S_ISSUE, &rep, &again, 4, 1, kv);
                 if (ret < 0)
                         return cpn_error_set(err, CPN_UNKNOWN, "%.200s; asking again: %.200s", first.msg,
                                              again.msg);
@@ -467,12 +543,22 @@ static void meta_fields(const struct cpn_campaign *c, char total[24], char start
 int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
                               struct cpn_error *err) {
         KEY(meta, c->id, "meta");
-        char total[24], starts[24], ends[24];
+        KEY(mark, c->id, "create");
+        char total[24], starts[24], ends[24], token[33];
         redisReply *rep;
+        bool sent = false;
         int ret;
 
+        /* The script may go twice (once more after a kept connection turned
+         * out closed): the token makes the repeat answer "created" again. */
+        ret = cpn_random_token(token, sizeof(token));
+        if (ret)
+                return cpn_error_set(err, ret, "no random bytes for the create token");
         meta_fields(c, total, starts, ends);
-        ret = evalsha(r, S_CREATE, &rep, err, 1, 4, (const char *[]){ meta, total, starts, ends, c->name });
+        ret = evalsha_sent(r, S_CREATE, true, &rep, err, &sent, 2, 5,
+                           (const char *[]){ meta, mark, total, starts, ends, c->name, token });
+        if (ret == -EIO && sent)
+                return cpn_error_prefix(err, CPN_UNKNOWN, "campaign_create.lua sent, no answer");
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_STATUS) {
@@ -483,11 +569,15 @@ int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
         freeReplyObject(rep);
         if (ret == CPN_EXISTS)
                 return ret;
-        /* Registered after the meta exists: the relay only walks real campaigns. */
+        /* Registered after the meta exists: the relay only walks real
+         * campaigns. A repeat (CPN_SAME) registers it too, so a create
+         * whose SADD failed completes when it is repeated. */
         {
                 int r2 = run(r, &rep, err, 3, (const char *[]){ "SADD", CPN_KEY_CAMPAIGNS, c->id },
                              (size_t[]){ 4, strlen(CPN_KEY_CAMPAIGNS), strlen(c->id) });
 
+                if (r2 == -EIO)
+                        return cpn_error_prefix(err, CPN_UNKNOWN, "meta written, not yet registered");
                 if (r2)
                         return r2;
         }
@@ -530,76 +620,161 @@ int cpn_store_campaign_get(struct cpn_redis *r, const char *campaign_id,
         return 0;
 }
 
+/* Flushes the @n commands appended to the connection and reads their
+ * replies into @reps (the caller frees them). Returns 0, or -ECONNRESET /
+ * -EIO as read_reply (the connection dropped, no reply kept). */
+static int pipeline(struct cpn_redis *r, redisReply **reps, size_t n, const char *what, struct cpn_error *err) {
+        char buf[1024];
+        const char *why = NULL;
+        size_t got = 0;
+        int ret = flush_out(r->c, &why);
+
+        while (!ret && got < n) {
+                void *v = NULL;
+
+                ret = read_reply(r->c, buf, sizeof(buf), &v, &why);
+                if (!ret)
+                        reps[got++] = v;
+        }
+        if (ret) {
+                while (got > 0)
+                        freeReplyObject(reps[--got]);
+                cpn_error_set(err, -EIO, "redis %s: %s", what, why);
+                drop(r);
+                return ret;
+        }
+        r->fresh = false;
+        return 0;
+}
+
+/* A pipeline that may run twice: once more on a new connection when a kept
+ * one turns out closed (as exec_cmd). @append queues the commands on the
+ * context and returns how many (at most @max), or -1 when it cannot. */
+static int pipeline_safe(struct cpn_redis *r, ssize_t (*append)(redisContext *c, void *ud), void *ud,
+                         redisReply **reps, size_t max, size_t *n, const char *what, struct cpn_error *err) {
+        for (int attempt = 0;; attempt++) {
+                ssize_t k;
+                bool again;
+                int ret = ensure(r, err);
+
+                if (ret)
+                        return ret;
+                again = !r->fresh && attempt == 0;
+                k = append(r->c, ud);
+                if (k < 0 || (size_t)k > max) {
+                        drop(r);
+                        return cpn_error_set(err, -ENOMEM, "redis %s: cannot queue", what);
+                }
+                *n = (size_t)k;
+                ret = pipeline(r, reps, *n, what, err);
+                if (ret == 0)
+                        return 0;
+                if (ret != -ECONNRESET || !again)
+                        return -EIO;
+        }
+}
+
+struct user_get_args {
+        const char *meta, *users, *user_id;
+};
+
+static ssize_t append_user_get(redisContext *c, void *ud) {
+        const struct user_get_args *a = ud;
+
+        if (redisAppendCommandArgv(c, 2, (const char *[]){ "EXISTS", a->meta },
+                                   (size_t[]){ 6, strlen(a->meta) }) != REDIS_OK ||
+            redisAppendCommandArgv(c, 3, (const char *[]){ "SISMEMBER", a->users, a->user_id },
+                                   (size_t[]){ 9, strlen(a->users), strlen(a->user_id) }) != REDIS_OK)
+                return -1;
+        return 2;
+}
+
 int cpn_store_user_get(struct cpn_redis *r, const char *campaign_id, const char *user_id,
                        bool *issued, struct cpn_error *err) {
         KEY(meta, campaign_id, "meta");
         KEY(users, campaign_id, "users");
-        redisReply *rep = NULL;
-        int ret = ensure(r, err);
+        struct user_get_args a = { meta, users, user_id };
+        redisReply *rep[2];
+        size_t n;
+        int ret = pipeline_safe(r, append_user_get, &a, rep, 2, &n, "EXISTS/SISMEMBER", err);
 
         if (ret)
                 return ret;
-        redisAppendCommand(r->c, "EXISTS %s", meta);
-        redisAppendCommand(r->c, "SISMEMBER %s %s", users, user_id);
-        for (int i = 0; i < 2; i++) {
-                if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
-                        cpn_error_set(err, -EIO, "redis: %s", r->c->errstr);
-                        drop(r);
-                        return -EIO;
-                }
-                if (rep->type != REDIS_REPLY_INTEGER) {
-                        ret = cpn_error_set(err, -EPROTO, "redis EXISTS/SISMEMBER: unexpected reply");
-                } else if (i == 0 && rep->integer == 0) {
-                        ret = CPN_NOT_FOUND;
-                } else if (i == 1) {
-                        *issued = rep->integer == 1;
-                }
-                freeReplyObject(rep);
-        }
+        if (rep[0]->type != REDIS_REPLY_INTEGER || rep[1]->type != REDIS_REPLY_INTEGER)
+                ret = cpn_error_set(err, -EPROTO, "redis EXISTS/SISMEMBER: unexpected reply");
+        else if (rep[0]->integer == 0)
+                ret = CPN_NOT_FOUND;
+        else
+                *issued = rep[1]->integer == 1;
+        freeReplyObject(rep[0]);
+        freeReplyObject(rep[1]);
         return ret;
+}
+
+struct xdel_args {
+        const struct cpn_issuance *const *items;
+        size_t n;
+};
+
+/* One XDEL per run of the same campaign, up to 256 ids each, all appended
+ * first and read back after: one round trip in all. */
+static ssize_t append_xdel(redisContext *c, void *ud) {
+        struct xdel_args *a = ud;
+        const char *argv[258];
+        size_t lens[258];
+        char key[CPN_ID_MAX + 32];
+        size_t i = 0;
+        ssize_t commands = 0;
+
+        while (i < a->n) {
+                int argc = 2;
+
+                if (cpn_key(key, sizeof(key), a->items[i]->campaign_id, "outbox") < 0)
+                        return -1; /* ids are validated long before: cannot happen */
+                argv[0] = "XDEL";
+                argv[1] = key;
+                do {
+                        argv[argc++] = a->items[i]->outbox_id;
+                        i++;
+                } while (i < a->n && argc < 258 &&
+                         strcmp(a->items[i]->campaign_id, a->items[i - 1]->campaign_id) == 0);
+                for (int k = 0; k < argc; k++)
+                        lens[k] = strlen(argv[k]);
+                if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+                        return -1;
+                commands++;
+        }
+        return commands;
 }
 
 int cpn_store_outbox_delete(struct cpn_redis *r, const struct cpn_issuance *const *items, size_t n,
                             struct cpn_error *err) {
-        const char *argv[258];
-        size_t lens[258];
-        char key[CPN_ID_MAX + 32];
-        size_t i = 0, pending = 0;
-        int ret = ensure(r, err);
+        struct xdel_args a = { items, n };
+        redisReply *stack[64], **reps = stack;
+        size_t commands = 0, max = 1;
+        int ret;
 
-        if (ret)
-                return ret;
-        /* One XDEL per run of the same campaign, up to 256 ids each, all
-         * appended first and read back after: one round trip in all. */
-        while (i < n) {
-                int argc = 2;
-
-                if (cpn_key(key, sizeof(key), items[i]->campaign_id, "outbox") < 0)
-                        return cpn_error_set(err, -EINVAL, "campaign id too long");
-                argv[0] = "XDEL";
-                argv[1] = key;
-                do {
-                        argv[argc++] = items[i]->outbox_id;
-                        i++;
-                } while (i < n && argc < 258 && strcmp(items[i]->campaign_id, items[i - 1]->campaign_id) == 0);
-                for (int k = 0; k < argc; k++)
-                        lens[k] = strlen(argv[k]);
-                if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK)
-                        return cpn_error_set(err, -ENOMEM, "redis: cannot queue XDEL");
-                pending++;
-        }
-        for (; pending > 0; pending--) {
-                redisReply *rep = NULL;
-
-                if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
-                        cpn_error_set(err, -EIO, "redis XDEL: %s", r->c->errstr);
-                        drop(r);
-                        return -EIO;
+        if (n == 0)
+                return 0;
+        /* As many commands as append_xdel makes: runs of one campaign, cut at 256. */
+        for (size_t i = 1, run_len = 1; i < n; i++, run_len++)
+                if (run_len == 256 || strcmp(items[i]->campaign_id, items[i - 1]->campaign_id) != 0) {
+                        max++;
+                        run_len = 0;
                 }
-                if (rep->type == REDIS_REPLY_ERROR)
-                        ret = cpn_error_set(err, -EPROTO, "redis XDEL: %.*s", (int)rep->len, rep->str);
-                freeReplyObject(rep);
+        if (max > 64 && !(reps = malloc(max * sizeof(*reps))))
+                return cpn_error_set(err, -ENOMEM, "out of memory");
+        /* XDEL of an id already gone changes nothing: safe to repeat. */
+        ret = pipeline_safe(r, append_xdel, &a, reps, max, &commands, "XDEL", err);
+        if (ret == 0) {
+                for (size_t i = 0; i < commands; i++) {
+                        if (reps[i]->type == REDIS_REPLY_ERROR)
+                                ret = cpn_error_set(err, -EPROTO, "redis XDEL: %.*s", (int)reps[i]->len, reps[i]->str);
+                        freeReplyObject(reps[i]);
+                }
         }
+        if (reps != stack)
+                free(reps);
         return ret;
 }
 
@@ -894,7 +1069,7 @@ int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, con
         KEY(users, campaign_id, "users");
         KEY(tmp, campaign_id, staged);
         redisReply *rep;
-        int ret = evalsha(r, S_REBUILD, &rep, err, 4, 0, (const char *[]){ meta, count, users, tmp });
+        int ret = evalsha_once(r, S_REBUILD, &rep, err, 4, 0, (const char *[]){ meta, count, users, tmp });
 
         if (ret)
                 return ret;
@@ -918,7 +1093,7 @@ int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct c
                 return ret;
         snprintf(seq, sizeof(seq), "%lld", (long long)iss->seq);
         snprintf(at, sizeof(at), "%lld", (long long)iss->issued_at_ms);
-        ret = run(r, &rep, err, 9,
+        ret = run_once(r, &rep, err, 9,
                   (const char *[]){ "XADD", outbox, "*", "user_id", iss->user_id, "seq", seq, "issued_at", at },
                   (size_t[]){ 4, strlen(outbox), 1, 7, strlen(iss->user_id), 3, strlen(seq), 9, strlen(at) });
         if (ret)

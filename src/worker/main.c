@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
                 struct cpn_db *probe;
                 struct cpn_error perr = { { 0 } };
 
-                if (cpn_db_new(&probe, &db_url, cfg.mysql_timeout_ms) == 0) {
+                if (cpn_db_new(&probe, &db_url, cfg.mysql_timeout_ms, cfg.mysql_timeout_ms) == 0) {
                         if (cpn_db_ping(probe, &perr) != 0)
                                 cpn_log_warn("mysql not reachable yet (%s); batches wait until it is", perr.msg);
                         cpn_db_free(probe);

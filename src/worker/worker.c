@@ -67,7 +67,7 @@ int cpn_worker_new(struct cpn_worker **ret, const struct cpn_config *cfg, const 
                 cpn_log_warn("COUPON_TEST_CRASH_AFTER_COMMIT=%ld: will kill itself after that many commits, "
                              "before storing offsets (a test crash point)", w->crash_after_commits);
         }
-        r = cpn_db_new(&w->db, db, cfg->mysql_timeout_ms);
+        r = cpn_db_new(&w->db, db, cfg->mysql_timeout_ms, CPN_DB_SLOW_RW_MS(cfg->mysql_timeout_ms));
         if (!r)
                 r = cpn_consumer_new(&w->consumer, cfg, err);
         if (r) {

@@ -292,6 +292,39 @@ def kafka_messages(svc):
     return svc.kafka_consume_all()
 
 
+def burst(calls, workers=None):
+    """Runs every callable of @calls at once, each on its own thread (so on
+    its own connection), and returns their results in order; an exception
+    becomes its result. Threads start together behind a barrier."""
+    import threading
+    calls = list(calls)
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def one(i):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = calls[i]()
+        except Exception as e:  # noqa: BLE001 - reported as the result
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def timed(fn):
+    """A callable returning (seconds, fn()) for burst()."""
+    def run():
+        t0 = time.monotonic()
+        r = fn()
+        return time.monotonic() - t0, r
+    return run
+
+
 def wait_until(pred, timeout, what, interval=0.2):
     deadline = time.monotonic() + timeout
     while True:
