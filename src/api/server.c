@@ -215,6 +215,23 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
                         (unsigned long long)st.batches, (unsigned long long)st.calls,
                         (unsigned long long)st.asked_again, (unsigned long long)st.refused, st.down ? 1 : 0);
         }
+        {
+                struct cpn_db_pool_stats ds;
+
+                cpn_db_pool_stats(s->svc->db_pool, &ds);
+                fprintf(f, "# HELP coupon_mysql_pool_connections MySQL connections of the pool (COUPON_MYSQL_POOL).\n"
+                           "# TYPE coupon_mysql_pool_connections gauge\ncoupon_mysql_pool_connections %zu\n"
+                           "# HELP coupon_mysql_pool_in_use Pool connections lent to a request now.\n"
+                           "# TYPE coupon_mysql_pool_in_use gauge\ncoupon_mysql_pool_in_use %zu\n"
+                           "# HELP coupon_mysql_pool_busy_total Calls that found every pool connection busy for their whole wait.\n"
+                           "# TYPE coupon_mysql_pool_busy_total counter\ncoupon_mysql_pool_busy_total %llu\n"
+                           "# HELP coupon_mysql_refused_total Calls answered without MySQL because it was not answering.\n"
+                           "# TYPE coupon_mysql_refused_total counter\ncoupon_mysql_refused_total %llu\n"
+                           "# HELP coupon_mysql_down 1 while MySQL is not answering (the pool refuses at once).\n"
+                           "# TYPE coupon_mysql_down gauge\ncoupon_mysql_down %d\n",
+                        ds.size, ds.in_use, (unsigned long long)ds.busy_timeouts, (unsigned long long)ds.refused,
+                        ds.down ? 1 : 0);
+        }
         fclose(f);
         rs->status = 200;
         rs->body = text;
