@@ -3,7 +3,11 @@
  * Ops: couponctl's operator commands that look across Redis, MySQL and
  * Kafka at once (failed events, reconcile, rebuild, consumer lag). Each
  * prints its report to @ops->out and returns 0, a positive outcome it
- * lists, or a negative errno with the reason in @err. Single-threaded.
+ * lists, or a negative errno with the reason in @err. Called from one
+ * thread; a command that changes a campaign (reconcile without --dry-run,
+ * rebuild) first takes the campaign's operator lease (store.h), which a
+ * thread of its own renews, and answers -EBUSY when another command holds
+ * it. Scratch keys are per run.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,14 +18,20 @@
 #include "coupon/store.h"
 
 struct cpn_producer;
+struct cpn_ops_lease;
 
+/* Fill the first block; the rest is the commands' own (zeroed). */
 struct cpn_ops {
         const struct cpn_config *cfg;
         const struct cpn_redis_url *redis_url;
         struct cpn_redis *redis;       /* borrowed */
         struct cpn_db *db;             /* borrowed */
-        struct cpn_producer *producer; /* owned; created when reconcile re-publishes */
         FILE *out;
+
+        struct cpn_producer *producer; /* owned; created when reconcile re-publishes */
+        struct cpn_ops_lease *lease;   /* owned: the campaign this run holds, if any */
+        char run_id[17];               /* random per run: its scratch keys and lease token */
+        char scratch[4][40];           /* the run's scratch parts, "rc:<run>:<name>" */
 };
 
 /* Frees what @ops created (the producer, after flushing). */

@@ -158,6 +158,26 @@ int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t
                            struct cpn_issuance *out, size_t max, size_t *n,
                            struct cpn_error *err);
 
+/* ---- leases ----
+ * A lease, "coupon:{<id>}:<part>", says who works on a campaign: the part
+ * CPN_LEASE_OPS is held by one couponctl command that changes it
+ * (reconcile, rebuild) at a time, "relay" by one coupon-api's relay. Its
+ * value is "<token> <what>". A holder renews it well within @ttl_ms; one
+ * that dies lets it expire. */
+#define CPN_LEASE_OPS "ops"
+
+/* Takes the lease @part of @campaign_id for @token (unique per run), or
+ * renews it if it is @token's already. Returns 0, or CPN_EXISTS when
+ * another holds it: @holder (may be NULL) gets its @what, *@left_ms (may be
+ * NULL) how long it has left. Any thread, on its own handle. */
+int cpn_store_lease_take(struct cpn_redis *r, const char *campaign_id, const char *part, const char *token,
+                         const char *what, long ttl_ms, char *holder, size_t holder_n, int64_t *left_ms,
+                         struct cpn_error *err);
+
+/* Drops the lease if it is still @token's. */
+int cpn_store_lease_drop(struct cpn_redis *r, const char *campaign_id, const char *part, const char *token,
+                         struct cpn_error *err);
+
 /* ---- operator calls (couponctl reconcile / rebuild) ----
  * @part names a key of the campaign, "coupon:{<id>}:<part>": "users", or a
  * scratch set of couponctl ("rc:mysql", ...), which expires after an hour. */
@@ -185,11 +205,15 @@ int cpn_store_count_raise(struct cpn_redis *r, const char *campaign_id, int64_t 
  * writes the meta hash again from @c if it is missing (*@restored). */
 int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, bool pause, bool *restored,
                              struct cpn_error *err);
-/* Atomically: users := the staged set, count := its size, resumed. The
- * caller stages the outbox's users too (cpn_store_outbox_users_into) while
- * the campaign is paused. @out: count before, count after, users before, users after. */
+/* Atomically, while @token holds the campaign's CPN_LEASE_OPS lease:
+ * users := the staged set, count := its size, resumed. The caller stages
+ * the outbox's users too (cpn_store_outbox_users_into) while the campaign
+ * is paused. @out: count before, count after, users before, users after.
+ * Returns 0, CPN_EXISTS (the lease is not @token's: nothing changed). */
 int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, const char *staged,
-                               int64_t out[4], struct cpn_error *err);
-/* Appends @iss to its campaign's outbox (fills outbox_id): the relay
- * delivers it if nobody else does. */
-int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct cpn_error *err);
+                               const char *token, int64_t out[4], struct cpn_error *err);
+/* Appends @iss to its campaign's outbox (fills outbox_id) while @token
+ * holds the campaign's CPN_LEASE_OPS lease: the relay delivers it if
+ * nobody else does. Returns 0 or CPN_EXISTS (the lease is not @token's). */
+int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, const char *token,
+                         struct cpn_error *err);

@@ -302,7 +302,12 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 fprintf(stderr, "couponctl: bad usage of '%s' (see --help)\n", cmd);
                 goto usage;
         }
-        r = r ? fail(cmd, &err) : 0;
+        if (r == -EBUSY) {
+                fprintf(stderr, "couponctl: %s: %s\n", cmd, err.msg);
+                r = 5;
+        } else {
+                r = r ? fail(cmd, &err) : 0;
+        }
         goto done;
 usage:
         r = 2;

@@ -5,22 +5,169 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "coupon/clock.h"
 #include "coupon/consumer.h"
 #include "coupon/events.h"
 #include "coupon/log.h"
 #include "coupon/ops.h"
 
-#define RC_MYSQL "rc:mysql"     /* users with a coupons row */
-#define RC_KNOWN "rc:known"     /* rows + open failed events + outbox */
-#define RC_MISSING "rc:missing" /* in Redis, nowhere downstream, first look */
-#define RC_REBUILD "rc:rebuild" /* staged user set of rebuild */
+/* Scratch sets, "rc:<run>:<name>": each run its own, so that two commands
+ * at once (an audit beside a reconcile) never stage into the same set. */
+#define RC_MYSQL (ops->scratch[0])   /* users with a coupons row */
+#define RC_KNOWN (ops->scratch[1])   /* rows + open failed events + outbox */
+#define RC_MISSING (ops->scratch[2]) /* in Redis, nowhere downstream, first look */
+#define RC_REBUILD (ops->scratch[3]) /* staged user set of rebuild */
 #define LAG_TIMEOUT_MS 10000
+/* The operator lease: renewed every LEASE_RENEW_MS, so a couponctl that
+ * died blocks the campaign for at most LEASE_TTL_MS. */
+#define LEASE_TTL_MS 15000
+#define LEASE_RENEW_MS 5000
+
+/* The lease a command that changes a campaign holds while it works, and
+ * the thread that renews it. Owned by the struct cpn_ops. */
+struct cpn_ops_lease {
+        char campaign_id[CPN_ID_MAX + 1];
+        char what[160];
+        const char *token;
+        struct cpn_redis *redis;    /* the renewing thread's own connection */
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;          /* wakes the thread to stop; CLOCK_MONOTONIC */
+        bool stop;                  /* under mu */
+        atomic_bool lost;           /* someone else holds it now */
+};
+
+static int init_run(struct cpn_ops *ops, struct cpn_error *err) {
+        static const char *const names[4] = { "mysql", "known", "missing", "rebuild" };
+        int r;
+
+        if (ops->run_id[0])
+                return 0;
+        r = cpn_random_token(ops->run_id, sizeof(ops->run_id));
+        if (r)
+                return cpn_error_set(err, r, "no random bytes for a run id");
+        for (int i = 0; i < 4; i++)
+                snprintf(ops->scratch[i], sizeof(ops->scratch[i]), "rc:%s:%s", ops->run_id, names[i]);
+        return 0;
+}
+
+static void *renew_main(void *arg) {
+        struct cpn_ops_lease *l = arg;
+
+        pthread_mutex_lock(&l->mu);
+        while (!l->stop) {
+                struct timespec dl;
+
+                cpn_deadline_in(&dl, LEASE_RENEW_MS);
+                while (!l->stop)
+                        if (pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT)
+                                break;
+                if (l->stop)
+                        break;
+                pthread_mutex_unlock(&l->mu);
+                {
+                        struct cpn_error err = { { 0 } };
+                        char holder[160] = "";
+                        int r = cpn_store_lease_take(l->redis, l->campaign_id, CPN_LEASE_OPS, l->token, l->what,
+                                                     LEASE_TTL_MS, holder, sizeof(holder), NULL, &err);
+
+                        if (r == CPN_EXISTS && !atomic_exchange(&l->lost, true))
+                                cpn_log_warn("campaign %s: the operator lease went to '%s' (this run stalled "
+                                             "past %d s?): this run stops before its next change",
+                                             l->campaign_id, holder, LEASE_TTL_MS / 1000);
+                        else if (r < 0)
+                                cpn_log_warn("campaign %s: cannot renew the operator lease (%s); retrying",
+                                             l->campaign_id, err.msg);
+                }
+                pthread_mutex_lock(&l->mu);
+        }
+        pthread_mutex_unlock(&l->mu);
+        return NULL;
+}
+
+/* Takes the campaign's operator lease for @cmd and starts renewing it.
+ * Returns 0, -EBUSY (another command holds it: who, in @err) or an error. */
+static int hold(struct cpn_ops *ops, const char *id, const char *cmd, struct cpn_error *err) {
+        struct cpn_ops_lease *l;
+        char host[64] = "", holder[160] = "";
+        int64_t left = 0;
+        int r = init_run(ops, err);
+
+        if (r)
+                return r;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return cpn_error_set(err, -ENOMEM, "out of memory");
+        gethostname(host, sizeof(host) - 1);
+        snprintf(l->campaign_id, sizeof(l->campaign_id), "%s", id);
+        snprintf(l->what, sizeof(l->what), "couponctl %s on %s pid %d", cmd, host, (int)getpid());
+        l->token = ops->run_id;
+        r = cpn_store_lease_take(ops->redis, id, CPN_LEASE_OPS, l->token, l->what, LEASE_TTL_MS, holder,
+                                 sizeof(holder), &left, err);
+        if (r == CPN_EXISTS)
+                r = cpn_error_set(err, -EBUSY,
+                                  "campaign %s is being changed by %s; try again when it is done (if that "
+                                  "run died, its lease expires within %.0f s)",
+                                  id, holder[0] ? holder : "another command", (double)(left > 0 ? left : 0) / 1000.0);
+        if (!r)
+                r = cpn_redis_new(&l->redis, ops->redis_url, ops->cfg->redis_timeout_ms);
+        if (!r) {
+                pthread_mutex_init(&l->mu, NULL);
+                cpn_cond_init_monotonic(&l->cv);
+                r = -pthread_create(&l->thread, NULL, renew_main, l);
+                if (r) {
+                        pthread_cond_destroy(&l->cv);
+                        pthread_mutex_destroy(&l->mu);
+                        cpn_store_lease_drop(ops->redis, id, CPN_LEASE_OPS, l->token, NULL);
+                        cpn_error_set(err, r, "cannot start the lease's thread");
+                }
+        }
+        if (r) {
+                cpn_redis_free(l->redis);
+                free(l);
+                return r;
+        }
+        ops->lease = l;
+        return 0;
+}
+
+/* Whether this run still holds its lease; if not, the error to stop with. */
+static int still_held(struct cpn_ops *ops, struct cpn_error *err) {
+        if (ops->lease && atomic_load(&ops->lease->lost))
+                return cpn_error_set(err, -EBUSY, "campaign %s: another command took the operator lease from "
+                                     "this run (it stalled past %d s); stopped", ops->lease->campaign_id,
+                                     LEASE_TTL_MS / 1000);
+        return 0;
+}
+
+/* Stops renewing and gives the lease up. */
+static void unhold(struct cpn_ops *ops) {
+        struct cpn_ops_lease *l = ops->lease;
+
+        if (!l)
+                return;
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_signal(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        if (!atomic_load(&l->lost))
+                cpn_store_lease_drop(ops->redis, l->campaign_id, CPN_LEASE_OPS, l->token, NULL);
+        pthread_cond_destroy(&l->cv);
+        pthread_mutex_destroy(&l->mu);
+        cpn_redis_free(l->redis);
+        free(l);
+        ops->lease = NULL;
+}
 
 void cpn_ops_clear(struct cpn_ops *ops) {
+        unhold(ops);
         if (ops->producer)
                 ops->producer = cpn_producer_free(ops->producer, 10000);
 }
@@ -213,7 +360,9 @@ static int republish(struct cpn_ops *ops, const char *id, const struct idlist *u
                 snprintf(iss->user_id, sizeof(iss->user_id), "%s", users->v[i]);
                 iss->seq = seen_seq && next <= seq_max ? next++ : 0;
                 iss->issued_at_ms = now;
-                r = cpn_store_outbox_add(ops->redis, iss, err);
+                r = cpn_store_outbox_add(ops->redis, iss, ops->run_id, err);
+                if (r == CPN_EXISTS)
+                        r = cpn_error_set(err, -EBUSY, "campaign %s: the operator lease was lost; stopped", id);
         }
         if (!r) {
                 int d = cpn_producer_send_wait(ops->producer, w, batch, users->n,
@@ -235,11 +384,12 @@ struct reconcile_ctx {
         long grace_s;
         bool dry_run;
         int64_t lag;
-        size_t campaigns, differing;
+        size_t campaigns, differing, busy;
         struct cpn_error *err;
 };
 
-static int reconcile_one(const char *id, void *ud) {
+/* Compares one campaign and repairs it; holds its lease unless dry_run. */
+static int reconcile_held(const char *id, void *ud) {
         struct reconcile_ctx *x = ud;
         struct cpn_ops *ops = x->ops;
         struct cpn_error *err = x->err;
@@ -265,8 +415,12 @@ static int reconcile_one(const char *id, void *ud) {
         r = cpn_store_campaign_get(ops->redis, id, &rs, err);
         if (r == CPN_NOT_FOUND) {
                 fprintf(ops->out,
-                        "campaign=%s verdict=differs reason=not_in_redis mysql_rows=%" PRId64
-                        " (Redis lost it: run couponctl rebuild %s)\n", id, dc.rows, id);
+                        "campaign=%s verdict=differs reason=not_in_redis mysql_rows=%" PRId64 " (%s: run "
+                        "couponctl rebuild %s)\n", id, dc.rows,
+                        dc.rows == 0 && dc.open_failed == 0
+                                ? "a create that did not complete: repeat it to open it, or"
+                                : "Redis lost it",
+                        id);
                 x->differing++;
                 return 0;
         }
@@ -304,7 +458,12 @@ static int reconcile_one(const char *id, void *ud) {
                 goto out;
         }
 
-        /* Repairs, each safe on its own. */
+        /* Repairs, each safe on its own; only while this run holds the
+         * campaign (another reconcile or a rebuild may have taken over if
+         * this one stalled). */
+        r = still_held(ops, err);
+        if (r)
+                goto out;
         if (dc.persisted != dc.rows) {
                 r = cpn_db_campaign_fix_persisted(ops->db, id, &fixed_before, &fixed_after, err);
                 if (r == CPN_INVALID) {
@@ -366,12 +525,34 @@ out:
         return r;
 }
 
+static int reconcile_one(const char *id, void *ud) {
+        struct reconcile_ctx *x = ud;
+        int r;
+
+        if (!x->dry_run) {
+                r = hold(x->ops, id, "reconcile", x->err);
+                if (r == -EBUSY) {
+                        fprintf(x->ops->out, "campaign=%s verdict=busy (%s)\n", id, x->err->msg);
+                        x->campaigns++;
+                        x->busy++;
+                        return 0;
+                }
+                if (r)
+                        return r;
+        }
+        r = reconcile_held(id, ud);
+        unhold(x->ops);
+        return r;
+}
+
 int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s, bool dry_run,
                       struct cpn_error *err) {
         struct reconcile_ctx x = { .ops = ops, .grace_s = grace_s, .dry_run = dry_run, .lag = -1, .err = err };
         struct cpn_error lerr = { { 0 } };
-        int r;
+        int r = init_run(ops, err);
 
+        if (r)
+                return r;
         if (cpn_kafka_group_lag(ops->cfg, ops->cfg->worker_group, LAG_TIMEOUT_MS, &x.lag, &lerr) == 0)
                 fprintf(ops->out, "kafka_lag=%" PRId64 "%s\n", x.lag,
                         x.lag > 0 ? " (the workers are behind: differences may be in flight)" : "");
@@ -383,7 +564,10 @@ int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s
                 r = cpn_db_campaigns_each(ops->db, reconcile_one, &x, err);
         if (r)
                 return r;
-        fprintf(ops->out, "campaigns=%zu differing=%zu\n", x.campaigns, x.differing);
+        fprintf(ops->out, "campaigns=%zu differing=%zu busy=%zu\n", x.campaigns, x.differing, x.busy);
+        if (x.busy)
+                return cpn_error_set(err, -EBUSY, "%zu campaign(s) skipped: another command is changing them",
+                                     x.busy);
         return x.differing ? CPN_EXISTS : 0;
 }
 
@@ -400,9 +584,15 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
         r = cpn_db_campaign_get(ops->db, campaign_id, &c, &persisted, err);
         if (r)
                 return r;
-        r = cpn_store_campaign_pause(ops->redis, &c, true, &restored, err);
+        /* One command changes a campaign at a time: two rebuilds at once
+         * staged into one set and left it with part of the users (and the
+         * count with it), which oversold. */
+        r = hold(ops, campaign_id, "rebuild", err);
         if (r)
                 return r;
+        r = cpn_store_campaign_pause(ops->redis, &c, true, &restored, err);
+        if (r)
+                goto out;
         fprintf(ops->out, "paused %s%s\n", campaign_id, restored ? " (its meta was missing: written again from MySQL)" : "");
         /* Everything Kafka holds must be in MySQL first, or its users would
          * be left out of the set. */
@@ -416,14 +606,18 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
                         fprintf(ops->out, "--force: going on with kafka lag %s\n", r ? lerr.msg : "> 0");
                         break;
                 }
-                if (cpn_mono_ms() >= deadline)
-                        return cpn_error_set(err, -ETIMEDOUT,
+                if (cpn_mono_ms() >= deadline) {
+                        r = cpn_error_set(err, -ETIMEDOUT,
                                              "the workers did not catch up within %lds (%s); %s stays paused: "
                                              "run rebuild again once they have, or with --force",
                                              wait_s, r ? lerr.msg : "lag > 0", campaign_id);
+                        goto out;
+                }
                 usleep(500 * 1000);
         }
-        r = cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, err);
+        r = still_held(ops, err);
+        if (!r)
+                r = cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, err);
         if (!r)
                 r = stage(ops, campaign_id, RC_REBUILD, NULL, true, true, NULL, 0, err);
         /* Paused: the outbox can only shrink now, and what left it is in
@@ -431,13 +625,20 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
         if (!r)
                 r = cpn_store_outbox_users_into(ops->redis, campaign_id, RC_REBUILD, &outbox_entries, err);
         if (!r)
-                r = cpn_store_campaign_rebuild(ops->redis, campaign_id, RC_REBUILD, out, err);
-        if (r)
-                return cpn_error_prefix(err, r, "%s stays paused", campaign_id);
+                r = cpn_store_campaign_rebuild(ops->redis, campaign_id, RC_REBUILD, ops->run_id, out, err);
+        if (r == CPN_EXISTS)
+                r = cpn_error_set(err, -EBUSY, "another command took the operator lease from this run");
+        if (r) {
+                cpn_error_prefix(err, r, "%s stays paused", campaign_id);
+                goto out;
+        }
         fprintf(ops->out, "rebuilt %s: count %" PRId64 " -> %" PRId64 ", users %" PRId64 " -> %" PRId64
                           " (mysql rows %" PRId64 "); resumed\n", campaign_id, out[0], out[1], out[2], out[3],
                 persisted);
-        return 0;
+out:
+        cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, NULL);
+        unhold(ops);
+        return r;
 }
 
 /* ---- audit ---- */
@@ -454,8 +655,10 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
         struct idlist missing = { 0 }, extra = { 0 };
         int64_t lag = -1, scard = 0, deadline = cpn_mono_ms() + wait_s * 1000;
         char d[256];
-        int fails = 0, r;
+        int fails = 0, r = init_run(ops, err);
 
+        if (r)
+                return r;
         /* Quiesce: the outbox drained into Kafka and Kafka into MySQL. */
         for (;;) {
                 struct cpn_error lerr = { { 0 } };

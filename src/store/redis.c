@@ -25,11 +25,15 @@ struct cpn_embedded {
 };
 extern const struct cpn_embedded cpn_lua_files[];
 
-enum script_id { S_ISSUE, S_CREATE, S_GET, S_OUTBOX_USERS, S_COUNT_RAISE, S_PAUSE, S_REBUILD, _S_N };
-static const char *const script_names[_S_N] = { "issue.lua",        "campaign_create.lua",
-                                                "campaign_get.lua", "outbox_users.lua",
-                                                "count_raise.lua",  "campaign_pause.lua",
-                                                "campaign_rebuild.lua" };
+enum script_id {
+        S_ISSUE, S_CREATE, S_GET, S_OUTBOX_USERS, S_COUNT_RAISE, S_PAUSE, S_REBUILD, S_LEASE, S_LEASE_DROP,
+        S_OUTBOX_ADD, _S_N
+};
+static const char *const script_names[_S_N] = {
+        "issue.lua",        "campaign_create.lua", "campaign_get.lua", "outbox_users.lua",
+        "count_raise.lua",  "campaign_pause.lua",  "campaign_rebuild.lua", "lease.lua",
+        "lease_drop.lua",   "outbox_add.lua",
+};
 
 struct cpn_redis {
         const struct cpn_redis_url *url; /* borrowed: outlives every handle (main's) */
@@ -276,12 +280,6 @@ static int run(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int
         return exec_cmd(r, true, out, err, argc, argv, lens);
 }
 
-/* A command that must not run twice (XADD, the rebuild script). */
-static int run_once(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int argc, const char **argv,
-                    const size_t *lens) {
-        return exec_cmd(r, false, out, err, argc, argv, lens);
-}
-
 static int load_script(struct cpn_redis *r, enum script_id id, struct cpn_error *err) {
         const char *text = NULL;
         redisReply *rep;
@@ -431,7 +429,7 @@ static int evalsha_once(struct cpn_redis *r, enum script_id id, redisReply **out
 }
 
 #define KEY(var, campaign, part)                                                 \
-        char var[CPN_ID_MAX + 32];                                               \
+        char var[CPN_ID_MAX + 64];                                               \
         if (cpn_key(var, sizeof(var), campaign, part) < 0)                       \
                 return cpn_error_set(err, -EINVAL, "campaign id too long")
 
@@ -832,37 +830,49 @@ int cpn_store_outbox_backlog(struct cpn_redis *r, int64_t *total, struct cpn_err
         return 0;
 }
 
-int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const char *owner,
-                          long ttl_ms, struct cpn_error *err) {
-        KEY(lease, campaign_id, "relay");
+int cpn_store_lease_take(struct cpn_redis *r, const char *campaign_id, const char *part, const char *token,
+                         const char *what, long ttl_ms, char *holder, size_t holder_n, int64_t *left_ms,
+                         struct cpn_error *err) {
+        KEY(lease, campaign_id, part);
         char ttl[24];
         redisReply *rep;
-        int ret = ensure(r, err);
+        int ret;
+
+        snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
+        ret = evalsha(r, S_LEASE, &rep, err, 1, 3, (const char *[]){ lease, token, ttl, what });
+        if (ret)
+                return ret;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING) {
+                freeReplyObject(rep);
+                return cpn_error_set(err, -EPROTO, "lease.lua: unexpected reply");
+        }
+        ret = strcmp(rep->element[0]->str, "ok") == 0 ? 0 : CPN_EXISTS;
+        if (ret == CPN_EXISTS && rep->elements == 3) {
+                if (holder && holder_n)
+                        snprintf(holder, holder_n, "%.*s", (int)rep->element[1]->len,
+                                 rep->element[1]->str ? rep->element[1]->str : "");
+                if (left_ms)
+                        *left_ms = str_int(rep->element[2]);
+        }
+        freeReplyObject(rep);
+        return ret;
+}
+
+int cpn_store_lease_drop(struct cpn_redis *r, const char *campaign_id, const char *part, const char *token,
+                         struct cpn_error *err) {
+        KEY(lease, campaign_id, part);
+        redisReply *rep;
+        int ret = evalsha(r, S_LEASE_DROP, &rep, err, 1, 1, (const char *[]){ lease, token });
 
         if (ret)
                 return ret;
-        snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
-        ret = run(r, &rep, err, 6, (const char *[]){ "SET", lease, owner, "NX", "PX", ttl },
-                  (size_t[]){ 3, strlen(lease), strlen(owner), 2, 2, strlen(ttl) });
-        if (ret)
-                return ret;
-        if (rep->type != REDIS_REPLY_NIL) {
-                freeReplyObject(rep);
-                return 0;
-        }
         freeReplyObject(rep);
-        ret = run(r, &rep, err, 2, (const char *[]){ "GET", lease }, (size_t[]){ 3, strlen(lease) });
-        if (ret)
-                return ret;
-        ret = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, owner) == 0 ? 0 : CPN_EXISTS;
-        freeReplyObject(rep);
-        if (ret == 0) {
-                ret = run(r, &rep, err, 3, (const char *[]){ "PEXPIRE", lease, ttl },
-                          (size_t[]){ 7, strlen(lease), strlen(ttl) });
-                if (ret == 0)
-                        freeReplyObject(rep);
-        }
-        return ret;
+        return 0;
+}
+
+int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const char *owner,
+                          long ttl_ms, struct cpn_error *err) {
+        return cpn_store_lease_take(r, campaign_id, "relay", owner, "relay", ttl_ms, NULL, 0, NULL, err);
 }
 
 int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms,
@@ -1063,14 +1073,18 @@ int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, 
 }
 
 int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, const char *staged,
-                               int64_t out[4], struct cpn_error *err) {
+                               const char *token, int64_t out[4], struct cpn_error *err) {
         KEY(meta, campaign_id, "meta");
         KEY(count, campaign_id, "count");
         KEY(users, campaign_id, "users");
         KEY(tmp, campaign_id, staged);
+        KEY(lease, campaign_id, CPN_LEASE_OPS);
         redisReply *rep;
-        int ret = evalsha_once(r, S_REBUILD, &rep, err, 4, 0, (const char *[]){ meta, count, users, tmp });
+        int ret = evalsha_once(r, S_REBUILD, &rep, err, 5, 1,
+                               (const char *[]){ meta, count, users, tmp, lease, token });
 
+        if (ret == -EPROTO && err && strstr(err->msg, "LEASE lost"))
+                return cpn_error_set(err, CPN_EXISTS, "the campaign's operator lease was lost");
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
@@ -1083,24 +1097,25 @@ int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, con
         return 0;
 }
 
-int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, struct cpn_error *err) {
+int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, const char *token,
+                         struct cpn_error *err) {
         KEY(outbox, iss->campaign_id, "outbox");
+        KEY(lease, iss->campaign_id, CPN_LEASE_OPS);
         char seq[24], at[24];
         redisReply *rep;
-        int ret = ensure(r, err);
+        int ret;
 
-        if (ret)
-                return ret;
         snprintf(seq, sizeof(seq), "%lld", (long long)iss->seq);
         snprintf(at, sizeof(at), "%lld", (long long)iss->issued_at_ms);
-        ret = run_once(r, &rep, err, 9,
-                  (const char *[]){ "XADD", outbox, "*", "user_id", iss->user_id, "seq", seq, "issued_at", at },
-                  (size_t[]){ 4, strlen(outbox), 1, 7, strlen(iss->user_id), 3, strlen(seq), 9, strlen(at) });
+        ret = evalsha_once(r, S_OUTBOX_ADD, &rep, err, 2, 4,
+                           (const char *[]){ outbox, lease, token, iss->user_id, seq, at });
+        if (ret == -EPROTO && err && strstr(err->msg, "LEASE lost"))
+                return cpn_error_set(err, CPN_EXISTS, "the campaign's operator lease was lost");
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(iss->outbox_id)) {
                 freeReplyObject(rep);
-                return cpn_error_set(err, -EPROTO, "XADD: unexpected reply");
+                return cpn_error_set(err, -EPROTO, "outbox_add.lua: unexpected reply");
         }
         memcpy(iss->outbox_id, rep->str, rep->len + 1);
         freeReplyObject(rep);
