@@ -25,10 +25,14 @@ int cpn_json_parse_issue(const char *body, size_t n, char *user_id, struct cpn_e
 int cpn_json_parse_campaign(const char *body, size_t n, int64_t now_ms,
                             struct cpn_campaign *out, struct cpn_error *err);
 
-/* Decodes a Kafka message value of API.md,
+/* The largest Kafka message value the decoder looks at. */
+#define CPN_ISSUANCE_MAX 16384
+
+/* Decodes a Kafka message value of the contract,
  * {"campaign_id","user_id","seq","issued_at"}: ids by their grammar, seq an
  * integer in 0..CPN_TOTAL_MAX, issued_at RFC 3339; other members are
- * ignored (a newer producer may add some), duplicates refused. Returns 0
+ * ignored (a newer producer may add some), duplicates refused (in
+ * m log m), a value over CPN_ISSUANCE_MAX bytes refused unread. Returns 0
  * with @out filled, or CPN_INVALID with the reason in @err and whatever ids
  * were valid left in @out (for the failed_events row). */
 int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,

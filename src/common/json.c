@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coupon/json.h"
@@ -144,12 +146,44 @@ static int utf8_prefix(const char *s, size_t max) {
         return (int)n;
 }
 
-/* Parses the object and refuses duplicate members, and unknown ones unless
- * @allowed is NULL. */
-static int parse_object(const char *body, size_t n, const char *const *allowed, cJSON **ret,
-                        bool *nonint, struct cpn_error *err) {
+static int str_ptr_cmp(const void *a, const void *b) {
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first name that @root's members share, or NULL: sorted, so that a
+ * message of many members costs m log m comparisons, not m^2. */
+static const char *duplicate_name(cJSON *root, int *r) {
+        const char **names;
+        const char *dup = NULL;
+        size_t m = 0, i = 0;
+
+        *r = 0;
+        for (cJSON *it = root->child; it; it = it->next)
+                m++;
+        if (m < 2)
+                return NULL;
+        names = malloc(m * sizeof(*names));
+        if (!names) {
+                *r = -ENOMEM;
+                return NULL;
+        }
+        for (cJSON *it = root->child; it; it = it->next)
+                names[i++] = it->string;
+        qsort(names, m, sizeof(*names), str_ptr_cmp);
+        for (i = 1; i < m && !dup; i++)
+                if (strcmp(names[i - 1], names[i]) == 0)
+                        dup = names[i];
+        free(names);
+        return dup;
+}
+
+/* Parses the object and refuses duplicate members, and members other than
+ * @known (a NULL-ended list of at most 32 names) unless @known is NULL. */
+static int parse_object(const char *body, size_t n, const char *const *known, cJSON **ret, bool *nonint,
+                        struct cpn_error *err) {
         const char *end = NULL;
-        cJSON *root, *it, *jt;
+        uint32_t seen = 0;
+        cJSON *root, *it;
         int r;
 
         if (n == 0)
@@ -173,26 +207,34 @@ static int parse_object(const char *body, size_t n, const char *const *allowed, 
                 cJSON_Delete(root);
                 return cpn_error_set(err, CPN_INVALID, "expected a JSON object");
         }
-        for (it = root->child; it; it = it->next) {
-                bool known = allowed == NULL;
+        if (!known) {
+                const char *dup = duplicate_name(root, &r);
 
-                for (const char *const *a = allowed; a && *a; a++)
-                        if (strcmp(*a, it->string) == 0)
-                                known = true;
-                if (!known) {
-                        /* Message first: it->string dies with the tree. */
-                        cpn_error_set(err, CPN_INVALID, "unknown member \"%.*s\"",
-                                      utf8_prefix(it->string, 64), it->string);
+                if (dup || r) {
+                        r = r ? cpn_error_set(err, r, "out of memory")
+                              : cpn_error_set(err, CPN_INVALID, "duplicate member \"%.*s\"", utf8_prefix(dup, 64),
+                                              dup);
+                        cJSON_Delete(root);
+                        return r;
+                }
+        }
+        for (it = root->child; it && known; it = it->next) {
+                int k = 0;
+
+                while (known[k] && strcmp(known[k], it->string) != 0)
+                        k++;
+                /* Message first: it->string dies with the tree. */
+                if (!known[k])
+                        cpn_error_set(err, CPN_INVALID, "unknown member \"%.*s\"", utf8_prefix(it->string, 64),
+                                      it->string);
+                else if (seen & (1u << k))
+                        cpn_error_set(err, CPN_INVALID, "duplicate member \"%.*s\"", utf8_prefix(it->string, 64),
+                                      it->string);
+                if (!known[k] || (seen & (1u << k))) {
                         cJSON_Delete(root);
                         return CPN_INVALID;
                 }
-                for (jt = it->next; jt; jt = jt->next)
-                        if (strcmp(it->string, jt->string) == 0) {
-                                cpn_error_set(err, CPN_INVALID, "duplicate member \"%.*s\"",
-                                              utf8_prefix(it->string, 64), it->string);
-                                cJSON_Delete(root);
-                                return CPN_INVALID;
-                        }
+                seen |= 1u << k;
         }
         *ret = root;
         return 0;
@@ -424,6 +466,11 @@ int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
 
         memset(out, 0, sizeof(*out));
         /* Unknown members are tolerated: a newer coupon-api may add some. */
+        /* A coupon message is under 300 bytes: one that is far larger is
+         * poison, refused before any parse so that it costs no CPU either. */
+        if (n > CPN_ISSUANCE_MAX)
+                return cpn_error_set(err, CPN_INVALID, "message of %zu bytes; a coupon message is at most %d",
+                                     n, CPN_ISSUANCE_MAX);
         r = parse_object(buf, n, NULL, &root, &nonint, err);
         if (r)
                 return r;

@@ -266,8 +266,38 @@ static int insert_rows(struct cpn_db *db, const struct cpn_issuance *const *rows
         return 0;
 }
 
-static int record_failure(struct cpn_db *db, const struct cpn_db_record *rec, const char *why,
-                          const struct cpn_db_retry_policy *pol, struct cpn_error *err) {
+/* What a failed_events row can hold: message_key is VARBINARY(1024),
+ * payload MEDIUMBLOB, error TEXT (utf8mb4). */
+#define FAILED_KEY_MAX 1024
+#define FAILED_PAYLOAD_MAX ((size_t)16 * 1024 * 1024 - 1)
+#define FAILED_ERROR_MAX 2000
+
+/* Copies @why into @out as valid UTF-8 (each byte of a bad sequence
+ * becomes '?'), at most @n - 1 bytes. */
+static void utf8_clean(char *out, size_t n, const char *why) {
+        size_t o = 0, len = strlen(why);
+
+        for (size_t i = 0; i < len && o + 4 < n;) {
+                size_t k = 1;
+
+                while (k < 4 && i + k < len && ((unsigned char)why[i + k] & 0xc0) == 0x80 &&
+                       ((unsigned char)why[i] & 0x80))
+                        k++;
+                if (cpn_utf8_check(why + i, k) == 0) {
+                        memcpy(out + o, why + i, k);
+                        o += k;
+                        i += k;
+                } else {
+                        out[o++] = '?';
+                        i++;
+                }
+        }
+        out[o] = '\0';
+}
+
+static int insert_failed(struct cpn_db *db, const struct cpn_db_record *rec, const void *key, size_t key_len,
+                         const void *payload, size_t payload_len, const char *why,
+                         const struct cpn_db_retry_policy *pol, struct cpn_error *err) {
         MYSQL_BIND b[9];
         unsigned long len[7];
         long long part = rec->partition, off = rec->offset, delay_us;
@@ -282,8 +312,8 @@ static int record_failure(struct cpn_db *db, const struct cpn_db_record *rec, co
         bind_str(&b[0], rec->topic, &len[0]);
         bind_ll(&b[1], &part);
         bind_ll(&b[2], &off);
-        bind_blob(&b[3], rec->key, &len[1], rec->key_len);
-        bind_blob(&b[4], rec->payload ? rec->payload : "", &len[2], rec->payload_len);
+        bind_blob(&b[3], key, &len[1], key_len);
+        bind_blob(&b[4], payload ? payload : "", &len[2], payload_len);
         bind_str(&b[5], cid && *cid ? cid : NULL, &len[3]);
         bind_str(&b[6], uid && *uid ? uid : NULL, &len[4]);
         bind_str(&b[7], why, &len[5]);
@@ -291,6 +321,45 @@ static int record_failure(struct cpn_db *db, const struct cpn_db_record *rec, co
         if (mysql_stmt_bind_param(st, b) || mysql_stmt_execute(st))
                 return stmt_fail(db, st, err, "insert failed_events");
         return 0;
+}
+
+/*
+ * Records @rec in failed_events, whatever its size or bytes: a key or a
+ * payload larger than the columns is kept to its first bytes (the error
+ * says so), the error text made valid UTF-8. A row that still cannot be
+ * written for a reason of its own is written once more bare (no key, the
+ * payload's first 1,024 bytes, the error and why the first try failed):
+ * a poison message must never stop its partition. Returns 0 or an error
+ * that is not the row's (connection, deadlock, a missing table).
+ */
+static int record_failure(struct cpn_db *db, const struct cpn_db_record *rec, const char *why,
+                          const struct cpn_db_retry_policy *pol, struct cpn_error *err) {
+        size_t key_len = rec->key_len, payload_len = rec->payload_len;
+        char text[FAILED_ERROR_MAX + 600], clean[FAILED_ERROR_MAX + 600];
+        struct cpn_error first = { { 0 } };
+        int r;
+
+        snprintf(text, sizeof(text), "%.*s", FAILED_ERROR_MAX, why);
+        if (key_len > FAILED_KEY_MAX) {
+                snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                         " [message key of %zu bytes: its first %d kept]", key_len, FAILED_KEY_MAX);
+                key_len = FAILED_KEY_MAX;
+        }
+        if (payload_len > FAILED_PAYLOAD_MAX) {
+                snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                         " [payload of %zu bytes: its first %zu kept]", payload_len, FAILED_PAYLOAD_MAX);
+                payload_len = FAILED_PAYLOAD_MAX;
+        }
+        utf8_clean(clean, sizeof(clean), text);
+        r = insert_failed(db, rec, rec->key, key_len, rec->payload, payload_len, clean, pol, &first);
+        if (r == 0 || r == -EIO || cpn_db_is_transient(db->last_errno))
+                return r == 0 ? 0 : cpn_error_set(err, r, "%s", first.msg);
+        /* The row's own fault (a value the table refuses): the statement
+         * was rolled back alone, the transaction goes on. */
+        snprintf(text, sizeof(text), "%.*s [recorded bare: %.300s]", FAILED_ERROR_MAX, clean, first.msg);
+        utf8_clean(clean, sizeof(clean), text);
+        return insert_failed(db, rec, NULL, 0, rec->payload, payload_len < 1024 ? payload_len : 1024, clean, pol,
+                             err);
 }
 
 static int savepoint(struct cpn_db *db, bool rollback, struct cpn_error *err) {
@@ -510,9 +579,14 @@ struct due_row {
 
 static int mark(struct cpn_db *db, const struct due_row *d, bool ok, const char *why,
                 const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st, struct cpn_error *err) {
-        char sql[2048], esc[1100];
+        char sql[2048], esc[1100], clean[520];
         long attempts = d->attempts + 1;
-        size_t wl = strlen(why) > 500 ? 500 : strlen(why);
+        size_t wl;
+
+        snprintf(sql, sizeof(sql), "%.500s", why);
+        utf8_clean(clean, sizeof(clean), sql);
+        why = clean;
+        wl = strlen(why);
 
         if (ok) {
                 snprintf(sql, sizeof(sql),

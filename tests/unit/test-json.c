@@ -1112,6 +1112,35 @@ static void test_parse_issuance_issued_at(void **state) {
         assert_issuance_bad(MSG(GOOD_CID, GOOD_UID, GOOD_SEQ, "null"));
 }
 
+/* Many members, a duplicate among them: found, and fast (sorted, not
+ * pairwise); a value over the bound is refused unread. */
+static void test_parse_issuance_many_members(void **state) {
+        static char buf[CPN_ISSUANCE_MAX + 64];
+        struct cpn_issuance out;
+        struct cpn_error err = { { 0 } };
+        size_t n = (size_t)snprintf(buf, sizeof(buf), "{\"campaign_id\":\"c1\",\"user_id\":\"u-1\",\"seq\":17,"
+                                                    "\"issued_at\":\"2026-11-21T10:00:00Z\"");
+        uint64_t t0;
+        int i;
+
+        (void)state;
+        for (i = 0; n + 40 < CPN_ISSUANCE_MAX; i++)
+                n += (size_t)snprintf(buf + n, sizeof(buf) - n, ",\"m%d\":%d", i, i);
+        snprintf(buf + n, sizeof(buf) - n, "}");
+        assert_int_equal(cpn_json_parse_issuance(buf, strlen(buf), &out, &err), 0);
+        snprintf(buf + n, sizeof(buf) - n, ",\"m7\":1}");
+        t0 = cpn_mono_ns();
+        assert_int_equal(cpn_json_parse_issuance(buf, strlen(buf), &out, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "duplicate member \"m7\""));
+        /* ~1,500 members: pairwise that is a million comparisons, sorted some 16,000. */
+        assert_true(cpn_mono_ns() - t0 < 200 * 1000 * 1000ull);
+        memset(buf, ' ', sizeof(buf));
+        buf[0] = '{';
+        buf[sizeof(buf) - 1] = '}';
+        assert_int_equal(cpn_json_parse_issuance(buf, sizeof(buf), &out, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "a coupon message is at most"));
+}
+
 static void test_parse_issuance_duplicates(void **state) {
         /* each member twice, equal or not */
         assert_issuance_bad("{\"campaign_id\":\"c1\",\"campaign_id\":\"c2\",\"user_id\":\"u-1\",\"seq\":17,"
@@ -1550,6 +1579,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_issuance_missing_fields),
                 cmocka_unit_test(test_parse_issuance_issued_at),
                 cmocka_unit_test(test_parse_issuance_duplicates),
+                cmocka_unit_test(test_parse_issuance_many_members),
                 cmocka_unit_test(test_parse_issuance_trailing_garbage),
                 cmocka_unit_test(test_parse_issuance_invalid_utf8),
                 cmocka_unit_test(test_parse_issuance_nul_bytes),
