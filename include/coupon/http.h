@@ -77,6 +77,8 @@ enum cpn_api_error {
         CPN_E_LENGTH_REQUIRED,
         CPN_E_HEADERS_TOO_LARGE,
         CPN_E_HTTP_VERSION,
+        CPN_E_REQUEST_TIMEOUT,
+        CPN_E_NOT_IMPLEMENTED,
         CPN_E_INTERNAL,
         _CPN_E_N,
 };

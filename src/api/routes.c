@@ -173,6 +173,9 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
                                     "a request body needs Content-Length or Transfer-Encoding: chunked", 0 },
         [CPN_E_HEADERS_TOO_LARGE] = { 431, "headers_too_large", "too many header fields", 0 },
         [CPN_E_HTTP_VERSION] = { 505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served", 0 },
+        [CPN_E_REQUEST_TIMEOUT] = { 408, "request_timeout",
+                                    "the request did not arrive within COUPON_HTTP_REQUEST_TIMEOUT_MS", 0 },
+        [CPN_E_NOT_IMPLEMENTED] = { 501, "not_implemented", "this method is not implemented", 0 },
         [CPN_E_INTERNAL] = { 500, "internal", "internal error", 0 },
 };
 

@@ -43,6 +43,12 @@ struct cpn_server {
 
 struct thread_ctx {
         struct cpn_handler_ctx h;
+        /* When civetweb began waiting for the request now being read: the
+         * connection's start, or the end of the previous answer on it. The
+         * whole request must have arrived COUPON_HTTP_REQUEST_TIMEOUT_MS
+         * after it (civetweb bounds the head alone, and a body only per
+         * read: a body trickled one byte at a time went on for ever). */
+        uint64_t wait_start_ns;
         char *in;        /* request body, http_max_body + 1 bytes, right after this struct */
         char out[RESPONSE_HEAD_MAX + BODY_OUT_MAX];
 };
@@ -83,6 +89,16 @@ static void *init_thread(const struct mg_context *ctx, int thread_type) {
         return t;
 }
 
+/* A new connection on this thread: its first request starts now. */
+static int init_connection(const struct mg_connection *conn, void **conn_data) {
+        struct thread_ctx *t = mg_get_thread_pointer(conn);
+
+        (void)conn_data;
+        if (t)
+                t->wait_start_ns = cpn_mono_ns();
+        return 0;
+}
+
 static void exit_thread(const struct mg_context *ctx, int thread_type, void *ptr) {
         struct cpn_server *s = mg_get_user_data(ctx);
         struct thread_ctx *t = ptr;
@@ -119,12 +135,14 @@ static const char *reason(int status) {
         case 403: return "Forbidden";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
         case 409: return "Conflict";
         case 410: return "Gone";
         case 411: return "Length Required";
         case 413: return "Payload Too Large";
         case 415: return "Unsupported Media Type";
         case 431: return "Request Header Fields Too Large";
+        case 501: return "Not Implemented";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
         case 505: return "HTTP Version Not Supported";
@@ -240,29 +258,32 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
         free(text);
 }
 
-/* Reads the body into t->in; @length is Content-Length or -1 (chunked).
- * Returns 0, or 413/400 as the answer. */
+/* Reads the body of Content-Length @length (at most the body cap, checked
+ * before) into t->in. Returns 0, or 400 (the client closed the connection
+ * before the body was complete) or 408 (the request's time ran out first)
+ * as the answer.
+ *
+ * One byte per mg_read, the deadline checked in between: civetweb's read
+ * goes on for as long as bytes keep arriving, each within its timeout, so
+ * a read asking for the whole body let a client trickling it hold the
+ * thread for ever. A body that came with the head (the usual case) is
+ * copied out of civetweb's buffer without a system call either way. A
+ * client that falls silent is cut by civetweb's read, one timeout after
+ * its last byte. */
 static int read_body(struct mg_connection *conn, int64_t length, struct thread_ctx *t, size_t *len) {
-        size_t max = (size_t)t->h.cfg->http_max_body, got = 0;
+        uint64_t deadline = t->wait_start_ns + (uint64_t)t->h.cfg->http_request_timeout_ms * 1000000u;
+        size_t want = (size_t)length, got = 0;
 
-        if (length > (int64_t)max)
-                return 413;
-        /* Chunked bodies have no length: read up to the cap plus one byte. */
-        while (got <= max) {
-                int n = mg_read(conn, t->in + got, max + 1 - got);
+        while (got < want) {
+                int n;
 
-                if (n < 0)
-                        return 400;
-                if (n == 0)
-                        break;
-                got += (size_t)n;
+                if (got > 0 && cpn_mono_ns() > deadline)
+                        return 408;
+                n = mg_read(conn, t->in + got, 1);
+                if (n <= 0) /* the connection broke, or civetweb's read timed out */
+                        return n == 0 && cpn_mono_ns() > deadline ? 408 : 400;
+                got++;
         }
-        if (got > max)
-                return 413;
-        /* mg_read ends a body that stops coming at the request timeout as
-         * if it were complete: a truncated body must not be acted on. */
-        if (length >= 0 && got != (size_t)length)
-                return 400;
         t->in[got] = '\0';
         *len = got;
         return 0;
@@ -339,6 +360,58 @@ static const char *framing(const struct mg_request_info *ri, enum cpn_api_error 
  * in (400). Its own answer is text/plain and may echo request bytes in
  * its status line; ours is the API's JSON error, and the connection is
  * closed (civetweb does so after these anyway). */
+/* Whether civetweb 1.15 takes @method (its table of methods: anything else
+ * it refuses as a malformed request line, with a 400). */
+static bool civetweb_method(const char *method) {
+        static const char *const known[] = { "GET",      "POST",  "PUT",    "DELETE", "HEAD",
+                                             "OPTIONS",  "CONNECT", "PATCH", "PROPFIND", "MKCOL",
+                                             "LOCK",     "UNLOCK", "PROPPATCH", "REPORT", NULL };
+
+        for (const char *const *k = known; *k; k++)
+                if (strcmp(*k, method) == 0)
+                        return true;
+        return false;
+}
+
+static bool http_token(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      strchr("!#$%&'*+-.^_`|~", *s)))
+                        return false;
+        return true;
+}
+
+/* A request line civetweb refused only for its method (it stops there,
+ * before the header fields): RFC 9110 wants 405 for a method the server
+ * knows but the resource does not allow (TRACE) and 501 for one it does not
+ * know (methods are case-sensitive: "get" is one of those), not 400.
+ * Returns the answer, or false when the 400 is for something else. */
+static bool method_error(const struct mg_request_info *ri, struct cpn_response *rs) {
+        static const char *const standard[] = { "GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL };
+        struct cpn_route_match m;
+        char path[512];
+
+        if (!ri || !ri->request_method || !ri->request_uri || !ri->http_version || ri->num_headers != 0 ||
+            (strcmp(ri->http_version, "1.1") != 0 && strcmp(ri->http_version, "1.0") != 0) ||
+            !http_token(ri->request_method) || civetweb_method(ri->request_method))
+                return false;
+        for (const char *const *k = standard; *k; k++) {
+                if (strcmp(*k, ri->request_method) != 0)
+                        continue;
+                snprintf(path, sizeof(path), "%.*s", (int)strcspn(ri->request_uri, "?"), ri->request_uri);
+                if (cpn_route_match(ri->request_method, path, &m, &rs->allow) == CPN_ROUTE_BAD_METHOD)
+                        cpn_response_error(rs, CPN_E_METHOD_NOT_ALLOWED, NULL);
+                else
+                        cpn_response_error(rs, CPN_E_NOT_FOUND, NULL);
+                return true;
+        }
+        cpn_response_error(rs, CPN_E_NOT_IMPLEMENTED, NULL);
+        return true;
+}
+
 static int http_error(struct mg_connection *conn, int status, const char *msg) {
         struct cpn_server *s = mg_get_user_data(mg_get_context(conn));
         char body[RESPONSE_HEAD_MAX];
@@ -346,6 +419,11 @@ static int http_error(struct mg_connection *conn, int status, const char *msg) {
         const char *why = NULL; /* not @msg: it may hold request bytes that are not UTF-8 */
         enum cpn_api_error e;
 
+        if (status == 400 && method_error(mg_get_request_info(conn), &rs)) {
+                send_answer(conn, &rs, "application/json", true, false);
+                cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, 0);
+                return 0;
+        }
         switch (status) {
         case 411: /* RFC 9112 6.3: an invalid Content-Length is a 400 */
                 e = CPN_E_INVALID_REQUEST;
@@ -366,11 +444,9 @@ static int http_error(struct mg_connection *conn, int status, const char *msg) {
         return 0;
 }
 
-static int handle(struct mg_connection *conn, void *ud) {
-        struct cpn_server *s = ud;
-        const struct mg_request_info *ri = mg_get_request_info(conn);
-        struct thread_ctx *t = mg_get_thread_pointer(conn);
-        uint64_t t0 = cpn_mono_ns();
+/* The answer to one request; returns its status. */
+static int serve(struct cpn_server *s, struct mg_connection *conn, struct thread_ctx *t,
+                 const struct mg_request_info *ri, uint64_t t0) {
         struct cpn_request rq = { 0 };
         struct cpn_response rs = { 0 };
         enum cpn_route_result rr;
@@ -379,15 +455,29 @@ static int handle(struct mg_connection *conn, void *ud) {
         int64_t length;
         bool close = false;
 
-        if (!t) { /* the thread could not get its session at start (out of memory) */
-                mg_send_http_error(conn, 503, "%s", "out of memory");
-                return 503;
-        }
         rs.body = t->out + RESPONSE_HEAD_MAX;
         rs.body_cap = BODY_OUT_MAX;
         why = framing(ri, &fe, &length);
+        if (!why && mg_get_header(conn, "Transfer-Encoding")) {
+                /* civetweb's chunked reader refuses chunk extensions (RFC 9112
+                 * says to ignore them), closes the connection after a trailer
+                 * (the next pipelined request was never answered) and times
+                 * each chunk-size byte on its own (a slow one held a thread
+                 * for minutes): not accepted. A proxy in front (deploy/nginx)
+                 * takes chunked bodies and sends Content-Length. */
+                fe = CPN_E_LENGTH_REQUIRED;
+                why = "chunked request bodies are not accepted: send Content-Length";
+        } else if (!why && length > t->h.cfg->http_max_body) {
+                /* On every route: a body the server will not read cannot be
+                 * skipped either (RFC 9112 6.3: the connection is closed). */
+                fe = CPN_E_BODY_TOO_LARGE;
+                why = NULL;
+                cpn_response_error(&rs, fe, NULL);
+                goto refuse;
+        }
         if (why) {
                 cpn_response_error(&rs, fe, why);
+refuse:
                 send_answer(conn, &rs, "application/json", true, true);
                 cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, (cpn_mono_ns() - t0) / 1000);
                 return rs.status;
@@ -419,9 +509,9 @@ static int handle(struct mg_connection *conn, void *ud) {
                 if (rq.match.route == CPN_ROUTE_ISSUE || rq.match.route == CPN_ROUTE_CAMPAIGNS) {
                         int st;
 
-                        /* Without either, RFC 9112 says the body is empty and any bytes
+                        /* Without it, RFC 9112 says the body is empty and any bytes
                          * sent would be read as the next request. */
-                        if (length < 0 && !mg_get_header(conn, "Transfer-Encoding")) {
+                        if (length < 0) {
                                 cpn_response_error(&rs, CPN_E_LENGTH_REQUIRED, NULL);
                                 close = true;
                                 break;
@@ -429,10 +519,11 @@ static int handle(struct mg_connection *conn, void *ud) {
                         st = read_body(conn, length, t, &rq.body_len);
                         if (st) {
                                 /* The rest of the body is not read: close the connection. */
-                                cpn_response_error(&rs, st == 413 ? CPN_E_BODY_TOO_LARGE : CPN_E_INVALID_REQUEST,
-                                                   st == 413 ? NULL
-                                                             : "the request body is incomplete or its chunks "
-                                                               "are malformed");
+                                if (st == 408)
+                                        cpn_response_error(&rs, CPN_E_REQUEST_TIMEOUT, NULL);
+                                else
+                                        cpn_response_error(&rs, CPN_E_INVALID_REQUEST,
+                                                           "the request body is shorter than its Content-Length");
                                 close = true;
                                 break;
                         }
@@ -448,6 +539,21 @@ static int handle(struct mg_connection *conn, void *ud) {
                 log_server_error(s, rq.match.route, &rs);
         cpn_metrics_request(&s->metrics, rq.match.route, rs.status, (cpn_mono_ns() - t0) / 1000);
         return rs.status;
+}
+
+static int handle(struct mg_connection *conn, void *ud) {
+        struct cpn_server *s = ud;
+        struct thread_ctx *t = mg_get_thread_pointer(conn);
+        int status;
+
+        if (!t) { /* the thread could not get its session at start (out of memory) */
+                mg_send_http_error(conn, 503, "%s", "out of memory");
+                return 503;
+        }
+        status = serve(s, conn, t, mg_get_request_info(conn), cpn_mono_ns());
+        /* The next request on this connection starts waiting now. */
+        t->wait_start_ns = cpn_mono_ns();
+        return status;
 }
 
 static int log_message(const struct mg_connection *conn, const char *message) {
@@ -498,6 +604,7 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, struct
         options[o++] = NULL;
 
         cb.init_thread = init_thread;
+        cb.init_connection = init_connection;
         cb.exit_thread = exit_thread;
         cb.log_message = log_message;
         cb.http_error = http_error;
