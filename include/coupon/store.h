@@ -153,10 +153,15 @@ int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const ch
                           long ttl_ms, struct cpn_error *err);
 
 /* Reads up to @max outbox entries of @campaign_id older than @age_ms by
- * Redis's clock, oldest first, into @out. Sets *@n to the count. */
-int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms,
-                           struct cpn_issuance *out, size_t max, size_t *n,
-                           struct cpn_error *err);
+ * Redis's clock, oldest first, after the entry id in @cursor ("" = from
+ * the start; @cursor_n bytes), which is set to the last entry read. The
+ * well-formed ones go to @out (*@n of them); *@read counts every entry
+ * read, *@malformed those left in place (no user, no seq): a full page
+ * (*@read == @max) means more may follow. Entries that cannot be sent
+ * never stop the ones behind them. */
+int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms, char *cursor,
+                           size_t cursor_n, struct cpn_issuance *out, size_t max, size_t *n, size_t *read,
+                           size_t *malformed, struct cpn_error *err);
 
 /* ---- leases ----
  * A lease, "coupon:{<id>}:<part>", says who works on a campaign: the part

@@ -35,13 +35,15 @@ struct cpn_relay {
         _Atomic uint64_t relayed;
         struct cpn_issuance batch[RELAY_BATCH];
         bool redis_failing;
+        int64_t last_bad_log_ms; /* the relay thread's: one warning a minute */
 };
 
 static int relay_campaign(const char *id, void *ud) {
         struct cpn_relay *r = ud;
         struct cpn_error err = { { 0 } };
         long ttl = r->cfg->kafka_message_timeout_ms + 2 * r->cfg->relay_interval_ms + 5000;
-        size_t n;
+        char cursor[48] = "";
+        size_t n, read, malformed, bad = 0;
         int ret;
 
         ret = cpn_store_relay_lease(r->redis, id, r->owner, ttl, &err);
@@ -50,12 +52,13 @@ static int relay_campaign(const char *id, void *ud) {
         if (ret)
                 return ret;
         do {
-                ret = cpn_store_outbox_stale(r->redis, id, r->cfg->relay_after_ms, r->batch, RELAY_BATCH,
-                                             &n, &err);
+                ret = cpn_store_outbox_stale(r->redis, id, r->cfg->relay_after_ms, cursor, sizeof(cursor),
+                                             r->batch, RELAY_BATCH, &n, &read, &malformed, &err);
                 if (ret)
                         return ret;
+                bad += malformed;
                 if (n == 0)
-                        return 0;
+                        continue;
                 ret = cpn_producer_send_wait(r->producer, r->waiter, r->batch, n,
                                              r->cfg->kafka_message_timeout_ms + 2000);
                 if (ret == 0) {
@@ -69,7 +72,12 @@ static int relay_campaign(const char *id, void *ud) {
                 pthread_mutex_lock(&r->mu);
                 ret = r->stop;
                 pthread_mutex_unlock(&r->mu);
-        } while (n == RELAY_BATCH && !ret);
+        } while (read == RELAY_BATCH && !ret);
+        if (bad && cpn_mono_ms() - r->last_bad_log_ms >= 60000) {
+                r->last_bad_log_ms = cpn_mono_ms();
+                cpn_log_warn("relay: campaign %s: %zu outbox entries without a user or seq cannot be sent "
+                             "(written by hand?); left in place, the entries behind them are relayed", id, bad);
+        }
         return 0;
 }
 

@@ -875,15 +875,31 @@ int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const ch
         return cpn_store_lease_take(r, campaign_id, "relay", owner, "relay", ttl_ms, NULL, 0, NULL, err);
 }
 
-int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms,
-                           struct cpn_issuance *out, size_t max, size_t *n, struct cpn_error *err) {
+/* The stream id right after "<ms>-<seq>" (XRANGE's start is inclusive;
+ * "(" for an exclusive one needs Redis 6.2). */
+static int next_stream_id(const char *id, char *out, size_t n) {
+        unsigned long long ms, seq;
+        char tail;
+
+        if (sscanf(id, "%llu-%llu%c", &ms, &seq, &tail) != 2)
+                return -EINVAL;
+        if (seq == UINT64_MAX)
+                snprintf(out, n, "%llu-0", ms + 1);
+        else
+                snprintf(out, n, "%llu-%llu", ms, seq + 1);
+        return 0;
+}
+
+int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t age_ms, char *cursor,
+                           size_t cursor_n, struct cpn_issuance *out, size_t max, size_t *n, size_t *read,
+                           size_t *malformed, struct cpn_error *err) {
         KEY(outbox, campaign_id, "outbox");
-        char end[32], cnt[24];
+        char end[32], cnt[24], start[48];
         redisReply *rep;
         int64_t now;
         int ret = ensure(r, err);
 
-        *n = 0;
+        *n = *read = *malformed = 0;
         if (ret)
                 return ret;
         ret = run(r, &rep, err, 1, (const char *[]){ "TIME" }, (size_t[]){ 4 });
@@ -897,20 +913,30 @@ int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t
         freeReplyObject(rep);
         if (now - age_ms <= 0)
                 return 0;
+        if (!cursor[0])
+                snprintf(start, sizeof(start), "-");
+        else if (next_stream_id(cursor, start, sizeof(start)) < 0)
+                return cpn_error_set(err, -EINVAL, "bad outbox cursor");
         snprintf(end, sizeof(end), "%lld", (long long)(now - age_ms));
         snprintf(cnt, sizeof(cnt), "%zu", max);
-        ret = run(r, &rep, err, 6, (const char *[]){ "XRANGE", outbox, "-", end, "COUNT", cnt },
-                  (size_t[]){ 6, strlen(outbox), 1, strlen(end), 5, strlen(cnt) });
+        ret = run(r, &rep, err, 6, (const char *[]){ "XRANGE", outbox, start, end, "COUNT", cnt },
+                  (size_t[]){ 6, strlen(outbox), strlen(start), strlen(end), 5, strlen(cnt) });
         if (ret)
                 return ret;
         for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && *n < max; i++) {
                 redisReply *e = rep->element[i], *f;
                 struct cpn_issuance *iss = &out[*n];
+                bool seq_seen = false;
 
                 if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
                     e->element[0]->type != REDIS_REPLY_STRING ||
-                    e->element[0]->len >= sizeof(iss->outbox_id) || e->element[1]->type != REDIS_REPLY_ARRAY)
+                    e->element[0]->len >= sizeof(iss->outbox_id) || e->element[1]->type != REDIS_REPLY_ARRAY) {
+                        (*read)++;
+                        (*malformed)++;
                         continue;
+                }
+                (*read)++;
+                snprintf(cursor, cursor_n, "%s", e->element[0]->str);
                 memset(iss, 0, sizeof(*iss));
                 snprintf(iss->campaign_id, sizeof(iss->campaign_id), "%s", campaign_id);
                 memcpy(iss->outbox_id, e->element[0]->str, e->element[0]->len + 1);
@@ -922,13 +948,17 @@ int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t
                                 continue;
                         if (strcmp(name->str, "user_id") == 0 && cpn_user_id_valid(val->str, val->len))
                                 memcpy(iss->user_id, val->str, val->len + 1);
-                        else if (strcmp(name->str, "seq") == 0)
+                        else if (strcmp(name->str, "seq") == 0) {
                                 iss->seq = str_int(val);
-                        else if (strcmp(name->str, "issued_at") == 0)
+                                seq_seen = true;
+                        } else if (strcmp(name->str, "issued_at") == 0)
                                 iss->issued_at_ms = str_int(val);
                 }
-                if (!iss->user_id[0] || iss->seq <= 0) {
+                /* seq 0: a user reconcile re-published with no free place
+                 * left; the worker takes it like any other. */
+                if (!iss->user_id[0] || !seq_seen || iss->seq < 0 || iss->seq > CPN_TOTAL_MAX) {
                         cpn_log_debug("outbox %s entry %s is malformed; left in place", outbox, iss->outbox_id);
+                        (*malformed)++;
                         continue;
                 }
                 (*n)++;
