@@ -31,6 +31,63 @@ static void usage(FILE *f) {
         fprintf(f, "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start.\n");
 }
 
+/* Items in a comma-separated list. */
+static long list_len(const char *s) {
+        long n = 1;
+
+        for (; *s; s++)
+                n += *s == ',';
+        return n;
+}
+
+/*
+ * File descriptors coupon-api may hold at once, and whether the limit
+ * allows them: raises the soft limit to what is needed (up to the hard
+ * one), refuses to start when even that is too low. Short of descriptors,
+ * civetweb's accept loop spins on EMFILE and every request that needs a
+ * new connection fails; better not to start. Per request thread: its
+ * client socket, two more waiting in civetweb's accept queue (which holds
+ * twice the threads), its own Redis connection (opened on its first read
+ * or admin call). Besides: stdio and the log, the listening sockets, the
+ * MySQL pool and its watcher, the Redis connections of the issue pipe,
+ * the delivery reports and the relay, and librdkafka's sockets and
+ * wake-up pipes (three per broker; the cluster may have more brokers than
+ * the bootstrap list names).
+ */
+static int fd_budget(const struct cpn_config *cfg, struct cpn_error *err) {
+        long fixed = 8 + list_len(cfg->http_addr) + (cfg->mysql_pool + 1) + 3 + 32 +
+                     3 * (list_len(cfg->kafka_brokers) + 8);
+        long need = fixed + 4 * cfg->http_threads;
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+                return 0;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need) {
+                struct rlimit want = { (rlim_t)need, rl.rlim_max };
+
+                /* Above the hard limit only with CAP_SYS_RESOURCE (root). */
+                if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)need)
+                        want.rlim_max = (rlim_t)need;
+                if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+                        want.rlim_cur = rl.rlim_max;
+                        want.rlim_max = rl.rlim_max;
+                        (void)setrlimit(RLIMIT_NOFILE, &want);
+                }
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need) {
+                long fit = ((long)rl.rlim_cur - fixed) / 4;
+
+                return cpn_error_set(err, CPN_INVALID,
+                                     "COUPON_HTTP_THREADS=%ld needs up to %ld file descriptors (4 per thread: its "
+                                     "client, two in the accept queue, its Redis connection; %ld besides), the "
+                                     "limit is %llu (ulimit -n, LimitNOFILE): raise it or use at most %ld threads",
+                                     cfg->http_threads, need, fixed, (unsigned long long)rl.rlim_cur,
+                                     fit > 0 ? fit : 0);
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         struct cpn_config cfg;
         struct cpn_service svc = { 0 };
@@ -74,23 +131,11 @@ int main(int argc, char **argv) {
         cpn_log_setup("coupon-api", level);
         svc.cfg = &cfg;
 
-        /* Each busy thread holds a client socket and its own Redis (and
-         * maybe MySQL) connection: take the whole descriptor allowance. */
-        {
-                struct rlimit rl;
-
-                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                        if (rl.rlim_cur < rl.rlim_max) {
-                                rl.rlim_cur = rl.rlim_max;
-                                (void)setrlimit(RLIMIT_NOFILE, &rl);
-                                (void)getrlimit(RLIMIT_NOFILE, &rl);
-                        }
-                        if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)cfg.http_threads * 3 + 64 > rl.rlim_cur)
-                                cpn_log_warn("COUPON_HTTP_THREADS=%ld may need %ld file descriptors, the limit is %llu "
-                                             "(ulimit -n): connections may be refused under load",
-                                             cfg.http_threads, cfg.http_threads * 3 + 64,
-                                             (unsigned long long)rl.rlim_cur);
-                }
+        r = fd_budget(&cfg, &err);
+        if (r) {
+                cpn_log_error("cannot start: %s", err.msg);
+                cpn_config_clear(&cfg);
+                return 1;
         }
 
         /* Signals are taken by sigwait below; every thread inherits the mask. */
