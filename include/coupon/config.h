@@ -22,6 +22,7 @@ struct cpn_config {
         char *kafka_brokers;        /* COUPON_KAFKA_BROKERS */
         char *kafka_topic;          /* COUPON_KAFKA_TOPIC */
         char *kafka_config;         /* COUPON_KAFKA_CONFIG: extra librdkafka k=v,k=v */
+        char *kafka_config_file;    /* COUPON_KAFKA_CONFIG_FILE: k=v lines */
         char *mysql_url;            /* COUPON_MYSQL_URL */
         char *admin_token;          /* COUPON_ADMIN_TOKEN, NULL = admin disabled */
         char *log_level;            /* COUPON_LOG_LEVEL */
@@ -66,6 +67,19 @@ int cpn_config_load(struct cpn_config *cfg, unsigned mask,
 /* Cross-field checks (e.g. the relay deadline must exceed Kafka's message
  * timeout). Returns 0 or CPN_INVALID. */
 int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_error *err);
+
+/*
+ * Calls @fn for each "key=value" of the comma-separated @list (the form of
+ * COUPON_KAFKA_CONFIG), in order: "\," in a value is a comma, "\\" a
+ * backslash, the first '=' ends the key. Stops at a non-zero return of
+ * @fn and returns it; CPN_INVALID for an item without a key (the message
+ * names its position, never its text: it may be part of a secret).
+ */
+int cpn_config_each_kv(const char *list, int (*fn)(const char *key, const char *value, void *ud), void *ud,
+                       struct cpn_error *err);
+/* Whether a librdkafka property may hold a secret (its value must never
+ * be shown): sasl.password, ssl.key.password, sasl.jaas.config, ... */
+bool cpn_config_secret_key(const char *key);
 
 /* Prints the table of variables/flags of @mask with defaults and bounds. */
 void cpn_config_usage(FILE *f, unsigned mask);

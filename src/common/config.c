@@ -39,7 +39,11 @@ static const struct entry table[] = {
         { "COUPON_KAFKA_TOPIC", "kafka-topic", T_STR, S(kafka_topic), "coupon.issued", 0, 0,
           ALL, "topic of accepted issuances" },
         { "COUPON_KAFKA_CONFIG", "kafka-config", T_STR, S(kafka_config), NULL, 0, 0,
-          ALL, "extra librdkafka properties, k=v[,k=v...] (e.g. security.protocol=ssl)" },
+          ALL, "extra librdkafka properties, k=v[,k=v...] (e.g. security.protocol=ssl); \\, is a comma "
+               "and \\\\ a backslash in a value" },
+        { "COUPON_KAFKA_CONFIG_FILE", "kafka-config-file", T_STR, S(kafka_config_file), NULL, 0, 0,
+          ALL, "a file of librdkafka properties, one k=v per line, # comments (for secrets: "
+               "sasl.password=...); applied before COUPON_KAFKA_CONFIG" },
         { "COUPON_MYSQL_URL", "mysql-url", T_STR, S(mysql_url),
           "mysql://coupon:coupon@127.0.0.1:3306/coupon", 0, 0,
           ALL, "MySQL/MariaDB, mysql://user:password@host[:port]/database" },
@@ -250,6 +254,53 @@ int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_err
         if (!*cfg->kafka_topic)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_TOPIC must not be empty");
         return 0;
+}
+
+int cpn_config_each_kv(const char *list, int (*fn)(const char *key, const char *value, void *ud), void *ud,
+                       struct cpn_error *err) {
+        size_t n = strlen(list), item = 0;
+        char *buf = malloc(n + 1);
+        int r = 0;
+
+        if (!buf)
+                return cpn_error_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; i <= n && r == 0;) {
+                size_t o = 0;
+                char *eq;
+
+                item++;
+                /* One item, unescaped: "\," is a comma, "\\" a backslash. */
+                for (; i < n && list[i] != ','; i++) {
+                        if (list[i] == '\\' && i + 1 < n && (list[i + 1] == ',' || list[i + 1] == '\\'))
+                                i++;
+                        buf[o++] = list[i];
+                }
+                buf[o] = '\0';
+                i++;
+                if (o == 0 && i > n && item > 1)
+                        break; /* a trailing comma */
+                eq = strchr(buf, '=');
+                if (!eq || eq == buf) {
+                        /* Never the text itself: it may be part of a secret. */
+                        r = cpn_error_set(err, CPN_INVALID, "item %zu is not key=value", item);
+                        break;
+                }
+                *eq = '\0';
+                r = fn(buf, eq + 1, ud);
+        }
+        /* The copy may hold a secret. */
+        explicit_bzero(buf, n + 1);
+        free(buf);
+        return r;
+}
+
+bool cpn_config_secret_key(const char *key) {
+        static const char *const words[] = { "password", "secret", "jaas", "token", "credential", "key", NULL };
+
+        for (const char *const *w = words; *w; w++)
+                if (strstr(key, *w))
+                        return true;
+        return false;
 }
 
 void cpn_config_usage(FILE *f, unsigned mask) {

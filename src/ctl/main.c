@@ -305,6 +305,9 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
         if (r == -EBUSY) {
                 fprintf(stderr, "couponctl: %s: %s\n", cmd, err.msg);
                 r = 5;
+        } else if (r == CPN_INVALID) { /* a bad setting found only now (COUPON_KAFKA_CONFIG, ...) */
+                fail(cmd, &err);
+                r = 2;
         } else {
                 r = r ? fail(cmd, &err) : 0;
         }

@@ -222,36 +222,84 @@ static void *report_thread(void *arg) {
         return NULL;
 }
 
-int cpn_kafka_conf_apply(void *vconf, const struct cpn_config *cfg, const char *client_id,
-                         struct cpn_error *err) {
-        rd_kafka_conf_t *conf = vconf;
-        char errstr[512], *extra, *save = NULL;
+struct conf_ctx {
+        rd_kafka_conf_t *conf;
+        const char *origin;
+        struct cpn_error *err;
+};
 
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, sizeof(errstr)) ||
-            rd_kafka_conf_set(conf, "client.id", client_id, errstr, sizeof(errstr)))
-                return cpn_error_set(err, CPN_INVALID, "kafka: %s", errstr);
-        if (!cfg->kafka_config || !*cfg->kafka_config)
+/* One property. A refusal names the property, and librdkafka's reason
+ * only where the value cannot be a secret (the reason quotes it). */
+static int conf_one(const char *key, const char *value, void *ud) {
+        struct conf_ctx *x = ud;
+        char errstr[512] = "";
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(x->conf, key, value, errstr, sizeof(errstr));
+
+        if (res == RD_KAFKA_CONF_OK)
                 return 0;
-        extra = strdup(cfg->kafka_config);
-        if (!extra)
-                return -ENOMEM;
-        for (char *kv = strtok_r(extra, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-                char *eq = strchr(kv, '=');
+        if (res == RD_KAFKA_CONF_UNKNOWN)
+                return cpn_error_set(x->err, CPN_INVALID, "%s: unknown librdkafka property '%.64s'", x->origin, key);
+        if (cpn_config_secret_key(key))
+                return cpn_error_set(x->err, CPN_INVALID, "%s: librdkafka refuses the value of '%.64s' (not shown)",
+                                     x->origin, key);
+        return cpn_error_set(x->err, CPN_INVALID, "%s: %s", x->origin, errstr);
+}
 
-                if (!eq) {
-                        cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_CONFIG: '%.64s' is not key=value", kv);
-                        free(extra);
-                        return CPN_INVALID;
+/* Applies the k=v lines of @path ('#' starts a comment line). */
+static int conf_file(struct conf_ctx *x, const char *path) {
+        char line[8192];
+        FILE *f = fopen(path, "re");
+        int r = 0, no = 0;
+
+        if (!f)
+                return cpn_error_set(x->err, CPN_INVALID, "COUPON_KAFKA_CONFIG_FILE: cannot open %s: %s", path,
+                                     strerror(errno));
+        while (r == 0 && fgets(line, sizeof(line), f)) {
+                size_t len = strcspn(line, "\r\n");
+                char *k = line, *eq;
+
+                no++;
+                line[len] = '\0';
+                while (*k == ' ' || *k == '\t')
+                        k++;
+                if (!*k || *k == '#')
+                        continue;
+                eq = strchr(k, '=');
+                if (!eq || eq == k) {
+                        r = cpn_error_set(x->err, CPN_INVALID, "COUPON_KAFKA_CONFIG_FILE: %s line %d is not key=value",
+                                          path, no);
+                        break;
                 }
                 *eq = '\0';
-                if (rd_kafka_conf_set(conf, kv, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-                        cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_CONFIG: %s", errstr);
-                        free(extra);
-                        return CPN_INVALID;
-                }
+                r = conf_one(k, eq + 1, x);
         }
-        free(extra);
-        return 0;
+        explicit_bzero(line, sizeof(line));
+        fclose(f);
+        return r;
+}
+
+int cpn_kafka_conf_apply(void *vconf, const struct cpn_config *cfg, const char *client_id,
+                         struct cpn_error *err) {
+        struct conf_ctx x = { vconf, "COUPON_KAFKA_CONFIG", err };
+        char errstr[512];
+        int r;
+
+        if (rd_kafka_conf_set(x.conf, "bootstrap.servers", cfg->kafka_brokers, errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(x.conf, "client.id", client_id, errstr, sizeof(errstr)))
+                return cpn_error_set(err, CPN_INVALID, "kafka: %s", errstr);
+        if (cfg->kafka_config_file && *cfg->kafka_config_file) {
+                x.origin = "COUPON_KAFKA_CONFIG_FILE";
+                r = conf_file(&x, cfg->kafka_config_file);
+                if (r)
+                        return r;
+        }
+        if (!cfg->kafka_config || !*cfg->kafka_config)
+                return 0;
+        x.origin = "COUPON_KAFKA_CONFIG";
+        r = cpn_config_each_kv(cfg->kafka_config, conf_one, &x, err);
+        if (r == CPN_INVALID && err && !strstr(err->msg, "COUPON_KAFKA"))
+                cpn_error_prefix(err, r, "COUPON_KAFKA_CONFIG");
+        return r;
 }
 
 int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg,

@@ -696,6 +696,58 @@ static void test_usage(void **state) {
         free(text);
 }
 
+/* cpn_config_each_kv: what COUPON_KAFKA_CONFIG's items become. */
+struct kv_seen {
+        char out[512];
+        int stop_at, n;
+};
+
+static int kv_collect(const char *k, const char *v, void *ud) {
+        struct kv_seen *s = ud;
+        size_t len = strlen(s->out);
+
+        snprintf(s->out + len, sizeof(s->out) - len, "[%s|%s]", k, v);
+        return ++s->n == s->stop_at ? 42 : 0;
+}
+
+static void assert_kv(const char *list, const char *want) {
+        struct kv_seen seen = { "", 0, 0 };
+        struct cpn_error err = { { 0 } };
+
+        assert_int_equal(cpn_config_each_kv(list, kv_collect, &seen, &err), 0);
+        if (strcmp(seen.out, want) != 0)
+                fail_msg("'%s' -> %s, expected %s", list, seen.out, want);
+}
+
+static void test_kv_list(void **state) {
+        struct kv_seen seen = { "", 2, 0 };
+        struct cpn_error err = { { 0 } };
+
+        (void)state;
+        assert_kv("a=b", "[a|b]");
+        assert_kv("a=b,c=d", "[a|b][c|d]");
+        assert_kv("a=b,", "[a|b]");
+        assert_kv("sasl.password=se\\,cret,x=1", "[sasl.password|se,cret][x|1]");
+        assert_kv("p=a\\\\,b=c", "[p|a\\][b|c]");   /* an escaped backslash, then a real comma */
+        assert_kv("p=a\\b", "[p|a\\b]");             /* any other backslash stays */
+        assert_kv("j=k=v", "[j|k=v]");               /* the first '=' splits */
+        assert_kv("e=", "[e|]");
+        assert_int_equal(cpn_config_each_kv("a=1,b=2,c=3", kv_collect, &seen, &err), 42);
+        assert_string_equal(seen.out, "[a|1][b|2]");
+        /* A broken item is named by position, never by its text. */
+        assert_int_equal(cpn_config_each_kv("sasl.password=x,TOPSECRET", kv_collect, &(struct kv_seen){ "", 0, 0 },
+                                            &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "item 2"));
+        assert_null(strstr(err.msg, "TOPSECRET"));
+        assert_int_equal(cpn_config_each_kv("=v", kv_collect, &(struct kv_seen){ "", 0, 0 }, &err), CPN_INVALID);
+        assert_true(cpn_config_secret_key("sasl.password"));
+        assert_true(cpn_config_secret_key("ssl.key.password"));
+        assert_true(cpn_config_secret_key("sasl.jaas.config"));
+        assert_true(cpn_config_secret_key("sasl.oauthbearer.client.secret"));
+        assert_false(cpn_config_secret_key("acks"));
+        assert_false(cpn_config_secret_key("session.timeout.ms"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -727,6 +779,7 @@ int main(void) {
                 T(test_check_worker_group),
                 T(test_check_retry_max_below_base),
                 cmocka_unit_test(test_usage),
+                cmocka_unit_test(test_kv_list),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
