@@ -56,10 +56,13 @@ static void usage(FILE *f) {
                 "  -V, --version    show the version and exit\n"
                 "\n");
         cpn_config_usage(f, CPN_CFG_CTL);
-        fprintf(f, "\nExit status: 0 on success, 1 on failure, 2 on bad usage; campaign create\n"
-                   "exits 3 when a different campaign with that id exists; reconcile exits 4\n"
-                   "when differences remain that it did not repair, and audit exits 4 when a\n"
-                   "check fails.\n");
+        fprintf(f, "\nExit status: 0 on success (campaign create also when the campaign already\n"
+                   "exists with the same fields), 1 on failure, 2 on bad usage or a bad setting;\n"
+                   "campaign create exits 3 when a campaign with that id and other fields exists;\n"
+                   "reconcile exits 4 when differences remain that it did not repair, audit 4\n"
+                   "when a check fails; reconcile and rebuild exit 5 when another reconcile or\n"
+                   "rebuild is changing the campaign (it holds its lease; the lease of one that\n"
+                   "died expires within 15 s).\n");
 }
 
 static int fail(const char *what, const struct cpn_error *err) {
@@ -146,6 +149,11 @@ static int cmd_campaign_create(struct cpn_session *s, int argc, char **argv) {
                         return 2;
                 }
         }
+        if (optind < argc) {
+                fprintf(stderr, "couponctl: campaign create: unexpected argument '%s' (see --help)\n", argv[optind]);
+                cJSON_Delete(o);
+                return 2;
+        }
         body = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (!body)
@@ -195,17 +203,35 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 { "users", required_argument, NULL, 'u' },  { NULL, 0, NULL, 0 },
         };
         struct cpn_error err = { { 0 } };
+        /* The options each command takes; any other is refused. */
+        static const struct {
+                const char *cmd, *sub, *takes;
+        } allowed[] = {
+                { "failed", "list", "scl" }, { "failed", "retry", "a" }, { "reconcile", NULL, "dg" },
+                { "rebuild", NULL, "wf" },   { "audit", NULL, "uw" },    { "lag", NULL, "" },
+        };
         struct cpn_ops ops = { .cfg = svc->cfg, .redis_url = &svc->redis_url, .out = stdout };
         const char *status = "open", *campaign = NULL, *cmd = argv[0];
         long limit = 100, grace = 10, wait = 60, users = -1;
         bool all = false, dry = false, force = false;
+        char given[16] = "";
         int ch, r, nargs;
         char **args;
 
         optind = 1;
+        opterr = 1;
         while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                if (ch != '?' && !strchr(given, ch) && strlen(given) + 1 < sizeof(given))
+                        given[strlen(given)] = (char)ch;
                 switch (ch) {
-                case 's': status = strcmp(optarg, "all") ? optarg : NULL; break;
+                case 's':
+                        if (strcmp(optarg, "open") && strcmp(optarg, "dead") && strcmp(optarg, "resolved") &&
+                            strcmp(optarg, "all")) {
+                                fprintf(stderr, "couponctl: --status must be open, dead, resolved or all\n");
+                                return 2;
+                        }
+                        status = strcmp(optarg, "all") ? optarg : NULL;
+                        break;
                 case 'c': campaign = optarg; break;
                 case 'a': all = true; break;
                 case 'd': dry = true; break;
@@ -240,6 +266,22 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
         }
         args = argv + optind;
         nargs = argc - optind;
+        for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+                if (strcmp(allowed[i].cmd, cmd) != 0 ||
+                    (allowed[i].sub && (nargs < 1 || strcmp(allowed[i].sub, args[0]) != 0)))
+                        continue;
+                for (const char *g = given; *g; g++)
+                        if (!strchr(allowed[i].takes, *g)) {
+                                const char *name = "?";
+
+                                for (const struct option *o = opts; o->name; o++)
+                                        if (o->val == *g)
+                                                name = o->name;
+                                fprintf(stderr, "couponctl: %s%s%s does not take --%s (see --help)\n", cmd,
+                                        allowed[i].sub ? " " : "", allowed[i].sub ? allowed[i].sub : "", name);
+                                return 2;
+                        }
+        }
         if (campaign && !cpn_campaign_id_valid(campaign, strlen(campaign))) {
                 fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
                 return 2;
@@ -369,12 +411,26 @@ int main(int argc, char **argv) {
         }
         argc -= argi;
         argv += argi;
-        if (!strcmp(argv[0], "migrate") && argc == 1) {
-                r = cmd_migrate(s, &svc);
+        if (!strcmp(argv[0], "migrate")) {
+                if (argc == 1) {
+                        r = cmd_migrate(s, &svc);
+                } else {
+                        fprintf(stderr, "couponctl: migrate takes no arguments (see --help)\n");
+                        r = 2;
+                }
         } else if (!strcmp(argv[0], "campaign") && argc >= 2 && !strcmp(argv[1], "create")) {
                 r = cmd_campaign_create(s, argc - 1, argv + 1);
-        } else if (!strcmp(argv[0], "campaign") && argc == 3 && !strcmp(argv[1], "show")) {
-                r = cmd_campaign_show(s, argv[2]);
+        } else if (!strcmp(argv[0], "campaign") && argc >= 2 && !strcmp(argv[1], "show")) {
+                if (argc == 3 && argv[2][0] != '-') {
+                        r = cmd_campaign_show(s, argv[2]);
+                } else {
+                        fprintf(stderr, "couponctl: usage: campaign show ID\n");
+                        r = 2;
+                }
+        } else if (!strcmp(argv[0], "campaign")) {
+                fprintf(stderr, "couponctl: usage: campaign create --id ID --name NAME --total N ... | "
+                                "campaign show ID (see --help)\n");
+                r = 2;
         } else if (!strcmp(argv[0], "failed") || !strcmp(argv[0], "reconcile") || !strcmp(argv[0], "rebuild") ||
                    !strcmp(argv[0], "lag") || !strcmp(argv[0], "audit")) {
                 r = cmd_ops(&svc, argc, argv);
