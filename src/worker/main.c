@@ -61,7 +61,11 @@ int main(int argc, char **argv) {
                         return 0;
                 }
                 if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+#ifdef CPN_TEST_HOOKS
+                        printf("coupon-worker %s (built with test hooks: not for production)\n", CPN_VERSION);
+#else
                         printf("coupon-worker %s\n", CPN_VERSION);
+#endif
                         return 0;
                 }
         }

@@ -39,7 +39,7 @@ struct cpn_worker {
         struct cpn_db_record *recs;
         size_t n, ndecoded, cap;
 
-        long crash_after_commits; /* test only: COUPON_TEST_CRASH_AFTER_COMMIT */
+        long crash_after_commits; /* test builds only: COUPON_TEST_CRASH_AFTER_COMMIT */
         uint64_t commits;
         struct cpn_worker_stats st;
 };
@@ -47,7 +47,6 @@ struct cpn_worker {
 int cpn_worker_new(struct cpn_worker **ret, const struct cpn_config *cfg, const struct cpn_db_url *db,
                    struct cpn_error *err) {
         struct cpn_worker *w = calloc(1, sizeof(*w));
-        const char *crash = getenv("COUPON_TEST_CRASH_AFTER_COMMIT");
         int r;
 
         if (!w)
@@ -62,11 +61,17 @@ int cpn_worker_new(struct cpn_worker **ret, const struct cpn_config *cfg, const 
                 cpn_worker_free(w);
                 return -ENOMEM;
         }
-        if (crash && *crash) {
-                w->crash_after_commits = strtol(crash, NULL, 10);
-                cpn_log_warn("COUPON_TEST_CRASH_AFTER_COMMIT=%ld: will kill itself after that many commits, "
-                             "before storing offsets (a test crash point)", w->crash_after_commits);
+#ifdef CPN_TEST_HOOKS
+        {
+                const char *crash = getenv("COUPON_TEST_CRASH_AFTER_COMMIT");
+
+                if (crash && *crash) {
+                        w->crash_after_commits = strtol(crash, NULL, 10);
+                        cpn_log_warn("COUPON_TEST_CRASH_AFTER_COMMIT=%ld: will kill itself after that many commits, "
+                                     "before storing offsets (a test crash point)", w->crash_after_commits);
+                }
         }
+#endif
         r = cpn_db_new(&w->db, db, cfg->mysql_timeout_ms, CPN_DB_SLOW_RW_MS(cfg->mysql_timeout_ms));
         if (!r)
                 r = cpn_consumer_new(&w->consumer, cfg, err);
@@ -252,11 +257,13 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
                                 continue;
                         }
                         w->commits++;
+#ifdef CPN_TEST_HOOKS
                         if (w->crash_after_commits > 0 && w->commits >= (uint64_t)w->crash_after_commits) {
                                 cpn_log_warn("test crash point: killed after commit %" PRIu64
                                              ", before storing offsets", w->commits);
                                 raise(SIGKILL);
                         }
+#endif
                         r = cpn_consumer_store(w->consumer, w->msgs, w->n, &perr);
                         if (r)
                                 cpn_log_warn("%s (the messages are persisted; a redelivery changes nothing)", perr.msg);
