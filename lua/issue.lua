@@ -8,7 +8,7 @@ KEYS[4] coupon:{c}:outbox  stream accepted issuances not yet in Kafka
 ARGV[1] user id (validated by the caller)
 
 Every refusal is decided before the first write, so a refused, repeated or
-late request never moves the count (DESIGN.md, invariants). The outbox entry
+late request never moves the count (docs/design.md, invariants). The outbox entry
 is written by the same script as the decision: there is no moment at which
 a user is accepted and nothing remembers to deliver it.
 

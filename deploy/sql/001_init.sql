@@ -1,4 +1,4 @@
--- 001_init: the tables of API.md. Applied by `couponctl migrate`, which
+-- 001_init: the tables of the service (README: MySQL). Applied by `couponctl migrate`, which
 -- records each applied file in schema_migrations. Idempotent.
 --
 -- Identifiers use ascii_bin: ids are case-sensitive in Redis ("U1" and "u1"

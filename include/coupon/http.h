@@ -56,7 +56,7 @@ const char *cpn_route_name(enum cpn_route r);
 const char *cpn_http_framing_error(const char *const *names, const char *const *values, size_t n,
                                    int64_t *length);
 
-/* Every answer that is not a success, as API.md names them. */
+/* Every answer that is not a success, as the contract (README) names them. */
 enum cpn_api_error {
         CPN_E_INVALID_REQUEST,
         CPN_E_BODY_TOO_LARGE,
@@ -73,7 +73,7 @@ enum cpn_api_error {
         CPN_E_ADMIN_DISABLED,
         CPN_E_UNAVAILABLE,
         CPN_E_OUTCOME_UNKNOWN,
-        /* HTTP framing, answered by src/api/server.c: not in API.md's tables */
+        /* HTTP framing, answered by src/api/server.c: not in the contract's tables */
         CPN_E_LENGTH_REQUIRED,
         CPN_E_HEADERS_TOO_LARGE,
         CPN_E_HTTP_VERSION,

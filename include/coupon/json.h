@@ -42,6 +42,6 @@ int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
  * as RFC 8259 requires. Returns the length or -ENOBUFS. */
 int cpn_json_quote(char *buf, size_t n, const char *s);
 
-/* The campaign as API.md shows it; @persisted < 0 prints null (MySQL could
+/* The campaign as GET /v1/campaigns/{id} shows it; @persisted < 0 prints null (MySQL could
  * not be asked). Returns the length or -ENOBUFS. */
 int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, int64_t persisted);

@@ -1,7 +1,7 @@
 #pragma once
 /*
  * Domain types shared by every module, and the pure functions that check
- * them: identifier grammars of API.md, RFC 3339 times, key names.
+ * them: identifier grammars of the contract, RFC 3339 times, key names.
  * No I/O here; everything is unit-tested.
  */
 #include <stdbool.h>
@@ -73,12 +73,12 @@ uint64_t cpn_mono_ns(void);
 enum cpn_campaign_phase cpn_campaign_phase(const struct cpn_campaign_state *st);
 const char *cpn_campaign_phase_name(enum cpn_campaign_phase p);
 
-/* Redis key names of API.md: "coupon:{<id>}:<part>". Returns the length
+/* Redis key names of the contract: "coupon:{<id>}:<part>". Returns the length
  * written or -ENOBUFS. @part is one of "meta", "count", "users", "outbox". */
 int cpn_key(char *buf, size_t n, const char *campaign_id, const char *part);
 /* The registry of campaigns the outbox relay walks (not per campaign). */
 #define CPN_KEY_CAMPAIGNS "coupon:campaigns"
 
-/* Serialises an issuance as the Kafka message value of API.md into @buf.
+/* Serialises an issuance as the Kafka message value of the contract into @buf.
  * Returns the length or -ENOBUFS. No allocation. */
 int cpn_issuance_json(const struct cpn_issuance *iss, char *buf, size_t n);

@@ -163,7 +163,7 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_ADMIN_DISABLED] = { 503, "unavailable",
                                    "admin endpoints are disabled until COUPON_ADMIN_TOKEN is set", 0 },
         [CPN_E_UNAVAILABLE] = { 503, "unavailable", "a backend is unavailable; nothing was changed", 1 },
-        /* Not in API.md's table, which assumes every answer is known: the
+        /* Not in the contract's table, which assumes every answer is known: the
          * script went out and Redis was lost before it answered. 503
          * would promise that nothing was issued. */
         [CPN_E_OUTCOME_UNKNOWN] = { 504, "outcome_unknown",

@@ -382,7 +382,7 @@ int cpn_json_quote(char *buf, size_t n, const char *s) {
         return (int)o;
 }
 
-/* The campaign as API.md shows it. @persisted < 0: unknown (MySQL down). */
+/* The campaign as GET /v1/campaigns/{id} shows it. @persisted < 0: unknown (MySQL down). */
 int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, int64_t persisted) {
         char name[CPN_NAME_MAX * 6 + 3], starts[40], ends[40], pers[24];
         int64_t remaining = st->c.total - st->issued;

@@ -80,7 +80,7 @@ static MYSQL_STMT *stmt(struct cpn_db *db, int id, struct cpn_error *err, int *r
                 sql = "SELECT total, persisted FROM campaigns WHERE id = ? FOR UPDATE";
                 break;
         case CPN_DB_ST_BUMP_PERSISTED:
-                /* DESIGN.md: the last line against overselling, even if Redis lost its state. */
+                /* docs/design.md: the last line against overselling, even if Redis lost its state. */
                 sql = "UPDATE campaigns SET persisted = persisted + ? WHERE id = ? AND persisted + ? <= total";
                 break;
         case CPN_DB_ST_INSERT_FAILED:

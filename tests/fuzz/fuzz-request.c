@@ -294,7 +294,7 @@ static void check_admin(const char *authorization) {
                        authorization, want);
 }
 
-/* API.md's application/json: the media type in any case, then optional
+/* The contract's application/json: the media type in any case, then optional
  * white space and parameters. */
 static bool json_content_type_ref(const char *ct) {
         if (!ct || strncasecmp(ct, "application/json", 16) != 0)

@@ -1,5 +1,5 @@
-"""Every row of API.md's issue table and the campaign endpoints' errors,
-each checked to change nothing in Redis, Kafka or MySQL (DESIGN.md:
+"""Every row of the contract's issue table (README) and the campaign endpoints' errors,
+each checked to change nothing in Redis, Kafka or MySQL (docs/design.md:
 "Nothing that answered 4xx/503 changed any state"), plus time windows."""
 
 import datetime

@@ -6,7 +6,7 @@ requests, each written byte for byte on a raw socket, and each checked
   413 and broken framing with the connection closed afterwards);
 - to leave coupon-api alive: the process has not exited and GET /healthz
   answers 200 right after the case;
-- to change nothing (DESIGN.md: "Nothing that answered 4xx/503 changed any
+- to change nothing (docs/design.md: "Nothing that answered 4xx/503 changed any
   state"): Redis (every key but the relay's lease: meta, count, users set,
   outbox stream with its last id, the campaign set) is compared after every
   case; Kafka's message count and MySQL (campaigns rows, coupons and

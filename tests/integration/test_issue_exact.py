@@ -1,4 +1,4 @@
-"""Exactness under concurrency (DESIGN.md invariants 1, 2, 6).
+"""Exactness under concurrency (docs/design.md, invariants 1, 2, 6).
 
 A campaign of 1,000; 20,000 requests from 12,000 distinct users (8,000
 repeats, shuffled so they race their first request) over 200 concurrent

@@ -287,7 +287,7 @@ static void test_error_table_api_md(void **state) {
         assert_error(CPN_E_PAUSED, 503, "unavailable");
         assert_error(CPN_E_ADMIN_DISABLED, 503, "unavailable");
         assert_error(CPN_E_INTERNAL, 500, "internal");
-        /* not in API.md: an issue whose outcome Redis never told */
+        /* not in the contract: an issue whose outcome Redis never told */
         assert_error(CPN_E_OUTCOME_UNKNOWN, 504, "outcome_unknown");
         assert_true(cpn_api_error_info(CPN_E_OUTCOME_UNKNOWN)->retry_after > 0);
         /* "503 unavailable, with a Retry-After header" */
@@ -302,7 +302,7 @@ static void test_error_table_api_md(void **state) {
         }
 }
 
-/* Not in API.md: HTTP framing, answered by server.c. */
+/* Not in the contract: HTTP framing, answered by server.c. */
 static void test_error_table_http(void **state) {
         assert_error(CPN_E_LENGTH_REQUIRED, 411, "length_required");
         assert_error(CPN_E_HEADERS_TOO_LARGE, 431, "headers_too_large");
