@@ -5,6 +5,7 @@
  * resume can neither stretch nor cut a wait short.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 
 /* Initialises @cv to time its waits on CLOCK_MONOTONIC. Returns 0 or an
@@ -38,4 +39,16 @@ static inline void cpn_deadline_in(struct timespec *dl, long ms) {
 
         clock_gettime(CLOCK_MONOTONIC, &now);
         cpn_deadline_after(dl, &now, ms);
+}
+
+/* With @mu held: sleeps on @cv until *@stop is set (and @cv signalled) or
+ * @ms have passed on CLOCK_MONOTONIC (@cv made by cpn_cond_init_monotonic).
+ * The sleep of a background thread between two rounds of its work. */
+static inline void cpn_cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, long ms, const bool *stop) {
+        struct timespec dl;
+
+        cpn_deadline_in(&dl, ms);
+        while (!*stop)
+                if (pthread_cond_timedwait(cv, mu, &dl) != 0)
+                        break;
 }

@@ -62,12 +62,7 @@ static void *renew_main(void *arg) {
 
         pthread_mutex_lock(&l->mu);
         while (!l->stop) {
-                struct timespec dl;
-
-                cpn_deadline_in(&dl, LEASE_RENEW_MS);
-                while (!l->stop)
-                        if (pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT)
-                                break;
+                cpn_cond_nap(&l->cv, &l->mu, LEASE_RENEW_MS, &l->stop);
                 if (l->stop)
                         break;
                 pthread_mutex_unlock(&l->mu);

@@ -72,7 +72,6 @@ static void *watch_main(void *arg) {
         pthread_mutex_lock(&p->mu);
         while (!p->stop) {
                 struct cpn_error err = { { 0 } };
-                struct timespec dl;
 
                 pthread_mutex_unlock(&p->mu);
                 cpn_db_drop_if_closed(p->probe);
@@ -81,10 +80,7 @@ static void *watch_main(void *arg) {
                 else
                         set_down(p, err.msg);
                 pthread_mutex_lock(&p->mu);
-                cpn_deadline_in(&dl, PROBE_EVERY_MS);
-                while (!p->stop)
-                        if (pthread_cond_timedwait(&p->stop_cv, &p->mu, &dl) == ETIMEDOUT)
-                                break;
+                cpn_cond_nap(&p->stop_cv, &p->mu, PROBE_EVERY_MS, &p->stop);
         }
         pthread_mutex_unlock(&p->mu);
         return NULL;

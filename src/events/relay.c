@@ -87,7 +87,6 @@ static void *relay_thread(void *arg) {
         pthread_mutex_lock(&r->mu);
         while (!r->stop) {
                 struct cpn_error err = { { 0 } };
-                struct timespec dl;
                 int ret;
 
                 pthread_mutex_unlock(&r->mu);
@@ -98,10 +97,7 @@ static void *relay_thread(void *arg) {
                         cpn_log_info("relay: redis reachable again");
                 r->redis_failing = ret < 0;
                 pthread_mutex_lock(&r->mu);
-                cpn_deadline_in(&dl, r->cfg->relay_interval_ms);
-                while (!r->stop)
-                        if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
-                                break;
+                cpn_cond_nap(&r->cv, &r->mu, r->cfg->relay_interval_ms, &r->stop);
         }
         pthread_mutex_unlock(&r->mu);
         return NULL;
