@@ -122,7 +122,8 @@ def run(svc):
     check(w.stop() == 0, "worker did not exit 0")
     # bad usage is refused with 2
     ctl(svc, "failed", "retry", "abc", check_rc=2)
-    ctl(svc, "failed", "list", "--status", "nonsense", check_rc=1)
+    _, out = ctl(svc, "failed", "list", "--status", "nonsense", check_rc=2)
+    check(out == "", "a refused failed list printed %r" % out)
 
 
 def kafka_lag_group(svc, group):
