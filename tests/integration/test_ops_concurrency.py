@@ -11,9 +11,10 @@ holder that died lets it expire within 15 s; scratch keys are per run.
 On a sold-out campaign of 3,000 (the worker persisted all of it, audit
 PASS), each of these, started together (50 ms apart):
 - two rebuilds; three rebuilds; two reconciles (--grace 2); three
-  reconciles; a rebuild and a reconcile; a reconcile and a rebuild:
-  exactly one exits 0, the others exit 5 with "is being changed by
-  couponctl <cmd>"; afterwards count = SCARD = rows = 3,000. The runs are
+  reconciles; a rebuild and a reconcile; a reconcile and a rebuild, the
+  others started 50 ms apart once the first holds the lease: the first
+  exits 0, the others exit 5 with "is being changed by couponctl <cmd>";
+  afterwards count = SCARD = rows = 3,000. The runs are
   made to overlap: a rebuild waits for the workers' lag (one message
   produced while the worker is stopped, which starts again 1.5 s later),
   a reconcile for its --grace look at a user whose MySQL row was deleted.
@@ -45,18 +46,35 @@ def start_ctl(svc, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def together(svc, *commands):
-    """Starts each command 50 ms after the one before; returns
-    [(argv, rc, stdout, stderr)]."""
-    procs = []
-    for argv in commands:
-        procs.append((argv, start_ctl(svc, *argv)))
+def start_all(svc, commands):
+    """Starts the first command, waits until it holds the campaign's lease
+    (reconcile asks Kafka for the lag first, and a second command started
+    a moment later could otherwise take the lease before it: the outcome
+    would depend on who is first, not on the lease), then starts each of
+    the others 50 ms after the one before. Returns [(argv, Popen)]."""
+    procs = [(commands[0], start_ctl(svc, *commands[0]))]
+    deadline = time.monotonic() + 30
+    while svc.redis("EXISTS", "coupon:{%s}:ops" % CID) == 0:
+        check(procs[0][1].poll() is None, "%s ended before taking the lease" % " ".join(commands[0]))
+        check(time.monotonic() < deadline, "%s took no lease in 30 s" % " ".join(commands[0]))
+        time.sleep(0.01)
+    for argv in commands[1:]:
         time.sleep(0.05)
+        procs.append((argv, start_ctl(svc, *argv)))
+    return procs
+
+
+def finish(procs):
     out = []
     for argv, p in procs:
         so, se = p.communicate(timeout=180)
         out.append((argv, p.returncode, so, se))
     return out
+
+
+def together(svc, *commands):
+    """The commands at once (start_all); [(argv, rc, stdout, stderr)]."""
+    return finish(start_all(svc, list(commands)))
 
 
 def redis_counts(svc):
@@ -66,7 +84,8 @@ def redis_counts(svc):
 def check_one_winner(svc, results, kafka_want, what):
     rcs = [r[1] for r in results]
     detail = "\n".join("%s -> %d\n%s%s" % (" ".join(a), rc, so[-600:], se[-600:]) for a, rc, so, se in results)
-    check(rcs.count(0) == 1 and rcs.count(5) == len(rcs) - 1, "%s: exit codes %s\n%s" % (what, rcs, detail))
+    check(rcs == [0] + [5] * (len(rcs) - 1), "%s: exit codes %s (the first holds the lease)\n%s" % (
+        what, rcs, detail))
     for argv, rc, so, se in results:
         if rc == 5:
             check("is being changed by couponctl" in se or "verdict=busy" in so, "%s: refusal says %r" % (what, se))
@@ -105,16 +124,10 @@ def run(svc):
             # workers' lag (one message, stopped worker) to reach 0.
             worker.stop()
             svc.kafka_produce([(one["key"], one["payload"])])
-            procs = []
-            for argv in cmds:
-                procs.append((argv, start_ctl(svc, *argv)))
-                time.sleep(0.05)
+            procs = start_all(svc, cmds)
             time.sleep(1.5)
             worker = Worker(svc).start()
-            results = []
-            for argv, p in procs:
-                so, se = p.communicate(timeout=180)
-                results.append((argv, p.returncode, so, se))
+            results = finish(procs)
         else:
             # The first reconcile holds the campaign through its --grace look
             # at a user missing in MySQL (the winner re-publishes it, once).
