@@ -30,6 +30,18 @@ if [ -z "${COUPON_ADMIN_TOKEN:-}" ]; then
   export COUPON_ADMIN_TOKEN
 fi
 export COUPON_HTTP_ADDR=${COUPON_HTTP_ADDR:-127.0.0.1:8080}
+# coupon-api needs about 4 file descriptors per thread and will not start
+# when they cannot fit: on a machine whose hard limit is low, use fewer
+# threads (it says how many fit) rather than fail.
+if [ -z "${COUPON_HTTP_THREADS:-}" ]; then
+  hard=$(ulimit -Hn)
+  if [ "$hard" != unlimited ] && [ "$hard" -lt 4400 ]; then
+    COUPON_HTTP_THREADS=$(( (hard - 200) / 4 ))
+    [ "$COUPON_HTTP_THREADS" -ge 4 ] || COUPON_HTTP_THREADS=4
+    export COUPON_HTTP_THREADS
+    echo "run-local: open-files limit $hard: COUPON_HTTP_THREADS=$COUPON_HTTP_THREADS (raise ulimit -n for the default 1024)" >&2
+  fi
+fi
 
 build/src/coupon-worker >>"$COUPON_LOCAL_DIR/worker.log" 2>&1 &
 worker=$!
