@@ -42,7 +42,7 @@ Options:
                        and reused while free)
   --build-dir DIR      where coupon-devbroker was built (default
                        $REPO_DIR/build; DIR/coupon-devbroker and
-                       DIR/src/devbroker/coupon-devbroker are tried)
+                       DIR/src/dev/devbroker/coupon-devbroker are tried)
   --mysql-flush N      innodb_flush_log_at_trx_commit for MariaDB: 1 (default,
                        durable), 2 or 0 (faster, may lose ~1 s on a crash)
   -h, --help           this text
@@ -454,7 +454,7 @@ start_mysql() {
 
 find_devbroker() {
 	local c
-	for c in "$BUILD_DIR/coupon-devbroker" "$BUILD_DIR/src/devbroker/coupon-devbroker"; do
+	for c in "$BUILD_DIR/coupon-devbroker" "$BUILD_DIR/src/dev/devbroker/coupon-devbroker"; do
 		[[ -x $c ]] && { echo "$c"; return; }
 	done
 	die "coupon-devbroker not found in $BUILD_DIR: build it (ninja -C $BUILD_DIR coupon-devbroker) or pass --build-dir"
