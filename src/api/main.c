@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "coupon/api.h"
-#include "coupon/log.h"
+#include "cpn/api.h"
+#include "cpn/log.h"
 
 static void usage(FILE *f) {
         fprintf(f,

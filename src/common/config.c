@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/config.h"
-#include "coupon/log.h"
+#include "cpn/config.h"
+#include "cpn/log.h"
 
 enum entry_type { T_STR, T_LONG };
 

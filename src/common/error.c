@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "coupon/error.h"
+#include "cpn/error.h"
 
 int cpn_error_set(struct cpn_error *err, int code, const char *fmt, ...) {
         va_list ap;

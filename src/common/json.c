@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/json.h"
+#include "cpn/json.h"
 
 /* cJSON recurses once per nesting level and allows 1000 of them, but
  * civetweb's request threads have 100 KiB stacks (Debian's libcivetweb):

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "coupon/log.h"
+#include "cpn/log.h"
 
 static const char *log_program = "coupon";
 static enum cpn_log_level log_level = CPN_LOG_INFO;

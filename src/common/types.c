@@ -5,8 +5,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "coupon/json.h"
-#include "coupon/types.h"
+#include "cpn/json.h"
+#include "cpn/types.h"
 
 static bool id_valid(const char *s, size_t len, const char *extra) {
         if (len < 1 || len > CPN_ID_MAX)

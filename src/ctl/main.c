@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/config.h"
-#include "coupon/json.h"
-#include "coupon/log.h"
-#include "coupon/ops.h"
-#include "coupon/service.h"
+#include "cpn/config.h"
+#include "cpn/json.h"
+#include "cpn/log.h"
+#include "cpn/coupon/ops.h"
+#include "cpn/coupon/service.h"
 
 static void usage(FILE *f) {
         fprintf(f,

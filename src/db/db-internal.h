@@ -3,7 +3,7 @@
 #include <mysql.h>
 #include <stdbool.h>
 
-#include "coupon/db.h"
+#include "cpn/db.h"
 
 /* Prepared statements cached on the connection (closed with it). */
 enum {

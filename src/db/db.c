@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/db.h"
-#include "coupon/log.h"
+#include "cpn/db.h"
+#include "cpn/log.h"
 
 #include "db-internal.h"
 

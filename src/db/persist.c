@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "coupon/json.h"
-#include "coupon/log.h"
+#include "cpn/json.h"
+#include "cpn/log.h"
 #include "db-internal.h"
 
 #define SLOW_PATH 1 /* internal: redo the batch one record at a time */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/clock.h"
-#include "coupon/log.h"
+#include "cpn/clock.h"
+#include "cpn/log.h"
 
 #include "db-internal.h"
 

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/consumer.h"
-#include "coupon/log.h"
-#include "coupon/types.h"
+#include "cpn/consumer.h"
+#include "cpn/log.h"
+#include "cpn/types.h"
 #include "events-internal.h"
 
 struct cpn_consumer {

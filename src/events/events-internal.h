@@ -1,7 +1,7 @@
 #pragma once
 /* Shared by the events module's files only. */
-#include "coupon/config.h"
-#include "coupon/error.h"
+#include "cpn/config.h"
+#include "cpn/error.h"
 
 /* Applies bootstrap servers, client id and COUPON_KAFKA_CONFIG extras to a
  * rd_kafka_conf_t (passed as void * to keep librdkafka out of this header's

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "coupon/clock.h"
-#include "coupon/events.h"
-#include "coupon/log.h"
+#include "cpn/clock.h"
+#include "cpn/events.h"
+#include "cpn/log.h"
 #include "events-internal.h"
 
 struct cpn_waiter {

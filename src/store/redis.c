@@ -15,9 +15,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "coupon/clock.h"
-#include "coupon/log.h"
-#include "coupon/store.h"
+#include "cpn/clock.h"
+#include "cpn/log.h"
+#include "cpn/store.h"
 
 struct cpn_embedded {
         const char *name;

@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "coupon/config.h"
-#include "coupon/db.h"
-#include "coupon/log.h"
-#include "coupon/worker.h"
+#include "cpn/config.h"
+#include "cpn/db.h"
+#include "cpn/log.h"
+#include "cpn/coupon/worker.h"
 
 static volatile sig_atomic_t stop_requested;
 

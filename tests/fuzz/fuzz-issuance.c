@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/error.h"
-#include "coupon/json.h"
-#include "coupon/types.h"
+#include "cpn/error.h"
+#include "cpn/json.h"
+#include "cpn/types.h"
 #include "fuzz.h"
 
 static bool id_ok(const char *id, size_t cap, bool (*valid)(const char *, size_t), bool may_be_empty) {

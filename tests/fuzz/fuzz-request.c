@@ -47,12 +47,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "coupon/api.h"
-#include "coupon/config.h"
-#include "coupon/error.h"
-#include "coupon/http.h"
-#include "coupon/json.h"
-#include "coupon/types.h"
+#include "cpn/api.h"
+#include "cpn/config.h"
+#include "cpn/error.h"
+#include "cpn/http.h"
+#include "cpn/json.h"
+#include "cpn/types.h"
 #include "fuzz.h"
 
 #define TOKEN "s3cret-token-0123456789"

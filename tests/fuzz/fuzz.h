@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/error.h"
-#include "coupon/json.h"
+#include "cpn/error.h"
+#include "cpn/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "coupon/db.h"
+#include "cpn/db.h"
 #include "db-internal.h"
 
 int main(int argc, char **argv) {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "coupon/config.h"
+#include "cpn/config.h"
 
 #define ALL_MASK (CPN_CFG_API | CPN_CFG_WORKER | CPN_CFG_CTL)
 

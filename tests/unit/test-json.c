@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "coupon/error.h"
-#include "coupon/json.h"
-#include "coupon/types.h"
+#include "cpn/error.h"
+#include "cpn/json.h"
+#include "cpn/types.h"
 
 #define T_2026_11_21_10 1795255200000LL /* 2026-11-21T10:00:00Z */
 #define NOW T_2026_11_21_10

@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "coupon/config.h"
-#include "coupon/events.h"
+#include "cpn/config.h"
+#include "cpn/events.h"
 
 static struct cpn_config cfg;
 static struct cpn_producer *producer;

@@ -1,7 +1,7 @@
 /*
- * Unit tests of the HTTP surface as pure functions: src/api/routes.c (route
- * matching, the one error table), src/api/metrics.c (Prometheus text) and
- * cpn_admin_authorized of src/api/handlers.c.
+ * Unit tests of the HTTP surface as pure functions: src/http/routes.c (route
+ * matching, the one error table), src/http/metrics.c (Prometheus text) and
+ * cpn_admin_authorized of src/coupon/handlers.c.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "coupon/api.h"
-#include "coupon/error.h"
-#include "coupon/http.h"
+#include "cpn/api.h"
+#include "cpn/error.h"
+#include "cpn/http.h"
 
 /* ---- routes ---- */
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "coupon/types.h"
+#include "cpn/types.h"
 
 /* 2026-11-21T10:00:00Z, computed independently (python calendar.timegm). */
 #define T_2026_11_21_10 1795255200000LL

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "coupon/db.h"
-#include "coupon/error.h"
-#include "coupon/store.h"
+#include "cpn/db.h"
+#include "cpn/error.h"
+#include "cpn/store.h"
 
 /* ---- Redis ---- */
 

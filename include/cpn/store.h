@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "coupon/error.h"
-#include "coupon/types.h"
+#include "cpn/error.h"
+#include "cpn/types.h"
 
 struct cpn_redis_url {
         char host[256];

@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "coupon/config.h"
-#include "coupon/db.h"
-#include "coupon/error.h"
-#include "coupon/store.h"
+#include "cpn/config.h"
+#include "cpn/db.h"
+#include "cpn/error.h"
+#include "cpn/store.h"
 
 struct cpn_producer;
 struct cpn_ops_lease;

@@ -3,14 +3,14 @@
  * The HTTP surface as pure functions: route matching on the raw request
  * path, the one table that maps outcomes to status and error code, and the
  * Prometheus metrics registry. civetweb itself is only seen by
- * src/api/server.c. Everything here is thread-safe and allocation-free.
+ * src/http/server.c. Everything here is thread-safe and allocation-free.
  */
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "coupon/types.h"
+#include "cpn/types.h"
 
 enum cpn_route {
         CPN_ROUTE_UNKNOWN,
@@ -73,7 +73,7 @@ enum cpn_api_error {
         CPN_E_ADMIN_DISABLED,
         CPN_E_UNAVAILABLE,
         CPN_E_OUTCOME_UNKNOWN,
-        /* HTTP framing, answered by src/api/server.c: not in the contract's tables */
+        /* HTTP framing, answered by src/http/server.c: not in the contract's tables */
         CPN_E_LENGTH_REQUIRED,
         CPN_E_HEADERS_TOO_LARGE,
         CPN_E_HTTP_VERSION,

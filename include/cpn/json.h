@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "coupon/error.h"
-#include "coupon/types.h"
+#include "cpn/error.h"
+#include "cpn/types.h"
 
 /* Returns 0 if @s[0..n) is valid UTF-8 without overlongs or surrogates. */
 int cpn_utf8_check(const char *s, size_t n);

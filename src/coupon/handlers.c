@@ -9,9 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "coupon/api.h"
-#include "coupon/json.h"
-#include "coupon/log.h"
+#include "cpn/api.h"
+#include "cpn/json.h"
+#include "cpn/log.h"
 
 void cpn_response_error(struct cpn_response *rs, enum cpn_api_error e, const char *message) {
         const struct cpn_api_error_info *info = cpn_api_error_info(e);

@@ -1,13 +1,13 @@
 #pragma once
 /*
- * The coupon-api server: civetweb (seen only by src/api/server.c) in front
- * of handlers (src/api/handlers.c) that parse, make one domain call and map
+ * The coupon-api server: civetweb (seen only by src/http/server.c) in front
+ * of handlers (src/coupon/handlers.c) that parse, make one domain call and map
  * its result through the one error table of http.h.
  */
-#include "coupon/config.h"
-#include "coupon/error.h"
-#include "coupon/http.h"
-#include "coupon/service.h"
+#include "cpn/config.h"
+#include "cpn/error.h"
+#include "cpn/http.h"
+#include "cpn/coupon/service.h"
 
 struct cpn_server;
 

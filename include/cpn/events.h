@@ -13,10 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "coupon/config.h"
-#include "coupon/error.h"
-#include "coupon/store.h"
-#include "coupon/types.h"
+#include "cpn/config.h"
+#include "cpn/error.h"
+#include "cpn/store.h"
+#include "cpn/types.h"
 
 struct cpn_producer;
 struct cpn_waiter;

@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "coupon/clock.h"
-#include "coupon/events.h"
-#include "coupon/log.h"
+#include "cpn/clock.h"
+#include "cpn/events.h"
+#include "cpn/log.h"
 
 #define RELAY_BATCH 500
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coupon/service.h"
+#include "cpn/coupon/service.h"
 
 /* How long a read waits for a pooled MySQL connection before it answers
  * without MySQL ("persisted": null): a busy pool must not hold it up. */

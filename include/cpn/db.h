@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "coupon/error.h"
-#include "coupon/types.h"
+#include "cpn/error.h"
+#include "cpn/types.h"
 
 struct cpn_db_url {
         char host[256];

@@ -23,8 +23,8 @@
 #include <strings.h>
 #include <sys/mman.h>
 
-#include "coupon/api.h"
-#include "coupon/log.h"
+#include "cpn/api.h"
+#include "cpn/log.h"
 
 #define RESPONSE_HEAD_MAX 512
 #define BODY_OUT_MAX 4096

@@ -1,7 +1,7 @@
 /* Prometheus metrics: atomic counters, no lock, no allocation per request. */
 #include <stdio.h>
 
-#include "coupon/http.h"
+#include "cpn/http.h"
 
 static const int statuses[CPN_METRIC_STATUSES] = { 200, 201, 202, 400, 401, 403, 404, 405,
                                                    409, 410, 413, 415, 500, 503, 504, 0 };

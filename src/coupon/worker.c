@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "coupon/consumer.h"
-#include "coupon/json.h"
-#include "coupon/log.h"
-#include "coupon/worker.h"
+#include "cpn/consumer.h"
+#include "cpn/json.h"
+#include "cpn/log.h"
+#include "cpn/coupon/worker.h"
 
 #define BATCH_RETRY_MIN_MS 100
 #define BATCH_RETRY_MAX_MS 5000

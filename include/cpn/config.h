@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "coupon/error.h"
+#include "cpn/error.h"
 
 enum {
         CPN_CFG_API = 1 << 0,

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "coupon/config.h"
-#include "coupon/error.h"
+#include "cpn/config.h"
+#include "cpn/error.h"
 
 struct cpn_consumer;
 

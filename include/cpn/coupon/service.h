@@ -10,12 +10,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "coupon/config.h"
-#include "coupon/error.h"
-#include "coupon/events.h"
-#include "coupon/store.h"
-#include "coupon/db.h"
-#include "coupon/types.h"
+#include "cpn/config.h"
+#include "cpn/error.h"
+#include "cpn/events.h"
+#include "cpn/store.h"
+#include "cpn/db.h"
+#include "cpn/types.h"
 
 struct cpn_service {
         const struct cpn_config *cfg;

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "coupon/error.h"
-#include "coupon/http.h"
-#include "coupon/json.h"
+#include "cpn/error.h"
+#include "cpn/http.h"
+#include "cpn/json.h"
 
 /* Splits @path ("/a/b/c") into at most @max segments; returns the count or
  * -1 for an empty segment, a missing leading '/', or too many segments. */

@@ -12,9 +12,9 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "coupon/config.h"
-#include "coupon/db.h"
-#include "coupon/error.h"
+#include "cpn/config.h"
+#include "cpn/db.h"
+#include "cpn/error.h"
 
 struct cpn_worker;
 

@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "coupon/clock.h"
-#include "coupon/consumer.h"
-#include "coupon/events.h"
-#include "coupon/log.h"
-#include "coupon/ops.h"
+#include "cpn/clock.h"
+#include "cpn/consumer.h"
+#include "cpn/events.h"
+#include "cpn/log.h"
+#include "cpn/coupon/ops.h"
 
 /* Scratch sets, "rc:<run>:<name>": each run its own, so that two commands
  * at once (an audit beside a reconcile) never stage into the same set. */
