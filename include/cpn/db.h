@@ -15,6 +15,12 @@
 
 #include "cpn/error.h"
 #include "cpn/types.h"
+#include "cpn/coupon/campaign.h"
+
+/* The db module's own outcome (error.h). */
+enum {
+        CPN_DB_NO_SUCH_EVENT = CPN_DB_BASE, /* no failed event of that id is open or dead */
+};
 
 struct cpn_db_url {
         char host[256];
@@ -93,15 +99,15 @@ void cpn_db_pool_stats(struct cpn_db_pool *p, struct cpn_db_pool_stats *out);
  * @out (may be NULL). Idempotent. */
 int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err);
 
-/* Inserts the campaigns row. Returns 0 (inserted), CPN_SAME (present with
+/* Inserts the campaigns row. Returns 0 (inserted), CPN_CAMPAIGN_SAME (present with
  * the fields @c asks for: a repeated create; a create without starts_at,
- * @c->starts_now, matches any stored start) or CPN_EXISTS (present and
+ * @c->starts_now, matches any stored start) or CPN_CAMPAIGN_EXISTS (present and
  * different); in those three cases *@stored is the row as MySQL has it.
  * Safe to repeat. */
 int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_campaign *stored,
                            struct cpn_error *err);
 
-/* Returns 0 with @out and *@persisted filled, or CPN_NOT_FOUND. */
+/* Returns 0 with @out and *@persisted filled, or CPN_CAMPAIGN_NOT_FOUND. */
 int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *out,
                         int64_t *persisted, struct cpn_error *err);
 
@@ -215,7 +221,7 @@ struct cpn_db_campaign_counts {
         int64_t persisted;   /* campaigns.persisted */
         int64_t open_failed; /* open failed events of the campaign */
 };
-/* Returns 0 or CPN_NOT_FOUND. */
+/* Returns 0 or CPN_CAMPAIGN_NOT_FOUND. */
 int cpn_db_campaign_counts(struct cpn_db *db, const char *id, struct cpn_db_campaign_counts *out,
                            struct cpn_error *err);
 
@@ -227,7 +233,7 @@ int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
 
 /* Sets campaigns.persisted to the number of coupons rows when they differ
  * (rows deleted by hand, ...), under the campaign's row lock. *@before and
- * *@after say what it was and is. Returns 0, CPN_NOT_FOUND, or CPN_INVALID
+ * *@after say what it was and is. Returns 0, CPN_CAMPAIGN_NOT_FOUND, or CPN_INVALID
  * when the rows exceed total (nothing changed: a person must look). */
 int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *before,
                                   int64_t *after, struct cpn_error *err);

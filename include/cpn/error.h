@@ -9,20 +9,25 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-/* Expected outcomes of domain calls (positive, never mixed with errno). */
+/*
+ * Expected outcomes (positive, never mixed with errno). Each code means one
+ * thing wherever it appears; a module's own outcomes live in its header,
+ * in the range given here, so that the one place that maps codes to
+ * answers (a product's HTTP table, couponctl's exit statuses) never has
+ * to ask which call a code came from.
+ */
 enum {
-        CPN_ISSUE_DUPLICATE = 1,  /* the user already holds this campaign's coupon */
-        CPN_ISSUE_SOLD_OUT,       /* all `total` coupons are gone */
-        CPN_ISSUE_NOT_OPEN,       /* before starts_at or at/after ends_at */
-        CPN_ISSUE_PAUSED,         /* campaign paused by an operator (rebuild) */
-        CPN_NOT_FOUND,            /* no such campaign */
-        CPN_EXISTS,               /* a campaign with that id and other fields exists */
-        CPN_SAME,                 /* it exists with exactly these fields */
-        CPN_INVALID,              /* bad input; cpn_error says which field and why */
-        CPN_UNKNOWN,              /* a request went out and no answer came back: it may or may
-                                   * not have taken effect (never claim either) */
-        CPN_PARTIAL,              /* the first of two writes was made, the second could not be:
-                                   * repeating the request completes it */
+        /* any layer */
+        CPN_INVALID = 1, /* bad input; cpn_error says which field and why */
+        CPN_UNKNOWN,     /* a request went out and no answer came back: it may or may not
+                          * have taken effect (never claim either) */
+        CPN_HELD,        /* a lease is held by another owner: nothing was done */
+
+        CPN_JSON_BASE = 10,     /* json.h */
+        CPN_DB_BASE = 20,       /* db.h */
+        CPN_DELIVERY_BASE = 30, /* events.h */
+        /* Each product owns the hundred codes from its base: 100, 200, ... */
+        CPN_PRODUCT_BASE = 100,
 };
 
 struct cpn_error {

@@ -23,7 +23,7 @@ struct cpn_waiter;
 
 /* Delivery outcomes returned by cpn_producer_send_wait (positive). */
 enum {
-        CPN_DELIVERY_PENDING = 100, /* no report within the wait; the outbox carries it */
+        CPN_DELIVERY_PENDING = CPN_DELIVERY_BASE, /* no report within the wait; the outbox carries it */
         CPN_DELIVERY_FAILED,        /* Kafka refused or timed out; the outbox carries it */
 };
 

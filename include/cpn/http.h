@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "cpn/types.h"
+#include "cpn/coupon/campaign.h" /* until the route registry: the coupon routes are still here */
 
 enum cpn_route {
         CPN_ROUTE_UNKNOWN,

@@ -1,47 +1,62 @@
 #pragma once
 /*
- * Strict request-body parsing on top of cJSON. cJSON alone accepts
- * duplicate keys, "\u0000" inside strings (which it silently truncates),
- * invalid UTF-8 and trailing garbage; these checks refuse all of that, so
- * a handler only ever sees a well-formed object with known fields.
- * Pure functions, any thread.
+ * Strict JSON objects on top of cJSON (which no other module sees). cJSON
+ * alone accepts duplicate keys, "\u0000" inside strings (which it silently
+ * truncates), invalid UTF-8, leading zeros and trailing garbage; these
+ * checks refuse all of that, so a caller only ever sees a well-formed
+ * object of known members, read through typed getters. The products'
+ * parsers (a coupon's issue body, a ticket's payment body, ...) are built
+ * on it and say what each member must be. Pure functions, any thread.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "cpn/error.h"
-#include "cpn/types.h"
 
-/* Returns 0 if @s[0..n) is valid UTF-8 without overlongs or surrogates. */
+/* Outcome of the getters (positive; see error.h for the ranges). */
+enum {
+        CPN_JSON_ABSENT = CPN_JSON_BASE, /* the member is absent or null */
+};
+
+/* A parsed object. The caller owns the struct (on its stack: no
+ * allocation beyond cJSON's tree); the fields are the module's. The body
+ * must outlive it. */
+struct cpn_json {
+        void *root;
+        const char *body;
+        size_t n;
+        bool nonint; /* some number of the body has a fraction or an exponent */
+};
+
+/* Returns 0 if @s[0..n) is valid UTF-8 without overlongs or surrogates,
+ * else -EINVAL. */
 int cpn_utf8_check(const char *s, size_t n);
 
-/* Parses `{"user_id":"…"}` (no other members). Returns 0 or CPN_INVALID
- * with the reason in @err. @user_id gets CPN_ID_MAX+1 bytes. */
-int cpn_json_parse_issue(const char *body, size_t n, char *user_id, struct cpn_error *err);
+/*
+ * Parses @body[0..n) as one JSON object: valid UTF-8, no NUL or raw control
+ * character, no "\u0000", nesting at most 8 deep, nothing but white space
+ * after it, no duplicate member, and when @known is not NULL (a NULL-ended
+ * list of at most 32 names) no member outside it. Returns 0 with @o
+ * filled (free it with cpn_json_clear), CPN_INVALID with the reason in
+ * @err (fit for the client), or -ENOMEM.
+ */
+int cpn_json_object(struct cpn_json *o, const char *body, size_t n, const char *const *known,
+                    struct cpn_error *err);
+/* Frees the tree; @o may be cleared twice. */
+void cpn_json_clear(struct cpn_json *o);
 
-/* Parses a campaign creation body: "id", "name", "total" required;
- * "starts_at" (default @now_ms), "ends_at" (default never) optional;
- * nothing else. Returns 0 or CPN_INVALID. */
-int cpn_json_parse_campaign(const char *body, size_t n, int64_t now_ms,
-                            struct cpn_campaign *out, struct cpn_error *err);
-
-/* The largest Kafka message value the decoder looks at. */
-#define CPN_ISSUANCE_MAX 16384
-
-/* Decodes a Kafka message value of the contract,
- * {"campaign_id","user_id","seq","issued_at"}: ids by their grammar, seq an
- * integer in 0..CPN_TOTAL_MAX, issued_at RFC 3339; other members are
- * ignored (a newer producer may add some), duplicates refused (in
- * m log m), a value over CPN_ISSUANCE_MAX bytes refused unread. Returns 0
- * with @out filled, or CPN_INVALID with the reason in @err and whatever ids
- * were valid left in @out (for the failed_events row). */
-int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
-                            struct cpn_error *err);
+/* The member @name as a string: 0 with *@s (borrowed from @o, NUL-free)
+ * and *@len (may be NULL), CPN_JSON_ABSENT, or CPN_INVALID (not a
+ * string). */
+int cpn_json_string(const struct cpn_json *o, const char *name, const char **s, size_t *len);
+/* The member @name as an integer written without fraction or exponent, in
+ * @min..@max (|bounds| < 2^53): 0, CPN_JSON_ABSENT or CPN_INVALID. */
+int cpn_json_int(const struct cpn_json *o, const char *name, int64_t min, int64_t max, int64_t *out);
+/* The member @name as an RFC 3339 time (types.h) in unix ms: 0,
+ * CPN_JSON_ABSENT or CPN_INVALID. */
+int cpn_json_time(const struct cpn_json *o, const char *name, int64_t *ms);
 
 /* Writes a JSON string literal (quotes included) of @s into @buf, escaping
  * as RFC 8259 requires. Returns the length or -ENOBUFS. */
 int cpn_json_quote(char *buf, size_t n, const char *s);
-
-/* The campaign as GET /v1/campaigns/{id} shows it; @persisted < 0 prints null (MySQL could
- * not be asked). Returns the length or -ENOBUFS. */
-int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, int64_t persisted);

@@ -23,6 +23,7 @@
 
 #include "cpn/error.h"
 #include "cpn/types.h"
+#include "cpn/coupon/campaign.h"
 
 struct cpn_redis_url {
         char host[256];
@@ -50,7 +51,7 @@ int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err);
 /*
  * Runs lua/issue.lua for (@campaign_id, @user_id), both already validated.
  * Returns 0 with @out filled (seq, outbox id, issued_at), CPN_ISSUE_DUPLICATE,
- * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND,
+ * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_CAMPAIGN_NOT_FOUND,
  * CPN_UNKNOWN or a negative errno. A negative errno means the script was
  * not sent (no connection): nothing was issued. When the connection fails
  * after the script was sent, it is asked again once on a new connection
@@ -122,16 +123,16 @@ struct cpn_store_pipe_stats {
 void cpn_store_pipe_stats(struct cpn_store_pipe *p, struct cpn_store_pipe_stats *out);
 
 /* Creates the meta hash and registers the campaign for the relay.
- * Returns 0 (created), CPN_SAME (there with identical fields), CPN_EXISTS. */
+ * Returns 0 (created), CPN_CAMPAIGN_SAME (there with identical fields), CPN_CAMPAIGN_EXISTS. */
 int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
                               struct cpn_error *err);
 
-/* Returns 0 with @out filled, or CPN_NOT_FOUND. */
+/* Returns 0 with @out filled, or CPN_CAMPAIGN_NOT_FOUND. */
 int cpn_store_campaign_get(struct cpn_redis *r, const char *campaign_id,
                            struct cpn_campaign_state *out, struct cpn_error *err);
 
 /* Sets *@issued to whether @user_id is in the campaign's user set.
- * Returns 0 or CPN_NOT_FOUND (no such campaign). */
+ * Returns 0 or CPN_CAMPAIGN_NOT_FOUND (no such campaign). */
 int cpn_store_user_get(struct cpn_redis *r, const char *campaign_id, const char *user_id,
                        bool *issued, struct cpn_error *err);
 
@@ -148,7 +149,7 @@ int cpn_store_campaigns_each(struct cpn_redis *r, int (*fn)(const char *id, void
 int cpn_store_outbox_backlog(struct cpn_redis *r, int64_t *total, struct cpn_error *err);
 
 /* Takes the campaign's relay lease for @ttl_ms if free or already ours
- * (@owner). Returns 0 if held, CPN_EXISTS if another relay holds it. */
+ * (@owner). Returns 0 if held, CPN_HELD if another relay holds it. */
 int cpn_store_relay_lease(struct cpn_redis *r, const char *campaign_id, const char *owner,
                           long ttl_ms, struct cpn_error *err);
 
@@ -172,7 +173,7 @@ int cpn_store_outbox_stale(struct cpn_redis *r, const char *campaign_id, int64_t
 #define CPN_LEASE_OPS "ops"
 
 /* Takes the lease @part of @campaign_id for @token (unique per run), or
- * renews it if it is @token's already. Returns 0, or CPN_EXISTS when
+ * renews it if it is @token's already. Returns 0, or CPN_HELD when
  * another holds it: @holder (may be NULL) gets its @what, *@left_ms (may be
  * NULL) how long it has left. Any thread, on its own handle. */
 int cpn_store_lease_take(struct cpn_redis *r, const char *campaign_id, const char *part, const char *token,
@@ -214,11 +215,11 @@ int cpn_store_campaign_pause(struct cpn_redis *r, const struct cpn_campaign *c, 
  * users := the staged set, count := its size, resumed. The caller stages
  * the outbox's users too (cpn_store_outbox_users_into) while the campaign
  * is paused. @out: count before, count after, users before, users after.
- * Returns 0, CPN_EXISTS (the lease is not @token's: nothing changed). */
+ * Returns 0, CPN_HELD (the lease is not @token's: nothing changed). */
 int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, const char *staged,
                                const char *token, int64_t out[4], struct cpn_error *err);
 /* Appends @iss to its campaign's outbox (fills outbox_id) while @token
  * holds the campaign's CPN_LEASE_OPS lease: the relay delivers it if
- * nobody else does. Returns 0 or CPN_EXISTS (the lease is not @token's). */
+ * nobody else does. Returns 0 or CPN_HELD (the lease is not @token's). */
 int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, const char *token,
                          struct cpn_error *err);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cpn/json.h"
+#include "cpn/types.h"
 
 /* cJSON recurses once per nesting level and allows 1000 of them, but
  * civetweb's request threads have 100 KiB stacks (Debian's libcivetweb):
@@ -240,120 +241,6 @@ static int parse_object(const char *body, size_t n, const char *const *known, cJ
         return 0;
 }
 
-int cpn_json_parse_issue(const char *body, size_t n, char *user_id, struct cpn_error *err) {
-        static const char *const allowed[] = { "user_id", NULL };
-        cJSON *root, *u;
-        bool nonint;
-        size_t len;
-        int r;
-
-        r = parse_object(body, n, allowed, &root, &nonint, err);
-        if (r)
-                return r;
-        u = cJSON_GetObjectItemCaseSensitive(root, "user_id");
-        if (!cJSON_IsString(u)) {
-                cJSON_Delete(root);
-                return cpn_error_set(err, CPN_INVALID, "\"user_id\" is required and must be a string");
-        }
-        len = strlen(u->valuestring);
-        if (!cpn_user_id_valid(u->valuestring, len)) {
-                cJSON_Delete(root);
-                return cpn_error_set(err, CPN_INVALID,
-                                     "\"user_id\" must match [A-Za-z0-9_.:-]{1,64}");
-        }
-        memcpy(user_id, u->valuestring, len + 1);
-        cJSON_Delete(root);
-        return 0;
-}
-
-static int get_time(cJSON *root, const char *name, int64_t def, int64_t *out,
-                    struct cpn_error *err) {
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-
-        if (!v || cJSON_IsNull(v)) {
-                *out = def;
-                return 0;
-        }
-        if (!cJSON_IsString(v) || cpn_time_parse(v->valuestring, out) < 0)
-                return cpn_error_set(err, CPN_INVALID,
-                                     "\"%s\" must be an RFC 3339 time such as 2026-11-21T10:00:00Z",
-                                     name);
-        return 0;
-}
-
-int cpn_json_parse_campaign(const char *body, size_t n, int64_t now_ms, struct cpn_campaign *out,
-                            struct cpn_error *err) {
-        static const char *const allowed[] = { "id", "name", "total", "starts_at", "ends_at", NULL };
-        cJSON *root, *v;
-        bool nonint;
-        size_t len;
-        int r;
-
-        r = parse_object(body, n, allowed, &root, &nonint, err);
-        if (r)
-                return r;
-        memset(out, 0, sizeof(*out));
-
-        v = cJSON_GetObjectItemCaseSensitive(root, "id");
-        if (!cJSON_IsString(v) || !cpn_campaign_id_valid(v->valuestring, strlen(v->valuestring))) {
-                r = cpn_error_set(err, CPN_INVALID, "\"id\" is required and must match [A-Za-z0-9_-]{1,64}");
-                goto out;
-        }
-        memcpy(out->id, v->valuestring, strlen(v->valuestring) + 1);
-
-        v = cJSON_GetObjectItemCaseSensitive(root, "name");
-        if (!cJSON_IsString(v)) {
-                r = cpn_error_set(err, CPN_INVALID, "\"name\" is required and must be a string");
-                goto out;
-        }
-        len = strlen(v->valuestring);
-        {
-                size_t cps = 0;
-                bool ctrl = false;
-
-                for (size_t i = 0; i < len; i++) {
-                        unsigned char c = (unsigned char)v->valuestring[i];
-
-                        if ((c & 0xc0) != 0x80)
-                                cps++;
-                        if (c < 0x20 || c == 0x7f)
-                                ctrl = true;
-                }
-                if (cps < 1 || cps > CPN_NAME_MAX || ctrl || len >= sizeof(out->name)) {
-                        r = cpn_error_set(err, CPN_INVALID,
-                                          "\"name\" must be 1..%d characters without control characters",
-                                          CPN_NAME_MAX);
-                        goto out;
-                }
-        }
-        memcpy(out->name, v->valuestring, len + 1);
-
-        v = cJSON_GetObjectItemCaseSensitive(root, "total");
-        if (!cJSON_IsNumber(v) || nonint || !isfinite(v->valuedouble) ||
-            v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
-            v->valuedouble > (double)CPN_TOTAL_MAX) {
-                r = cpn_error_set(err, CPN_INVALID,
-                                  "\"total\" is required and must be an integer in 1..%lld",
-                                  (long long)CPN_TOTAL_MAX);
-                goto out;
-        }
-        out->total = (int64_t)v->valuedouble;
-
-        out->starts_now = !cJSON_GetObjectItemCaseSensitive(root, "starts_at") ||
-                          cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "starts_at"));
-        r = get_time(root, "starts_at", now_ms, &out->starts_at_ms, err);
-        if (r)
-                goto out;
-        r = get_time(root, "ends_at", CPN_TIME_NEVER, &out->ends_at_ms, err);
-        if (r)
-                goto out;
-        if (out->ends_at_ms <= out->starts_at_ms)
-                r = cpn_error_set(err, CPN_INVALID, "\"ends_at\" must be after \"starts_at\"");
-out:
-        cJSON_Delete(root);
-        return r;
-}
-
 int cpn_json_quote(char *buf, size_t n, const char *s) {
         static const char hex[] = "0123456789abcdef";
         size_t o = 0;
@@ -381,38 +268,6 @@ int cpn_json_quote(char *buf, size_t n, const char *s) {
         buf[o] = '\0';
         return (int)o;
 }
-
-/* The campaign as GET /v1/campaigns/{id} shows it. @persisted < 0: unknown (MySQL down). */
-int cpn_json_campaign(char *buf, size_t n, const struct cpn_campaign_state *st, int64_t persisted) {
-        char name[CPN_NAME_MAX * 6 + 3], starts[40], ends[40], pers[24];
-        int64_t remaining = st->c.total - st->issued;
-
-        if (cpn_json_quote(name, sizeof(name), st->c.name) < 0)
-                return -ENOBUFS;
-        if (st->c.ends_at_ms == CPN_TIME_NEVER) {
-                snprintf(ends, sizeof(ends), "null");
-        } else {
-                ends[0] = '"';
-                cpn_time_format(st->c.ends_at_ms, ends + 1, sizeof(ends) - 2);
-                strcat(ends, "\"");
-        }
-        if (persisted < 0)
-                snprintf(pers, sizeof(pers), "null");
-        else
-                snprintf(pers, sizeof(pers), "%lld", (long long)persisted);
-        int r = snprintf(buf, n,
-                        "{\"id\":\"%s\",\"name\":%s,\"total\":%lld,\"issued\":%lld,\"remaining\":%lld,"
-                        "\"persisted\":%s,\"starts_at\":\"%s\",\"ends_at\":%s,\"state\":\"%s\"}",
-                        st->c.id, name, (long long)st->c.total, (long long)st->issued,
-                        (long long)(remaining < 0 ? 0 : remaining), pers,
-                        cpn_time_format(st->c.starts_at_ms, starts, sizeof(starts)), ends,
-                        cpn_campaign_phase_name(cpn_campaign_phase(st)));
-
-        if (r < 0 || (size_t)r >= n)
-                return -ENOBUFS;
-        return r;
-}
-
 
 /* Counts in *@k the numbers that come before @target in document order
  * (cJSON keeps members and elements in text order). True once found. */
@@ -458,48 +313,66 @@ static bool number_nonint(const cJSON *root, const cJSON *item, const char *s, s
         return true;
 }
 
-int cpn_json_parse_issuance(const char *buf, size_t n, struct cpn_issuance *out,
-                            struct cpn_error *err) {
-        cJSON *root, *c, *u, *q, *t;
-        bool nonint;
+
+int cpn_json_object(struct cpn_json *o, const char *body, size_t n, const char *const *known,
+                    struct cpn_error *err) {
+        cJSON *root = NULL;
         int r;
 
-        memset(out, 0, sizeof(*out));
-        /* Unknown members are tolerated: a newer coupon-api may add some. */
-        /* A coupon message is under 300 bytes: one that is far larger is
-         * poison, refused before any parse so that it costs no CPU either. */
-        if (n > CPN_ISSUANCE_MAX)
-                return cpn_error_set(err, CPN_INVALID, "message of %zu bytes; a coupon message is at most %d",
-                                     n, CPN_ISSUANCE_MAX);
-        r = parse_object(buf, n, NULL, &root, &nonint, err);
+        memset(o, 0, sizeof(*o));
+        r = parse_object(body, n, known, &root, &o->nonint, err);
         if (r)
                 return r;
-        c = cJSON_GetObjectItemCaseSensitive(root, "campaign_id");
-        u = cJSON_GetObjectItemCaseSensitive(root, "user_id");
-        q = cJSON_GetObjectItemCaseSensitive(root, "seq");
-        t = cJSON_GetObjectItemCaseSensitive(root, "issued_at");
-        if (!cJSON_IsString(c) || !cpn_campaign_id_valid(c->valuestring, strlen(c->valuestring)))
-                r = cpn_error_set(err, CPN_INVALID, "\"campaign_id\" missing or not [A-Za-z0-9_-]{1,64}");
-        else if (!cJSON_IsString(u) || !cpn_user_id_valid(u->valuestring, strlen(u->valuestring)))
-                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" missing or not [A-Za-z0-9_.:-]{1,64}");
-        else if (!cJSON_IsNumber(q) || q->valuedouble < 0 || q->valuedouble > (double)CPN_TOTAL_MAX ||
-                 q->valuedouble != (double)(int64_t)q->valuedouble ||
-                 (nonint && number_nonint(root, q, buf, n)))
-                r = cpn_error_set(err, CPN_INVALID, "\"seq\" missing or not an integer in 0..%lld",
-                                  (long long)CPN_TOTAL_MAX);
-        else if (!cJSON_IsString(t) || cpn_time_parse(t->valuestring, &out->issued_at_ms) < 0)
-                r = cpn_error_set(err, CPN_INVALID, "\"issued_at\" missing or not an RFC 3339 time");
-        if (r == 0) {
-                memcpy(out->campaign_id, c->valuestring, strlen(c->valuestring) + 1);
-                memcpy(out->user_id, u->valuestring, strlen(u->valuestring) + 1);
-                out->seq = (int64_t)q->valuedouble;
-        } else {
-                /* Keep what identifies the message for failed_events. */
-                if (cJSON_IsString(c) && cpn_campaign_id_valid(c->valuestring, strlen(c->valuestring)))
-                        memcpy(out->campaign_id, c->valuestring, strlen(c->valuestring) + 1);
-                if (cJSON_IsString(u) && cpn_user_id_valid(u->valuestring, strlen(u->valuestring)))
-                        memcpy(out->user_id, u->valuestring, strlen(u->valuestring) + 1);
-        }
-        cJSON_Delete(root);
-        return r;
+        o->root = root;
+        o->body = body;
+        o->n = n;
+        return 0;
+}
+
+void cpn_json_clear(struct cpn_json *o) {
+        cJSON_Delete(o->root);
+        o->root = NULL;
+}
+
+static const cJSON *member(const struct cpn_json *o, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive((const cJSON *)o->root, name);
+
+        return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+int cpn_json_string(const struct cpn_json *o, const char *name, const char **s, size_t *len) {
+        const cJSON *v = member(o, name);
+
+        if (!v)
+                return CPN_JSON_ABSENT;
+        if (!cJSON_IsString(v))
+                return CPN_INVALID;
+        *s = v->valuestring;
+        if (len)
+                *len = strlen(v->valuestring);
+        return 0;
+}
+
+int cpn_json_int(const struct cpn_json *o, const char *name, int64_t min, int64_t max, int64_t *out) {
+        const cJSON *v = member(o, name);
+
+        if (!v)
+                return CPN_JSON_ABSENT;
+        /* Bounds below 2^53 keep every integer exact as a double. */
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) ||
+            v->valuedouble < (double)min || v->valuedouble > (double)max ||
+            (o->nonint && number_nonint((const cJSON *)o->root, v, o->body, o->n)))
+                return CPN_INVALID;
+        *out = (int64_t)v->valuedouble;
+        return 0;
+}
+
+int cpn_json_time(const struct cpn_json *o, const char *name, int64_t *ms) {
+        const cJSON *v = member(o, name);
+
+        if (!v)
+                return CPN_JSON_ABSENT;
+        if (!cJSON_IsString(v) || cpn_time_parse(v->valuestring, ms) < 0)
+                return CPN_INVALID;
+        return 0;
 }

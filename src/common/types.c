@@ -1,11 +1,10 @@
-/* Identifier grammars, RFC 3339 times, key names, the Kafka message value. */
+/* Identifier grammars, display names, RFC 3339 times, clocks, random tokens. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
-#include "cpn/json.h"
 #include "cpn/types.h"
 
 static bool id_valid(const char *s, size_t len, const char *extra) {
@@ -32,12 +31,28 @@ int cpn_hex_value(char c) {
         return -1;
 }
 
-bool cpn_campaign_id_valid(const char *s, size_t len) {
+bool cpn_id_valid(const char *s, size_t len) {
         return id_valid(s, len, "_-");
 }
 
 bool cpn_user_id_valid(const char *s, size_t len) {
         return id_valid(s, len, "_.:-");
+}
+
+bool cpn_name_valid(const char *s, size_t len) {
+        size_t cps = 0;
+
+        if (len >= CPN_NAME_BYTES)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+                if ((c & 0xc0) != 0x80)
+                        cps++;
+        }
+        return cps >= 1 && cps <= CPN_NAME_MAX;
 }
 
 static int digits(const char **p, int n, int *out) {
@@ -139,6 +154,17 @@ char *cpn_time_format(int64_t ms, char *buf, size_t n) {
         return buf;
 }
 
+char *cpn_time_json(int64_t ms, char *buf, size_t n) {
+        if (ms < 0 || ms == CPN_TIME_NEVER) {
+                snprintf(buf, n, "null");
+                return buf;
+        }
+        buf[0] = '"';
+        cpn_time_format(ms, buf + 1, n - 2);
+        strcat(buf, "\"");
+        return buf;
+}
+
 int64_t cpn_time_now_ms(void) {
         struct timespec ts;
 
@@ -175,41 +201,4 @@ uint64_t cpn_mono_ns(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-enum cpn_campaign_phase cpn_campaign_phase(const struct cpn_campaign_state *st) {
-        if (st->now_ms < st->c.starts_at_ms)
-                return CPN_PHASE_SCHEDULED;
-        if (st->now_ms >= st->c.ends_at_ms)
-                return CPN_PHASE_ENDED;
-        if (st->issued >= st->c.total)
-                return CPN_PHASE_SOLD_OUT;
-        return CPN_PHASE_OPEN;
-}
-
-const char *cpn_campaign_phase_name(enum cpn_campaign_phase p) {
-        static const char *const names[] = { "scheduled", "open", "sold_out", "ended" };
-
-        return names[p];
-}
-
-int cpn_key(char *buf, size_t n, const char *campaign_id, const char *part) {
-        int r = snprintf(buf, n, "coupon:{%s}:%s", campaign_id, part);
-
-        if (r < 0 || (size_t)r >= n)
-                return -ENOBUFS;
-        return r;
-}
-
-int cpn_issuance_json(const struct cpn_issuance *iss, char *buf, size_t n) {
-        char at[40];
-        int r;
-
-        /* Ids are validated to a grammar that needs no JSON escaping. */
-        r = snprintf(buf, n, "{\"campaign_id\":\"%s\",\"user_id\":\"%s\",\"seq\":%lld,\"issued_at\":\"%s\"}",
-                     iss->campaign_id, iss->user_id, (long long)iss->seq,
-                     cpn_time_format(iss->issued_at_ms, at, sizeof(at)));
-        if (r < 0 || (size_t)r >= n)
-                return -ENOBUFS;
-        return r;
 }

@@ -78,7 +78,7 @@ static enum cpn_outcome outcome_of(int r) {
         case CPN_ISSUE_DUPLICATE: return CPN_OUTCOME_ALREADY_ISSUED;
         case CPN_ISSUE_SOLD_OUT: return CPN_OUTCOME_SOLD_OUT;
         case CPN_ISSUE_NOT_OPEN: return CPN_OUTCOME_NOT_OPEN;
-        case CPN_NOT_FOUND: return CPN_OUTCOME_NOT_FOUND;
+        case CPN_CAMPAIGN_NOT_FOUND: return CPN_OUTCOME_NOT_FOUND;
         case CPN_ISSUE_PAUSED: return CPN_OUTCOME_PAUSED;
         case CPN_UNKNOWN: return CPN_OUTCOME_UNKNOWN;
         default: return CPN_OUTCOME_UNAVAILABLE;
@@ -91,7 +91,7 @@ static void handle_issue(struct cpn_handler_ctx *h, const struct cpn_request *rq
         char user[CPN_ID_MAX + 1];
         int r, delivery = 0;
 
-        if (cpn_json_parse_issue(rq->body, rq->body_len, user, &err) != 0) {
+        if (cpn_campaign_parse_issue(rq->body, rq->body_len, user, &err) != 0) {
                 cpn_metrics_outcome(h->metrics, CPN_OUTCOME_INVALID);
                 cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
                 return;
@@ -130,15 +130,15 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
                 cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
                 return;
         }
-        if (cpn_json_parse_campaign(rq->body, rq->body_len, cpn_time_now_ms(), &st.c, &err) != 0) {
+        if (cpn_campaign_parse(rq->body, rq->body_len, cpn_time_now_ms(), &st.c, &err) != 0) {
                 cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
                 return;
         }
         r = cpn_service_campaign_create(h->session, &st.c, &err);
         if (r) {
                 /* Say how far a create got that did not complete. */
-                const char *msg = r == CPN_SAME || r == CPN_EXISTS ? err.msg
-                                  : r == CPN_PARTIAL
+                const char *msg = r == CPN_CAMPAIGN_SAME || r == CPN_CAMPAIGN_EXISTS ? err.msg
+                                  : r == CPN_CAMPAIGN_PARTIAL
                                           ? "the campaign is recorded in MySQL but Redis could not be written: it "
                                             "is not open and nothing can be issued; repeat this same request to "
                                             "complete it"
@@ -161,7 +161,7 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
                 fail(rs, r, &err);
                 return;
         }
-        answer(rs, 201, cpn_json_campaign(rs->body, rs->body_cap, &st, persisted));
+        answer(rs, 201, cpn_campaign_json(rs->body, rs->body_cap, &st, persisted));
 }
 
 static void handle_campaign_get(struct cpn_handler_ctx *h, const struct cpn_request *rq,
@@ -175,7 +175,7 @@ static void handle_campaign_get(struct cpn_handler_ctx *h, const struct cpn_requ
                 fail(rs, r, &err);
                 return;
         }
-        answer(rs, 200, cpn_json_campaign(rs->body, rs->body_cap, &st, persisted));
+        answer(rs, 200, cpn_campaign_json(rs->body, rs->body_cap, &st, persisted));
 }
 
 static void handle_user_get(struct cpn_handler_ctx *h, const struct cpn_request *rq,

@@ -72,7 +72,7 @@ static void *renew_main(void *arg) {
                         int r = cpn_store_lease_take(l->redis, l->campaign_id, CPN_LEASE_OPS, l->token, l->what,
                                                      LEASE_TTL_MS, holder, sizeof(holder), NULL, &err);
 
-                        if (r == CPN_EXISTS && !atomic_exchange(&l->lost, true))
+                        if (r == CPN_HELD && !atomic_exchange(&l->lost, true))
                                 cpn_log_warn("campaign %s: the operator lease went to '%s' (this run stalled "
                                              "past %d s?): this run stops before its next change",
                                              l->campaign_id, holder, LEASE_TTL_MS / 1000);
@@ -105,7 +105,7 @@ static int hold(struct cpn_ops *ops, const char *id, const char *cmd, struct cpn
         l->token = ops->run_id;
         r = cpn_store_lease_take(ops->redis, id, CPN_LEASE_OPS, l->token, l->what, LEASE_TTL_MS, holder,
                                  sizeof(holder), &left, err);
-        if (r == CPN_EXISTS)
+        if (r == CPN_HELD)
                 r = cpn_error_set(err, -EBUSY,
                                   "campaign %s is being changed by %s; try again when it is done (if that "
                                   "run died, its lease expires within %.0f s)",
@@ -195,7 +195,7 @@ int cpn_ops_failed_retry(struct cpn_ops *ops, uint64_t id, struct cpn_error *err
         if (r)
                 return r;
         if (id && st.resolved + st.failed + st.dead == 0)
-                return cpn_error_set(err, CPN_NOT_FOUND, "no open or dead failed event %" PRIu64, id);
+                return cpn_error_set(err, CPN_DB_NO_SUCH_EVENT, "no open or dead failed event %" PRIu64, id);
         fprintf(ops->out, "resolved=%zu still_failing=%zu dead=%zu%s%s\n", st.resolved, st.failed, st.dead,
                 st.last_error[0] ? " last_error=" : "", st.last_error);
         return 0;
@@ -356,7 +356,7 @@ static int republish(struct cpn_ops *ops, const char *id, const struct idlist *u
                 iss->seq = seen_seq && next <= seq_max ? next++ : 0;
                 iss->issued_at_ms = now;
                 r = cpn_store_outbox_add(ops->redis, iss, ops->run_id, err);
-                if (r == CPN_EXISTS)
+                if (r == CPN_HELD)
                         r = cpn_error_set(err, -EBUSY, "campaign %s: the operator lease was lost; stopped", id);
         }
         if (!r) {
@@ -400,7 +400,7 @@ static int reconcile_held(const char *id, void *ud) {
 
         x->campaigns++;
         r = cpn_db_campaign_counts(ops->db, id, &dc, err);
-        if (r == CPN_NOT_FOUND) {
+        if (r == CPN_CAMPAIGN_NOT_FOUND) {
                 fprintf(ops->out, "campaign=%s verdict=differs reason=not_in_mysql\n", id);
                 x->differing++;
                 return 0;
@@ -408,7 +408,7 @@ static int reconcile_held(const char *id, void *ud) {
         if (r)
                 return r;
         r = cpn_store_campaign_get(ops->redis, id, &rs, err);
-        if (r == CPN_NOT_FOUND) {
+        if (r == CPN_CAMPAIGN_NOT_FOUND) {
                 fprintf(ops->out,
                         "campaign=%s verdict=differs reason=not_in_redis mysql_rows=%" PRId64 " (%s: run "
                         "couponctl rebuild %s)\n", id, dc.rows,
@@ -563,7 +563,7 @@ int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s
         if (x.busy)
                 return cpn_error_set(err, -EBUSY, "%zu campaign(s) skipped: another command is changing them",
                                      x.busy);
-        return x.differing ? CPN_EXISTS : 0;
+        return x.differing ? CPN_CAMPAIGN_DIFFERENT : 0;
 }
 
 /* ---- rebuild ---- */
@@ -621,7 +621,7 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
                 r = cpn_store_outbox_users_into(ops->redis, campaign_id, RC_REBUILD, &outbox_entries, err);
         if (!r)
                 r = cpn_store_campaign_rebuild(ops->redis, campaign_id, RC_REBUILD, ops->run_id, out, err);
-        if (r == CPN_EXISTS)
+        if (r == CPN_HELD)
                 r = cpn_error_set(err, -EBUSY, "another command took the operator lease from this run");
         if (r) {
                 cpn_error_prefix(err, r, "%s stays paused", campaign_id);
@@ -659,8 +659,8 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
                 struct cpn_error lerr = { { 0 } };
 
                 r = cpn_store_campaign_get(ops->redis, id, &rs, err);
-                if (r == CPN_NOT_FOUND)
-                        return cpn_error_set(err, CPN_NOT_FOUND, "no campaign %s in Redis", id);
+                if (r == CPN_CAMPAIGN_NOT_FOUND)
+                        return cpn_error_set(err, CPN_CAMPAIGN_NOT_FOUND, "no campaign %s in Redis", id);
                 if (r)
                         return r;
                 if (cpn_kafka_group_lag(ops->cfg, ops->cfg->worker_group, LAG_TIMEOUT_MS, &lag, &lerr) != 0)
@@ -670,8 +670,8 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
                 usleep(500 * 1000);
         }
         r = cpn_db_campaign_counts(ops->db, id, &dc, err);
-        if (r == CPN_NOT_FOUND)
-                return cpn_error_set(err, CPN_NOT_FOUND, "no campaign %s in MySQL", id);
+        if (r == CPN_CAMPAIGN_NOT_FOUND)
+                return cpn_error_set(err, CPN_CAMPAIGN_NOT_FOUND, "no campaign %s in MySQL", id);
         if (!r)
                 r = cpn_store_scard(ops->redis, id, "users", &scard, err);
         if (!r)
@@ -715,7 +715,7 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
         idlist_print(ops->out, "issued but not in MySQL", &missing);
         idlist_print(ops->out, "in MySQL but not in Redis", &extra);
         fprintf(ops->out, "verdict: %s\n", fails ? "FAIL" : "PASS");
-        r = fails ? CPN_EXISTS : 0;
+        r = fails ? CPN_CAMPAIGN_DIFFERENT : 0;
 out:
         free(missing.v);
         free(extra.v);

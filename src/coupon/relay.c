@@ -47,7 +47,7 @@ static int relay_campaign(const char *id, void *ud) {
         int ret;
 
         ret = cpn_store_relay_lease(r->redis, id, r->owner, ttl, &err);
-        if (ret == CPN_EXISTS)
+        if (ret == CPN_HELD)
                 return 0; /* another coupon-api relays this campaign */
         if (ret)
                 return ret;

@@ -118,26 +118,26 @@ int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign
          * without starts_at gets the start the first one stored), so a create
          * that stopped half-way completes when it is repeated. */
         in_db = cpn_db_pool_run(s->svc->db_pool, s->svc->cfg->mysql_timeout_ms, insert_one, &ia, err);
-        if (in_db == CPN_EXISTS) {
-                if (cpn_store_campaign_get(s->redis, c->id, &st, NULL) == CPN_NOT_FOUND)
-                        return cpn_error_set(err, CPN_EXISTS,
+        if (in_db == CPN_CAMPAIGN_EXISTS) {
+                if (cpn_store_campaign_get(s->redis, c->id, &st, NULL) == CPN_CAMPAIGN_NOT_FOUND)
+                        return cpn_error_set(err, CPN_CAMPAIGN_EXISTS,
                                              "campaign %s is in MySQL with other fields and not in Redis: a create "
                                              "that did not complete (repeat it with its original fields) or Redis "
                                              "lost it (see couponctl reconcile)",
                                              c->id);
-                return cpn_error_set(err, CPN_EXISTS, "a campaign with this id and other fields exists");
+                return cpn_error_set(err, CPN_CAMPAIGN_EXISTS, "a campaign with this id and other fields exists");
         }
-        if (in_db != 0 && in_db != CPN_SAME)
+        if (in_db != 0 && in_db != CPN_CAMPAIGN_SAME)
                 return in_db; /* nothing was written */
         r = cpn_store_campaign_create(s->redis, &stored, err);
-        if (r == CPN_SAME)
-                return cpn_error_set(err, CPN_SAME, "campaign %s already exists with these fields", c->id);
-        if (r == CPN_EXISTS)
-                return cpn_error_set(err, CPN_EXISTS, "a campaign with this id and other fields exists");
+        if (r == CPN_CAMPAIGN_SAME)
+                return cpn_error_set(err, CPN_CAMPAIGN_SAME, "campaign %s already exists with these fields", c->id);
+        if (r == CPN_CAMPAIGN_EXISTS)
+                return cpn_error_set(err, CPN_CAMPAIGN_EXISTS, "a campaign with this id and other fields exists");
         if (r == CPN_UNKNOWN)
                 return r;
         if (r < 0)
-                return cpn_error_prefix(err, CPN_PARTIAL, "in MySQL, not in Redis");
+                return cpn_error_prefix(err, CPN_CAMPAIGN_PARTIAL, "in MySQL, not in Redis");
         return r;
 }
 

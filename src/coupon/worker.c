@@ -133,7 +133,7 @@ static void decode_new(struct cpn_worker *w) {
                 const struct cpn_message *m = &w->msgs[i];
                 struct decoded *d = &w->dec[i];
                 struct cpn_error derr = { { 0 } };
-                int r = cpn_json_parse_issuance(m->payload, m->len, &d->iss, &derr);
+                int r = cpn_issuance_parse(m->payload, m->len, &d->iss, &derr);
 
                 snprintf(d->error, sizeof(d->error), "cannot decode: %.280s", derr.msg);
                 w->recs[i] = (struct cpn_db_record){

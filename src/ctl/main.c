@@ -94,18 +94,18 @@ static int cmd_campaign_show(struct cpn_session *s, const char *id) {
         char out[4096];
         int r;
 
-        if (!cpn_campaign_id_valid(id, strlen(id))) {
+        if (!cpn_id_valid(id, strlen(id))) {
                 fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
                 return 2;
         }
         r = cpn_service_campaign_get(s, id, &st, &persisted, &err);
-        if (r == CPN_NOT_FOUND) {
+        if (r == CPN_CAMPAIGN_NOT_FOUND) {
                 fprintf(stderr, "couponctl: no campaign %s\n", id);
                 return 1;
         }
         if (r)
                 return fail("campaign show", &err);
-        if (cpn_json_campaign(out, sizeof(out), &st, persisted) < 0)
+        if (cpn_campaign_json(out, sizeof(out), &st, persisted) < 0)
                 return fail("campaign show", &(struct cpn_error){ "campaign too large to print" });
         printf("%s\n", out);
         return 0;
@@ -159,20 +159,20 @@ static int cmd_campaign_create(struct cpn_session *s, int argc, char **argv) {
         if (!body)
                 return fail("campaign create", &(struct cpn_error){ "out of memory" });
         /* The same strict validation as POST /v1/campaigns. */
-        r = cpn_json_parse_campaign(body, strlen(body), cpn_time_now_ms(), &c, &err);
+        r = cpn_campaign_parse(body, strlen(body), cpn_time_now_ms(), &c, &err);
         free(body);
         if (r) {
                 fprintf(stderr, "couponctl: campaign create: %s\n", err.msg);
                 return 2;
         }
         r = cpn_service_campaign_create(s, &c, &err);
-        if (r == CPN_EXISTS) {
+        if (r == CPN_CAMPAIGN_EXISTS) {
                 fprintf(stderr, "couponctl: campaign create: %s\n", err.msg);
                 return 3;
         }
-        if (r == CPN_SAME) /* a repeat: what was asked for is there */
+        if (r == CPN_CAMPAIGN_SAME) /* a repeat: what was asked for is there */
                 fprintf(stderr, "couponctl: campaign %s already existed with these fields\n", c.id);
-        else if (r == CPN_PARTIAL || r == CPN_UNKNOWN)
+        else if (r == CPN_CAMPAIGN_PARTIAL || r == CPN_UNKNOWN)
                 return fail("campaign create", &(struct cpn_error){
                         "recorded in MySQL, Redis not written (or its answer lost): run the same command "
                         "again to complete it" });
@@ -282,7 +282,7 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                                 return 2;
                         }
         }
-        if (campaign && !cpn_campaign_id_valid(campaign, strlen(campaign))) {
+        if (campaign && !cpn_id_valid(campaign, strlen(campaign))) {
                 fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
                 return 2;
         }
@@ -311,30 +311,30 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                 }
                 r = cpn_ops_failed_retry(&ops, id, &err);
         } else if (!strcmp(cmd, "reconcile") && nargs <= 1) {
-                if (nargs == 1 && !cpn_campaign_id_valid(args[0], strlen(args[0]))) {
+                if (nargs == 1 && !cpn_id_valid(args[0], strlen(args[0]))) {
                         fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
                         goto usage;
                 }
                 r = cpn_ops_reconcile(&ops, nargs ? args[0] : NULL, grace, dry, &err);
-                if (r == CPN_EXISTS) {
+                if (r == CPN_CAMPAIGN_DIFFERENT) {
                         r = 4;
                         goto done;
                 }
         } else if (!strcmp(cmd, "rebuild") && nargs == 1) {
-                if (!cpn_campaign_id_valid(args[0], strlen(args[0]))) {
+                if (!cpn_id_valid(args[0], strlen(args[0]))) {
                         fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
                         goto usage;
                 }
                 r = cpn_ops_rebuild(&ops, args[0], wait, force, &err);
-                if (r == CPN_NOT_FOUND)
+                if (r == CPN_CAMPAIGN_NOT_FOUND)
                         cpn_error_set(&err, r, "no campaign %s in MySQL", args[0]);
         } else if (!strcmp(cmd, "audit") && nargs == 1) {
-                if (!cpn_campaign_id_valid(args[0], strlen(args[0]))) {
+                if (!cpn_id_valid(args[0], strlen(args[0]))) {
                         fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
                         goto usage;
                 }
                 r = cpn_ops_audit(&ops, args[0], users, wait, &err);
-                if (r == CPN_EXISTS) {
+                if (r == CPN_CAMPAIGN_DIFFERENT) {
                         r = 4;
                         goto done;
                 }

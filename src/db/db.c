@@ -346,7 +346,7 @@ int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *
         int r;
 
         /* @id is validated to [A-Za-z0-9_-]: safe to inline. */
-        if (!cpn_campaign_id_valid(id, strlen(id)))
+        if (!cpn_id_valid(id, strlen(id)))
                 return cpn_error_set(err, -EINVAL, "bad campaign id");
         snprintf(sql, sizeof(sql),
                  "SELECT id, name, total, starts_at, ends_at, persisted FROM campaigns WHERE id = '%s'", id);
@@ -355,7 +355,7 @@ int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *
                 return r;
         if (!row) {
                 mysql_free_result(res);
-                return CPN_NOT_FOUND;
+                return CPN_CAMPAIGN_NOT_FOUND;
         }
         memset(out, 0, sizeof(*out));
         snprintf(out->id, sizeof(out->id), "%s", row[0]);
@@ -428,9 +428,9 @@ int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, stru
                 /* Present: identical means a retried create, else a conflict. */
                 r = cpn_db_campaign_get(db, c->id, &cur, NULL, err);
                 if (r)
-                        return r < 0 ? r : CPN_EXISTS;
+                        return r < 0 ? r : CPN_CAMPAIGN_EXISTS;
                 *stored = cur;
-                return same_campaign(&cur, c) ? CPN_SAME : CPN_EXISTS;
+                return same_campaign(&cur, c) ? CPN_CAMPAIGN_SAME : CPN_CAMPAIGN_EXISTS;
         }
         mysql_stmt_close(st);
         *stored = *c;
@@ -445,7 +445,7 @@ int cpn_db_coupon_exists(struct cpn_db *db, const char *campaign_id, const char 
         char sql[256];
         int r;
 
-        if (!cpn_campaign_id_valid(campaign_id, strlen(campaign_id)) ||
+        if (!cpn_id_valid(campaign_id, strlen(campaign_id)) ||
             !cpn_user_id_valid(user_id, strlen(user_id)))
                 return cpn_error_set(err, -EINVAL, "bad id");
         snprintf(sql, sizeof(sql), "SELECT 1 FROM coupons WHERE campaign_id = '%s' AND user_id = '%s'",

@@ -684,7 +684,7 @@ int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64
                 char why[600] = "";
                 int outcome = 2;
 
-                if (cpn_json_parse_issuance(rows[i].payload, rows[i].len, &iss, &derr) != 0) {
+                if (cpn_issuance_parse(rows[i].payload, rows[i].len, &iss, &derr) != 0) {
                         snprintf(why, sizeof(why), "cannot decode: %s", derr.msg);
                 } else {
                         int64_t total, persisted;
@@ -733,7 +733,7 @@ int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *campai
 
         if (status && strcmp(status, "open") && strcmp(status, "dead") && strcmp(status, "resolved"))
                 return cpn_error_set(err, CPN_INVALID, "status must be open, dead or resolved");
-        if (campaign_id && !cpn_campaign_id_valid(campaign_id, strlen(campaign_id)))
+        if (campaign_id && !cpn_id_valid(campaign_id, strlen(campaign_id)))
                 return cpn_error_set(err, CPN_INVALID, "bad campaign id");
         if (status && campaign_id)
                 snprintf(cond, sizeof(cond), "status = '%s' AND campaign_id = '%s'", status, campaign_id);
@@ -832,7 +832,7 @@ int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
         MYSQL_ROW row;
         int r;
 
-        if (!cpn_campaign_id_valid(id, strlen(id)))
+        if (!cpn_id_valid(id, strlen(id)))
                 return cpn_error_set(err, -EINVAL, "bad campaign id");
         if (failed)
                 snprintf(sql, sizeof(sql),
@@ -866,7 +866,7 @@ int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *be
         bool found;
         int r;
 
-        if (!cpn_campaign_id_valid(id, strlen(id)))
+        if (!cpn_id_valid(id, strlen(id)))
                 return cpn_error_set(err, -EINVAL, "bad campaign id");
         r = cpn_db_exec(db, "START TRANSACTION", err);
         if (r)
@@ -876,7 +876,7 @@ int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *be
                 goto abort;
         if (!found) {
                 rollback(db);
-                return CPN_NOT_FOUND;
+                return CPN_CAMPAIGN_NOT_FOUND;
         }
         snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM coupons WHERE campaign_id = '%s'", id);
         r = count_of(db, sql, &rows, err);

@@ -82,7 +82,7 @@ enum cpn_route_result cpn_route_match(const char *method, const char *path,
 
         if (r != CPN_ROUTE_OK)
                 return r;
-        if (!cpn_campaign_id_valid(seg[2], len[2]))
+        if (!cpn_id_valid(seg[2], len[2]))
                 return CPN_ROUTE_BAD_ID;
         memcpy(m->campaign_id, seg[2], len[2]);
         if (m->route == CPN_ROUTE_USER) {
@@ -189,10 +189,10 @@ enum cpn_api_error cpn_api_error_from_code(int r) {
         case CPN_ISSUE_SOLD_OUT: return CPN_E_SOLD_OUT;
         case CPN_ISSUE_NOT_OPEN: return CPN_E_NOT_OPEN;
         case CPN_ISSUE_PAUSED: return CPN_E_PAUSED;
-        case CPN_NOT_FOUND: return CPN_E_CAMPAIGN_NOT_FOUND;
-        case CPN_EXISTS:
-        case CPN_SAME: return CPN_E_CAMPAIGN_EXISTS;
-        case CPN_PARTIAL: return CPN_E_UNAVAILABLE;
+        case CPN_CAMPAIGN_NOT_FOUND: return CPN_E_CAMPAIGN_NOT_FOUND;
+        case CPN_CAMPAIGN_EXISTS:
+        case CPN_CAMPAIGN_SAME: return CPN_E_CAMPAIGN_EXISTS;
+        case CPN_CAMPAIGN_PARTIAL: return CPN_E_UNAVAILABLE;
         case CPN_INVALID: return CPN_E_INVALID_REQUEST;
         case CPN_UNKNOWN: return CPN_E_OUTCOME_UNKNOWN;
         case -EIO:

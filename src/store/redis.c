@@ -430,7 +430,7 @@ static int evalsha_once(struct cpn_redis *r, enum script_id id, redisReply **out
 
 #define KEY(var, campaign, part)                                                 \
         char var[CPN_ID_MAX + 64];                                               \
-        if (cpn_key(var, sizeof(var), campaign, part) < 0)                       \
+        if (cpn_campaign_key(var, sizeof(var), campaign, part) < 0)                       \
                 return cpn_error_set(err, -EINVAL, "campaign id too long")
 
 static int64_t str_int(const redisReply *e) {
@@ -484,7 +484,7 @@ static int issue_answer(const redisReply *rep, const char *campaign_id, const ch
                                     strcmp(rep->element[1]->str, "ended") == 0 ? "has ended"
                                                                                : "has not started yet");
         } else if (strcmp(st->str, "not_found") == 0) {
-                ret = CPN_NOT_FOUND;
+                ret = CPN_CAMPAIGN_NOT_FOUND;
         } else if (strcmp(st->str, "paused") == 0) {
                 ret = CPN_ISSUE_PAUSED;
         } else {
@@ -563,12 +563,12 @@ int cpn_store_campaign_create(struct cpn_redis *r, const struct cpn_campaign *c,
                 freeReplyObject(rep);
                 return cpn_error_set(err, -EPROTO, "campaign_create.lua: unexpected reply");
         }
-        ret = strcmp(rep->str, "exists") == 0 ? CPN_EXISTS : strcmp(rep->str, "same") == 0 ? CPN_SAME : 0;
+        ret = strcmp(rep->str, "exists") == 0 ? CPN_CAMPAIGN_EXISTS : strcmp(rep->str, "same") == 0 ? CPN_CAMPAIGN_SAME : 0;
         freeReplyObject(rep);
-        if (ret == CPN_EXISTS)
+        if (ret == CPN_CAMPAIGN_EXISTS)
                 return ret;
         /* Registered after the meta exists: the relay only walks real
-         * campaigns. A repeat (CPN_SAME) registers it too, so a create
+         * campaigns. A repeat (CPN_CAMPAIGN_SAME) registers it too, so a create
          * whose SADD failed completes when it is repeated. */
         {
                 int r2 = run(r, &rep, err, 3, (const char *[]){ "SADD", CPN_KEY_CAMPAIGNS, c->id },
@@ -600,7 +600,7 @@ int cpn_store_campaign_get(struct cpn_redis *r, const char *campaign_id,
         }
         if (rep->elements == 0) {
                 freeReplyObject(rep);
-                return CPN_NOT_FOUND;
+                return CPN_CAMPAIGN_NOT_FOUND;
         }
         e = rep->element;
         memset(out, 0, sizeof(*out));
@@ -701,7 +701,7 @@ int cpn_store_user_get(struct cpn_redis *r, const char *campaign_id, const char 
         if (rep[0]->type != REDIS_REPLY_INTEGER || rep[1]->type != REDIS_REPLY_INTEGER)
                 ret = cpn_error_set(err, -EPROTO, "redis EXISTS/SISMEMBER: unexpected reply");
         else if (rep[0]->integer == 0)
-                ret = CPN_NOT_FOUND;
+                ret = CPN_CAMPAIGN_NOT_FOUND;
         else
                 *issued = rep[1]->integer == 1;
         freeReplyObject(rep[0]);
@@ -727,7 +727,7 @@ static ssize_t append_xdel(redisContext *c, void *ud) {
         while (i < a->n) {
                 int argc = 2;
 
-                if (cpn_key(key, sizeof(key), a->items[i]->campaign_id, "outbox") < 0)
+                if (cpn_campaign_key(key, sizeof(key), a->items[i]->campaign_id, "outbox") < 0)
                         return -1; /* ids are validated long before: cannot happen */
                 argv[0] = "XDEL";
                 argv[1] = key;
@@ -790,7 +790,7 @@ int cpn_store_campaigns_each(struct cpn_redis *r, int (*fn)(const char *id, void
         if (rep->type == REDIS_REPLY_ARRAY)
                 for (size_t i = 0; i < rep->elements && ret == 0; i++)
                         if (rep->element[i]->type == REDIS_REPLY_STRING &&
-                            cpn_campaign_id_valid(rep->element[i]->str, rep->element[i]->len))
+                            cpn_id_valid(rep->element[i]->str, rep->element[i]->len))
                                 ret = fn(rep->element[i]->str, ud);
         freeReplyObject(rep);
         return ret;
@@ -846,8 +846,8 @@ int cpn_store_lease_take(struct cpn_redis *r, const char *campaign_id, const cha
                 freeReplyObject(rep);
                 return cpn_error_set(err, -EPROTO, "lease.lua: unexpected reply");
         }
-        ret = strcmp(rep->element[0]->str, "ok") == 0 ? 0 : CPN_EXISTS;
-        if (ret == CPN_EXISTS && rep->elements == 3) {
+        ret = strcmp(rep->element[0]->str, "ok") == 0 ? 0 : CPN_HELD;
+        if (ret == CPN_HELD && rep->elements == 3) {
                 if (holder && holder_n)
                         snprintf(holder, holder_n, "%.*s", (int)rep->element[1]->len,
                                  rep->element[1]->str ? rep->element[1]->str : "");
@@ -1114,7 +1114,7 @@ int cpn_store_campaign_rebuild(struct cpn_redis *r, const char *campaign_id, con
                                (const char *[]){ meta, count, users, tmp, lease, token });
 
         if (ret == -EPROTO && err && strstr(err->msg, "LEASE lost"))
-                return cpn_error_set(err, CPN_EXISTS, "the campaign's operator lease was lost");
+                return cpn_error_set(err, CPN_HELD, "the campaign's operator lease was lost");
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
@@ -1140,7 +1140,7 @@ int cpn_store_outbox_add(struct cpn_redis *r, struct cpn_issuance *iss, const ch
         ret = evalsha_once(r, S_OUTBOX_ADD, &rep, err, 2, 4,
                            (const char *[]){ outbox, lease, token, iss->user_id, seq, at });
         if (ret == -EPROTO && err && strstr(err->msg, "LEASE lost"))
-                return cpn_error_set(err, CPN_EXISTS, "the campaign's operator lease was lost");
+                return cpn_error_set(err, CPN_HELD, "the campaign's operator lease was lost");
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(iss->outbox_id)) {
@@ -1492,7 +1492,7 @@ int cpn_store_pipe_submit(struct cpn_store_pipe *p, struct cpn_store_call *c) {
         c->next = NULL;
         c->asked_again = c->reloaded = false;
         for (int i = 0; i < 4; i++)
-                if (cpn_key(c->keys[i], sizeof(c->keys[i]), c->campaign_id, parts[i]) < 0)
+                if (cpn_campaign_key(c->keys[i], sizeof(c->keys[i]), c->campaign_id, parts[i]) < 0)
                         return cpn_error_set(c->err, -EINVAL, "campaign id too long");
         pthread_mutex_lock(&p->mu);
         if (p->stop) {

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: coupon-worker's message decoder. The whole input is the
  * value of one Kafka message of topic coupon.issued, given to
- * cpn_json_parse_issuance as the worker does (no NUL after it).
+ * cpn_issuance_parse as the worker does (no NUL after it).
  *
  * Invariants checked (a violation aborts):
  * - the result is 0 or CPN_INVALID, and the same, with the same output,
@@ -23,6 +23,7 @@
 #include "cpn/error.h"
 #include "cpn/json.h"
 #include "cpn/types.h"
+#include "cpn/coupon/campaign.h"
 #include "fuzz.h"
 
 static bool id_ok(const char *id, size_t cap, bool (*valid)(const char *, size_t), bool may_be_empty) {
@@ -44,7 +45,7 @@ static void check_accepted(const char *buf, size_t n, const struct cpn_issuance 
                 abort();
         CPN_FUZZ_CHECK(!memchr(buf, 0, n), "accepted a NUL byte");
         CPN_FUZZ_CHECK(cpn_utf8_check(buf, n) == 0, "accepted invalid UTF-8");
-        CPN_FUZZ_CHECK(id_ok(iss->campaign_id, sizeof(iss->campaign_id), cpn_campaign_id_valid, false),
+        CPN_FUZZ_CHECK(id_ok(iss->campaign_id, sizeof(iss->campaign_id), cpn_id_valid, false),
                        "campaign_id \"%.*s\"", (int)sizeof(iss->campaign_id), iss->campaign_id);
         CPN_FUZZ_CHECK(id_ok(iss->user_id, sizeof(iss->user_id), cpn_user_id_valid, false),
                        "user_id \"%.*s\"", (int)sizeof(iss->user_id), iss->user_id);
@@ -66,7 +67,7 @@ static void check_accepted(const char *buf, size_t n, const struct cpn_issuance 
         /* What coupon-api would send for it decodes to the same issuance. */
         len = cpn_issuance_json(iss, msg, sizeof(msg));
         CPN_FUZZ_CHECK(len > 0, "cpn_issuance_json: %d", len);
-        CPN_FUZZ_CHECK(cpn_json_parse_issuance(msg, (size_t)len, back, NULL) == 0, "%s refused", msg);
+        CPN_FUZZ_CHECK(cpn_issuance_parse(msg, (size_t)len, back, NULL) == 0, "%s refused", msg);
         CPN_FUZZ_CHECK(strcmp(back->campaign_id, iss->campaign_id) == 0 &&
                                strcmp(back->user_id, iss->user_id) == 0 && back->seq == iss->seq &&
                                back->issued_at_ms == iss->issued_at_ms,
@@ -84,10 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!iss || !again)
                 abort();
         memset(iss, 0x5a, sizeof(*iss));
-        r = cpn_json_parse_issuance(buf, size, iss, &err);
+        r = cpn_issuance_parse(buf, size, iss, &err);
         CPN_FUZZ_CHECK(r == 0 || r == CPN_INVALID, "returned %d", r);
         memset(again, 0xa5, sizeof(*again));
-        CPN_FUZZ_CHECK(cpn_json_parse_issuance(buf, size, again, NULL) == r,
+        CPN_FUZZ_CHECK(cpn_issuance_parse(buf, size, again, NULL) == r,
                        "result depends on err being NULL");
         CPN_FUZZ_CHECK(memcmp(iss->campaign_id, again->campaign_id, sizeof(iss->campaign_id)) == 0 &&
                                memcmp(iss->user_id, again->user_id, sizeof(iss->user_id)) == 0,
@@ -96,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_accepted(buf, size, iss);
         } else {
                 cpn_fuzz_check_error_text(&err);
-                CPN_FUZZ_CHECK(id_ok(iss->campaign_id, sizeof(iss->campaign_id), cpn_campaign_id_valid, true),
+                CPN_FUZZ_CHECK(id_ok(iss->campaign_id, sizeof(iss->campaign_id), cpn_id_valid, true),
                                "kept campaign_id \"%.*s\"", (int)sizeof(iss->campaign_id), iss->campaign_id);
                 CPN_FUZZ_CHECK(id_ok(iss->user_id, sizeof(iss->user_id), cpn_user_id_valid, true),
                                "kept user_id \"%.*s\"", (int)sizeof(iss->user_id), iss->user_id);

@@ -27,10 +27,10 @@
  *   spelling, ids NUL-terminated and valid; `allow` is set on 405 only.
  * - cpn_admin_authorized on the Authorization value, against a plain
  *   reference ("Bearer " in any case, then exactly the token).
- * - On POST /v1/campaigns/{c}/issue, cpn_json_parse_issue of the body; an
+ * - On POST /v1/campaigns/{c}/issue, cpn_campaign_parse_issue of the body; an
  *   accepted user_id is valid, NUL-terminated within CPN_ID_MAX+1 bytes and
  *   survives a round trip; every refusal has a message in valid UTF-8.
- * - On POST /v1/campaigns, cpn_json_parse_campaign; an accepted campaign
+ * - On POST /v1/campaigns, cpn_campaign_parse; an accepted campaign
  *   keeps its bounds (total 1..CPN_TOTAL_MAX, name 1..200 characters,
  *   ends after starts), and the view GET shows of it is valid JSON whose
  *   fields, posted back, give the same campaign.
@@ -53,6 +53,7 @@
 #include "cpn/http.h"
 #include "cpn/json.h"
 #include "cpn/types.h"
+#include "cpn/coupon/campaign.h"
 #include "fuzz.h"
 
 #define TOKEN "s3cret-token-0123456789"
@@ -204,7 +205,7 @@ static enum cpn_route_result check_route(const struct request *rq, struct cpn_ro
                 CPN_FUZZ_CHECK(strcmp(rq->method, route_method(m->route)) == 0, "%s matched %s",
                                rq->method, cpn_route_name(m->route));
                 if (has_campaign_id(m->route))
-                        CPN_FUZZ_CHECK(cpn_campaign_id_valid(m->campaign_id, strlen(m->campaign_id)),
+                        CPN_FUZZ_CHECK(cpn_id_valid(m->campaign_id, strlen(m->campaign_id)),
                                        "campaign id \"%s\"", m->campaign_id);
                 else
                         CPN_FUZZ_CHECK(m->campaign_id[0] == '\0', "campaign id on %s",
@@ -351,9 +352,9 @@ static void check_issue(const struct request *rq, const struct cpn_route_match *
         if (!uid || !again)
                 abort();
         memset(uid, 0x5a, CPN_ID_MAX + 1);
-        r = cpn_json_parse_issue(rq->body, rq->body_len, uid, &err);
+        r = cpn_campaign_parse_issue(rq->body, rq->body_len, uid, &err);
         CPN_FUZZ_CHECK(r == 0 || r == CPN_INVALID, "returned %d", r);
-        CPN_FUZZ_CHECK(cpn_json_parse_issue(rq->body, rq->body_len, again, NULL) == r,
+        CPN_FUZZ_CHECK(cpn_campaign_parse_issue(rq->body, rq->body_len, again, NULL) == r,
                        "result depends on err being NULL");
         if (r == 0) {
                 char body[128];
@@ -373,7 +374,7 @@ static void check_issue(const struct request *rq, const struct cpn_route_match *
                 cJSON_Delete(root);
                 /* The canonical body of the same user is accepted too. */
                 snprintf(body, sizeof(body), "{\"user_id\":\"%s\"}", uid);
-                CPN_FUZZ_CHECK(cpn_json_parse_issue(body, strlen(body), again, NULL) == 0 &&
+                CPN_FUZZ_CHECK(cpn_campaign_parse_issue(body, strlen(body), again, NULL) == 0 &&
                                        strcmp(uid, again) == 0,
                                "%s refused", body);
         } else {
@@ -397,7 +398,7 @@ static void check_campaign_fields(const struct cpn_campaign *c) {
         size_t len, cps = 0;
 
         CPN_FUZZ_CHECK(memchr(c->id, 0, sizeof(c->id)), "id not terminated");
-        CPN_FUZZ_CHECK(cpn_campaign_id_valid(c->id, strlen(c->id)), "accepted id \"%s\"", c->id);
+        CPN_FUZZ_CHECK(cpn_id_valid(c->id, strlen(c->id)), "accepted id \"%s\"", c->id);
         CPN_FUZZ_CHECK(memchr(c->name, 0, sizeof(c->name)), "name not terminated");
         len = strlen(c->name);
         CPN_FUZZ_CHECK(cpn_utf8_check(c->name, len) == 0, "name not UTF-8");
@@ -430,7 +431,7 @@ static void check_campaign_view(const struct cpn_campaign *c) {
 
         if (!view || !back)
                 abort();
-        len = cpn_json_campaign(view, cap, &st, -1);
+        len = cpn_campaign_json(view, cap, &st, -1);
         CPN_FUZZ_CHECK(len > 0, "cpn_json_campaign: %d", len);
         CPN_FUZZ_CHECK(cpn_utf8_check(view, (size_t)len) == 0, "view not UTF-8: %s", view);
         root = cJSON_ParseWithLength(view, (size_t)len);
@@ -456,7 +457,7 @@ static void check_campaign_view(const struct cpn_campaign *c) {
         text = cJSON_PrintUnformatted(post);
         if (!text)
                 abort();
-        CPN_FUZZ_CHECK(cpn_json_parse_campaign(text, strlen(text), NOW, back, &err) == 0,
+        CPN_FUZZ_CHECK(cpn_campaign_parse(text, strlen(text), NOW, back, &err) == 0,
                        "the view does not post back: %s: %s", text, err.msg);
         CPN_FUZZ_CHECK(strcmp(back->id, c->id) == 0 && strcmp(back->name, c->name) == 0 &&
                                back->total == c->total && back->starts_at_ms == c->starts_at_ms &&
@@ -480,9 +481,9 @@ static void check_campaigns(const struct request *rq, const struct cpn_route_mat
 
         if (!c || !again)
                 abort();
-        r = cpn_json_parse_campaign(rq->body, rq->body_len, NOW, c, &err);
+        r = cpn_campaign_parse(rq->body, rq->body_len, NOW, c, &err);
         CPN_FUZZ_CHECK(r == 0 || r == CPN_INVALID, "returned %d", r);
-        CPN_FUZZ_CHECK(cpn_json_parse_campaign(rq->body, rq->body_len, NOW, again, NULL) == r,
+        CPN_FUZZ_CHECK(cpn_campaign_parse(rq->body, rq->body_len, NOW, again, NULL) == r,
                        "result depends on err being NULL");
         if (r == 0) {
                 CPN_FUZZ_CHECK(!memchr(rq->body, 0, rq->body_len), "accepted a NUL byte");
@@ -496,7 +497,7 @@ static void check_campaigns(const struct request *rq, const struct cpn_route_mat
         /* The handler parses at the real clock. The only use of "now" is the
          * default starts_at, which ends_at must follow: a body refused at
          * now = 0 is refused at any later time, and cannot reach the service. */
-        refused_always = cpn_json_parse_campaign(rq->body, rq->body_len, 0, again, NULL) != 0;
+        refused_always = cpn_campaign_parse(rq->body, rq->body_len, 0, again, NULL) != 0;
         empty = cpn_fuzz_copy("", 0);
         hr.body = refused_always ? rq->body : empty;
         hr.body_len = refused_always ? rq->body_len : 0;

@@ -170,7 +170,7 @@ static void test_waits_in_a_row(void **state) {
         (void)state;
         assert_int_equal(cpn_waiter_new(producer, &w), 0);
         for (int i = 0; i < 20; i++) {
-                int want = i % 3 == 0 ? CPN_ISSUE_DUPLICATE : i % 3 == 1 ? 0 : CPN_NOT_FOUND;
+                int want = i % 3 == 0 ? CPN_ISSUE_DUPLICATE : i % 3 == 1 ? 0 : CPN_CAMPAIGN_NOT_FOUND;
 
                 delivery = -1;
                 assert_int_equal(run(w, want, i % 2, 30, &delivery, &decided, &woke), want);

@@ -314,10 +314,10 @@ static void test_error_from_code(void **state) {
         assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_SOLD_OUT), CPN_E_SOLD_OUT);
         assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_NOT_OPEN), CPN_E_NOT_OPEN);
         assert_int_equal(cpn_api_error_from_code(CPN_ISSUE_PAUSED), CPN_E_PAUSED);
-        assert_int_equal(cpn_api_error_from_code(CPN_NOT_FOUND), CPN_E_CAMPAIGN_NOT_FOUND);
-        assert_int_equal(cpn_api_error_from_code(CPN_EXISTS), CPN_E_CAMPAIGN_EXISTS);
-        assert_int_equal(cpn_api_error_from_code(CPN_SAME), CPN_E_CAMPAIGN_EXISTS);
-        assert_int_equal(cpn_api_error_from_code(CPN_PARTIAL), CPN_E_UNAVAILABLE);
+        assert_int_equal(cpn_api_error_from_code(CPN_CAMPAIGN_NOT_FOUND), CPN_E_CAMPAIGN_NOT_FOUND);
+        assert_int_equal(cpn_api_error_from_code(CPN_CAMPAIGN_EXISTS), CPN_E_CAMPAIGN_EXISTS);
+        assert_int_equal(cpn_api_error_from_code(CPN_CAMPAIGN_SAME), CPN_E_CAMPAIGN_EXISTS);
+        assert_int_equal(cpn_api_error_from_code(CPN_CAMPAIGN_PARTIAL), CPN_E_UNAVAILABLE);
         assert_int_equal(cpn_api_error_from_code(CPN_INVALID), CPN_E_INVALID_REQUEST);
         assert_int_equal(cpn_api_error_from_code(CPN_UNKNOWN), CPN_E_OUTCOME_UNKNOWN);
         assert_int_equal(cpn_api_error_from_code(-EIO), CPN_E_UNAVAILABLE);
@@ -327,7 +327,7 @@ static void test_error_from_code(void **state) {
         assert_int_equal(cpn_api_error_from_code(-EBUSY), CPN_E_UNAVAILABLE);
         assert_int_equal(cpn_api_error_from_code(-ENOMEM), CPN_E_INTERNAL);
         assert_int_equal(cpn_api_error_from_code(-EINVAL), CPN_E_INTERNAL);
-        assert_int_equal(cpn_api_error_from_code(CPN_PARTIAL + 1), CPN_E_INTERNAL);
+        assert_int_equal(cpn_api_error_from_code(CPN_CAMPAIGN_PARTIAL + 1), CPN_E_INTERNAL);
         assert_int_equal(cpn_api_error_from_code(12345), CPN_E_INTERNAL);
 }
 

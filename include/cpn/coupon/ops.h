@@ -53,7 +53,7 @@ int cpn_ops_lag(struct cpn_ops *ops, struct cpn_error *err);
  * repairs what is safe: users in Redis but nowhere downstream in two looks
  * @grace_s apart are re-published through the outbox; a persisted count
  * that differs from the rows is corrected; a count below the set's size is
- * raised. Returns 0 (consistent, or made so), CPN_EXISTS (differences
+ * raised. Returns 0 (consistent, or made so), CPN_CAMPAIGN_DIFFERENT (differences
  * remain: they are printed), or an error.
  */
 int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s, bool dry_run,
@@ -64,8 +64,8 @@ int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s
  * to drain and the lag to reach 0, then prints one PASS/FAIL line per
  * check (issued = min(total, @users) when @users >= 0, else issued <=
  * total; count = SCARD; every issued user in MySQL; outbox empty; lag 0;
- * Redis = MySQL) and a verdict. Returns 0 (PASS), CPN_EXISTS (FAIL),
- * CPN_NOT_FOUND or an error.
+ * Redis = MySQL) and a verdict. Returns 0 (PASS), CPN_CAMPAIGN_DIFFERENT (FAIL),
+ * CPN_CAMPAIGN_NOT_FOUND or an error.
  */
 int cpn_ops_audit(struct cpn_ops *ops, const char *campaign_id, int64_t users, long wait_s,
                   struct cpn_error *err);
@@ -75,7 +75,7 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *campaign_id, int64_t users, l
  * pauses it (writing its meta again if lost), waits up to @wait_s for the
  * workers' lag to reach 0 (unless @force), then sets the user set to
  * MySQL's users + open failed events + outbox users and the count to its
- * size, and resumes. Returns 0, CPN_NOT_FOUND, or an error (the campaign
+ * size, and resumes. Returns 0, CPN_CAMPAIGN_NOT_FOUND, or an error (the campaign
  * is then left paused: issuing on a half-restored state could oversell).
  */
 int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, bool force,

@@ -37,7 +37,7 @@ struct cpn_session *cpn_session_free(struct cpn_session *s);
  * COUPON_KAFKA_ACK_TIMEOUT_MS for the delivery report. Returns 0 (issued:
  * @out filled; *@delivery is 0, CPN_DELIVERY_PENDING or _FAILED: the
  * outbox carries what Kafka does not have yet), CPN_ISSUE_DUPLICATE,
- * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_NOT_FOUND,
+ * CPN_ISSUE_SOLD_OUT, CPN_ISSUE_NOT_OPEN, CPN_ISSUE_PAUSED, CPN_CAMPAIGN_NOT_FOUND,
  * CPN_UNKNOWN (Redis was lost after the script was sent: it may have run;
  * if it did, the outbox carries it) or a negative errno (Redis unreachable:
  * nothing was issued).
@@ -48,25 +48,25 @@ int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char
 /*
  * Writes the MySQL row, then the Redis meta (from MySQL's row). Returns 0
  * (created: exactly one of any number of identical creates gets it),
- * CPN_SAME (it exists with these fields), CPN_EXISTS (it exists with other
+ * CPN_CAMPAIGN_SAME (it exists with these fields), CPN_CAMPAIGN_EXISTS (it exists with other
  * fields), and when the answer must say how far it got: a negative errno
- * (nothing written), CPN_PARTIAL (MySQL has it, Redis could not be
+ * (nothing written), CPN_CAMPAIGN_PARTIAL (MySQL has it, Redis could not be
  * written: not open, nothing issued) or CPN_UNKNOWN (MySQL has it, Redis's
  * answer was lost). In the last two a repeat of the same request completes
- * it (0, or CPN_SAME if the lost answer had created it). The message in
- * @err is fit for the client for CPN_SAME and CPN_EXISTS.
+ * it (0, or CPN_CAMPAIGN_SAME if the lost answer had created it). The message in
+ * @err is fit for the client for CPN_CAMPAIGN_SAME and CPN_CAMPAIGN_EXISTS.
  */
 int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
                                 struct cpn_error *err);
 
 /* Redis state plus MySQL's persisted count; *@persisted is -1 when MySQL
- * could not be asked (the read still answers). Returns 0 or CPN_NOT_FOUND. */
+ * could not be asked (the read still answers). Returns 0 or CPN_CAMPAIGN_NOT_FOUND. */
 int cpn_service_campaign_get(struct cpn_session *s, const char *id,
                              struct cpn_campaign_state *st, int64_t *persisted,
                              struct cpn_error *err);
 
 enum cpn_user_state { CPN_USER_NONE, CPN_USER_ISSUED, CPN_USER_PERSISTED };
-/* Returns 0 with *@state, or CPN_NOT_FOUND. */
+/* Returns 0 with *@state, or CPN_CAMPAIGN_NOT_FOUND. */
 int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const char *user_id,
                          enum cpn_user_state *state, struct cpn_error *err);
 
