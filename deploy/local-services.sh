@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the coupon service's local backing services:
-# redis-server, MariaDB and coupon-devbroker (librdkafka's in-memory mock
-# Kafka, development only), all on 127.0.0.1, all inside one data folder.
+# redis-server, MariaDB, coupon-devbroker (librdkafka's in-memory mock
+# Kafka, development only) and coupon-devpay (a fake card payment gateway,
+# development only), all on 127.0.0.1, all inside one data folder.
 # Nothing system-wide is touched: no systemd, no /etc, no /var/lib/mysql;
 # every server runs with --no-defaults or an explicit config file.
 # Run with --help for the details.
@@ -14,6 +15,12 @@ PROG=local-services.sh
 
 DEFAULT_REDIS_PORT=16379
 DEFAULT_MYSQL_PORT=13306
+DEFAULT_DEVPAY_PORT=18090
+DEFAULT_DEVPAY_CONTROL_PORT=18091
+# The key coupon-devpay accepts. A fixed test key, never one from the
+# caller's environment: a shell with a real COUPON_PAYMENT_SECRET must not
+# hand it to a development gateway.
+DEVPAY_SECRET=test_sk_devpay
 STOP_TIMEOUT=${COUPON_LOCAL_STOP_TIMEOUT:-30}
 DETACH=${COUPON_LOCAL_DETACH:-1}
 READY_TIMEOUT=${COUPON_LOCAL_READY_TIMEOUT:-60}
@@ -22,27 +29,30 @@ usage() {
 	cat <<EOF
 Usage: deploy/$PROG [OPTIONS] start|stop|status|env
 
-Local Redis, MariaDB and Kafka (coupon-devbroker) for development and tests,
-on 127.0.0.1 only, with all data, pid files, sockets and logs in one folder.
+Local Redis, MariaDB, Kafka (coupon-devbroker) and a card payment gateway
+(coupon-devpay) for development and tests, on 127.0.0.1 only, with all
+data, pid files, sockets and logs in one folder.
 
 Commands:
   start    start whatever is not running yet (idempotent), wait until each
            answers, create MariaDB database 'coupon' and user coupon/coupon,
            write DIR/env and print it
-  stop     stop all three (SIGTERM, SIGKILL after ${STOP_TIMEOUT}s); idempotent
+  stop     stop all four (SIGTERM, SIGKILL after ${STOP_TIMEOUT}s); idempotent
   status   one line per service: running or not, pid, port; exit 0 when all
-           three run, 3 otherwise
+           four run, 3 otherwise
   env      print DIR/env (the COUPON_* variables the programs need):
              eval "\$(deploy/$PROG env)"
 
 Options:
   --dir DIR            data folder (default $REPO_DIR/.local, git-ignored)
-  --auto-ports         pick free loopback ports for Redis and MariaDB instead
-                       of the defaults (the ports are remembered in DIR/ports
-                       and reused while free)
-  --build-dir DIR      where coupon-devbroker was built (default
-                       $REPO_DIR/build; DIR/coupon-devbroker and
-                       DIR/src/dev/devbroker/coupon-devbroker are tried)
+  --auto-ports         pick free loopback ports for Redis, MariaDB and
+                       coupon-devpay instead of the defaults (the ports are
+                       remembered in DIR/ports and reused while free)
+  --build-dir DIR      where coupon-devbroker and coupon-devpay were built
+                       (default $REPO_DIR/build; DIR/NAME and
+                       DIR/src/dev/{devbroker,devpay}/NAME are tried)
+  --devpay-port PORT   port of coupon-devpay's gateway API, the same as
+                       COUPON_LOCAL_DEVPAY_PORT (ignored with --auto-ports)
   --mysql-flush N      innodb_flush_log_at_trx_commit for MariaDB: 1 (default,
                        durable), 2 or 0 (faster, may lose ~1 s on a crash)
   -h, --help           this text
@@ -50,6 +60,13 @@ Options:
 Environment:
   COUPON_LOCAL_REDIS_PORT   Redis port (default $DEFAULT_REDIS_PORT)
   COUPON_LOCAL_MYSQL_PORT   MariaDB port (default $DEFAULT_MYSQL_PORT)
+  COUPON_LOCAL_DEVPAY_PORT  coupon-devpay's gateway API port (default
+                            $DEFAULT_DEVPAY_PORT)
+  COUPON_LOCAL_DEVPAY_CONTROL_PORT
+                            coupon-devpay's test controls port (default
+                            $DEFAULT_DEVPAY_CONTROL_PORT)
+  COUPON_LOCAL_DEVPAY_BIN   the coupon-devpay program to run (default: found
+                            in --build-dir)
   COUPON_LOCAL_MYSQL_FLUSH  default of --mysql-flush
   COUPON_KAFKA_TOPIC        topic the devbroker creates (default coupon.issued)
   COUPON_DEVBROKER_BROKERS, COUPON_DEVBROKER_PARTITIONS
@@ -61,13 +78,20 @@ Environment:
                             seconds to wait for a server to answer / to exit
                             after SIGTERM before SIGKILL (60 and 30)
 
-Files in DIR: redis/ and mysql/ (data), redis.pid mysql.pid devbroker.pid,
-mysql.sock, devbroker.sock (fault injection: coupon-devbroker ctl --control
-DIR/devbroker.sock status|down|up|rtt MS|produce-errors N), kafka.bootstrap,
-ports, env, and the logs redis.log mysql.log mysql-install.log devbroker.log.
+Files in DIR: redis/ and mysql/ (data), redis.pid mysql.pid devbroker.pid
+devpay.pid, mysql.sock, devbroker.sock (fault injection: coupon-devbroker
+ctl --control DIR/devbroker.sock status|down|up|rtt MS|produce-errors N),
+kafka.bootstrap, devpay.ready, devpay-ledger.jsonl (every charge and cancel
+of coupon-devpay, one JSON line each; kept across restarts), ports, env, and
+the logs redis.log mysql.log mysql-install.log devbroker.log devpay.log.
 
-The Kafka of this script is librdkafka's mock cluster: in memory, gone on
-stop, for development and tests only.
+coupon-devpay answers the payment API on \$COUPON_PAYMENT_URL with the key
+\$COUPON_PAYMENT_SECRET ($DEVPAY_SECRET); its test controls (no auth) are on
+\$COUPON_DEVPAY_CONTROL: curl -X POST \$COUPON_DEVPAY_CONTROL/down (or /up),
+curl \$COUPON_DEVPAY_CONTROL/ledger. coupon-devpay --help has the test cards.
+
+The Kafka and the payment gateway of this script are fakes: in memory, gone
+on stop, for development and tests only.
 EOF
 }
 
@@ -108,6 +132,9 @@ while (($#)); do
 	--build-dir=*) BUILD_DIR=${1#*=}; shift ;;
 	--mysql-flush) (($# >= 2)) || die "--mysql-flush needs a value"; MYSQL_FLUSH=$2; shift 2 ;;
 	--mysql-flush=*) MYSQL_FLUSH=${1#*=}; shift ;;
+	# The flag is the environment variable (choose_port reads it by name).
+	--devpay-port) (($# >= 2)) || die "--devpay-port needs a value"; export COUPON_LOCAL_DEVPAY_PORT=$2; shift 2 ;;
+	--devpay-port=*) export COUPON_LOCAL_DEVPAY_PORT=${1#*=}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	start | stop | status | env)
 		[[ -z $CMD ]] || die "more than one command ('$CMD' and '$1')"
@@ -139,6 +166,9 @@ fi
 REDIS_PIDFILE=$DIR/redis.pid
 MYSQL_PIDFILE=$DIR/mysql.pid
 BROKER_PIDFILE=$DIR/devbroker.pid
+DEVPAY_PIDFILE=$DIR/devpay.pid
+DEVPAY_READY_FILE=$DIR/devpay.ready
+DEVPAY_LEDGER=$DIR/devpay-ledger.jsonl
 MYSQL_SOCK=$DIR/mysql.sock
 BROKER_SOCK=$DIR/devbroker.sock
 BOOTSTRAP_FILE=$DIR/kafka.bootstrap
@@ -247,6 +277,8 @@ tail_log() {
 
 REDIS_PORT=
 MYSQL_PORT=
+DEVPAY_PORT=
+DEVPAY_CONTROL_PORT=
 
 load_ports() {
 	local key value
@@ -255,34 +287,41 @@ load_ports() {
 		case $key in
 		REDIS_PORT) [[ $value =~ ^[0-9]+$ ]] && REDIS_PORT=$value ;;
 		MYSQL_PORT) [[ $value =~ ^[0-9]+$ ]] && MYSQL_PORT=$value ;;
+		DEVPAY_PORT) [[ $value =~ ^[0-9]+$ ]] && DEVPAY_PORT=$value ;;
+		DEVPAY_CONTROL_PORT) [[ $value =~ ^[0-9]+$ ]] && DEVPAY_CONTROL_PORT=$value ;;
 		esac
 	done <"$PORTS_FILE"
 	return 0
 }
 
 save_ports() {
-	printf 'REDIS_PORT=%s\nMYSQL_PORT=%s\n' "$REDIS_PORT" "$MYSQL_PORT" >"$PORTS_FILE.tmp"
+	printf 'REDIS_PORT=%s\nMYSQL_PORT=%s\nDEVPAY_PORT=%s\nDEVPAY_CONTROL_PORT=%s\n' \
+		"$REDIS_PORT" "$MYSQL_PORT" "$DEVPAY_PORT" "$DEVPAY_CONTROL_PORT" >"$PORTS_FILE.tmp"
 	mv -f "$PORTS_FILE.tmp" "$PORTS_FILE"
 }
 
-# choose_port CURRENT_VAR ENV_VAR DEFAULT SERVICE OTHER_PORT: decides the
-# port of a service that is not running yet.
+# choose_port CURRENT_VAR ENV_VAR DEFAULT SERVICE OTHER_PORTS: decides the
+# port of a service that is not running yet; OTHER_PORTS (a space-separated
+# list) are the ports of the other services, which it must not take.
 choose_port() {
-	local recorded=$1 env_var=$2 default=$3 service=$4 other=$5 port
+	local recorded=$1 env_var=$2 default=$3 service=$4 other=" $5 " port
 	if ((AUTO_PORTS)); then
-		if [[ -n $recorded ]] && [[ $recorded != "$other" ]] && ! port_busy "$recorded"; then
+		if [[ -n $recorded ]] && [[ $other != *" $recorded "* ]] && ! port_busy "$recorded"; then
 			echo "$recorded"
 			return
 		fi
 		for _ in 1 2 3 4 5; do
 			port=$(free_port)
-			[[ $port != "$other" ]] && { echo "$port"; return; }
+			[[ $other != *" $port "* ]] && { echo "$port"; return; }
 		done
 		die "could not pick a free port for $service"
 	fi
 	port=${!env_var:-$default}
 	if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
 		die "$env_var must be a port number, got '$port'"
+	fi
+	if [[ $other == *" $port "* ]]; then
+		die "port $port for $service is also the port of another service; set $env_var to another port, or use --auto-ports"
 	fi
 	if port_busy "$port"; then
 		die "port $port for $service on 127.0.0.1 is in use by another program; set $env_var to another port, or use --auto-ports"
@@ -300,7 +339,8 @@ start_redis() {
 		say "redis: already running, pid $(pid_of "$REDIS_PIDFILE"), port $REDIS_PORT"
 		return
 	fi
-	REDIS_PORT=$(choose_port "$REDIS_PORT" COUPON_LOCAL_REDIS_PORT "$DEFAULT_REDIS_PORT" Redis "$MYSQL_PORT")
+	REDIS_PORT=$(choose_port "$REDIS_PORT" COUPON_LOCAL_REDIS_PORT "$DEFAULT_REDIS_PORT" Redis \
+		"$MYSQL_PORT $DEVPAY_PORT $DEVPAY_CONTROL_PORT")
 	save_ports
 	mkdir -p "$DIR/redis"
 	rm -f "$REDIS_PIDFILE"
@@ -391,7 +431,8 @@ start_mysql() {
 		create_coupon_db
 		return
 	fi
-	MYSQL_PORT=$(choose_port "$MYSQL_PORT" COUPON_LOCAL_MYSQL_PORT "$DEFAULT_MYSQL_PORT" MariaDB "$REDIS_PORT")
+	MYSQL_PORT=$(choose_port "$MYSQL_PORT" COUPON_LOCAL_MYSQL_PORT "$DEFAULT_MYSQL_PORT" MariaDB \
+		"$REDIS_PORT $DEVPAY_PORT $DEVPAY_CONTROL_PORT")
 	save_ports
 	user_opt=$(mysql_user_opts)
 	start=$(now)
@@ -492,6 +533,60 @@ start_devbroker() {
 	say "devbroker: started, pid $pid, bootstrap $(cat "$BOOTSTRAP_FILE") ($(elapsed "$start")s)"
 }
 
+# ---- devpay ----------------------------------------------------------------
+
+find_devpay() {
+	local c
+	if [[ -n ${COUPON_LOCAL_DEVPAY_BIN:-} ]]; then
+		[[ -x $COUPON_LOCAL_DEVPAY_BIN ]] || die "COUPON_LOCAL_DEVPAY_BIN=$COUPON_LOCAL_DEVPAY_BIN is not an executable"
+		echo "$COUPON_LOCAL_DEVPAY_BIN"
+		return
+	fi
+	for c in "$BUILD_DIR/coupon-devpay" "$BUILD_DIR/src/dev/devpay/coupon-devpay"; do
+		[[ -x $c ]] && { echo "$c"; return; }
+	done
+	die "coupon-devpay not found in $BUILD_DIR: build it (ninja -C $BUILD_DIR src/dev/devpay/coupon-devpay) or pass --build-dir"
+}
+
+start_devpay() {
+	local bin start pid deadline
+	if alive "$DEVPAY_PIDFILE" coupon-devpay; then
+		say "devpay: already running, pid $(pid_of "$DEVPAY_PIDFILE"), port $DEVPAY_PORT, control port $DEVPAY_CONTROL_PORT"
+		return
+	fi
+	bin=$(find_devpay)
+	DEVPAY_PORT=$(choose_port "$DEVPAY_PORT" COUPON_LOCAL_DEVPAY_PORT "$DEFAULT_DEVPAY_PORT" coupon-devpay \
+		"$REDIS_PORT $MYSQL_PORT $DEVPAY_CONTROL_PORT")
+	DEVPAY_CONTROL_PORT=$(choose_port "$DEVPAY_CONTROL_PORT" COUPON_LOCAL_DEVPAY_CONTROL_PORT \
+		"$DEFAULT_DEVPAY_CONTROL_PORT" "coupon-devpay control" "$REDIS_PORT $MYSQL_PORT $DEVPAY_PORT")
+	save_ports
+	start=$(now)
+	# A ready file left by a killed devpay names a dead listener.
+	rm -f "$DEVPAY_READY_FILE" "$DEVPAY_PIDFILE"
+	launch "$DIR/devpay.log" "$bin" \
+		--listen "127.0.0.1:$DEVPAY_PORT" \
+		--control "127.0.0.1:$DEVPAY_CONTROL_PORT" \
+		--secret "$DEVPAY_SECRET" \
+		--ledger "$DEVPAY_LEDGER" \
+		--ready-file "$DEVPAY_READY_FILE"
+	pid=$LAUNCHED_PID
+	echo "$pid" >"$DEVPAY_PIDFILE"
+	deadline=$((SECONDS + READY_TIMEOUT))
+	until [[ -s $DEVPAY_READY_FILE ]]; do
+		if ! pid_running "$pid" coupon-devpay; then
+			rm -f "$DEVPAY_PIDFILE"
+			tail_log "$DIR/devpay.log" 5
+			die "coupon-devpay exited while starting (log: $DIR/devpay.log)"
+		fi
+		if ((SECONDS > deadline)); then
+			tail_log "$DIR/devpay.log" 5
+			die "coupon-devpay wrote no $DEVPAY_READY_FILE within ${READY_TIMEOUT}s"
+		fi
+		sleep 0.02
+	done
+	say "devpay: started, pid $pid, api http://127.0.0.1:$DEVPAY_PORT, control http://127.0.0.1:$DEVPAY_CONTROL_PORT ($(elapsed "$start")s)"
+}
+
 # ---- env -------------------------------------------------------------------
 
 quote() {
@@ -512,6 +607,10 @@ write_env() {
 		echo "export COUPON_DEVBROKER_CONTROL=$(quote "$BROKER_SOCK")"
 		echo "export COUPON_LOCAL_DIR=$(quote "$DIR")"
 		echo "export COUPON_LOCAL_MYSQL_SOCKET=$(quote "$MYSQL_SOCK")"
+		echo "export COUPON_PAYMENT_URL=$(quote "http://127.0.0.1:$DEVPAY_PORT")"
+		echo "export COUPON_PAYMENT_SECRET=$(quote "$DEVPAY_SECRET")"
+		echo "export COUPON_DEVPAY_CONTROL=$(quote "http://127.0.0.1:$DEVPAY_CONTROL_PORT")"
+		echo "export COUPON_DEVPAY_LEDGER=$(quote "$DEVPAY_LEDGER")"
 	} >"$ENV_FILE.tmp"
 	mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -525,6 +624,7 @@ cmd_start() {
 	start_redis
 	start_mysql
 	start_devbroker
+	start_devpay
 	write_env
 	say "all services up in $(elapsed "$start")s; data in $DIR"
 	cat "$ENV_FILE"
@@ -533,8 +633,8 @@ cmd_start() {
 # cmd_stop: SIGTERM to every service at once, then wait for all of them;
 # SIGKILL whatever is left after STOP_TIMEOUT seconds.
 cmd_stop() {
-	local -a pidfiles=("$BROKER_PIDFILE" "$REDIS_PIDFILE" "$MYSQL_PIDFILE")
-	local -a matches=(coupon-devbroker redis-server "$MYSQLD_NAMES")
+	local -a pidfiles=("$DEVPAY_PIDFILE" "$BROKER_PIDFILE" "$REDIS_PIDFILE" "$MYSQL_PIDFILE")
+	local -a matches=(coupon-devpay coupon-devbroker redis-server "$MYSQLD_NAMES")
 	local -a pids=() names=() left
 	local pid i deadline killed=0
 	for i in "${!pidfiles[@]}"; do
@@ -566,8 +666,8 @@ cmd_stop() {
 	for i in "${!pids[@]}"; do
 		say "${names[$i]}: stopped (pid ${pids[$i]})"
 	done
-	rm -f "$BROKER_PIDFILE" "$REDIS_PIDFILE" "$MYSQL_PIDFILE" "$ENV_FILE" \
-		"$BOOTSTRAP_FILE" "$BROKER_SOCK"
+	rm -f "$DEVPAY_PIDFILE" "$BROKER_PIDFILE" "$REDIS_PIDFILE" "$MYSQL_PIDFILE" "$ENV_FILE" \
+		"$BOOTSTRAP_FILE" "$BROKER_SOCK" "$DEVPAY_READY_FILE"
 	((${#pids[@]})) || say "nothing was running in $DIR"
 }
 
@@ -588,6 +688,8 @@ cmd_status() {
 	status_line redis "$REDIS_PIDFILE" redis-server "port ${REDIS_PORT:-?}" || ok=3
 	status_line mariadb "$MYSQL_PIDFILE" "$MYSQLD_NAMES" "port ${MYSQL_PORT:-?} socket $MYSQL_SOCK" || ok=3
 	status_line devbroker "$BROKER_PIDFILE" coupon-devbroker "bootstrap $bootstrap control $BROKER_SOCK" || ok=3
+	status_line devpay "$DEVPAY_PIDFILE" coupon-devpay \
+		"api http://127.0.0.1:${DEVPAY_PORT:-?} control http://127.0.0.1:${DEVPAY_CONTROL_PORT:-?} ledger $DEVPAY_LEDGER" || ok=3
 	return $ok
 }
 

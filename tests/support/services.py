@@ -1,5 +1,6 @@
-"""Harness for the integration tests: real Redis, MariaDB and Kafka
-(coupon-devbroker) on free loopback ports in a temporary folder.
+"""Harness for the integration tests: real Redis, MariaDB, Kafka
+(coupon-devbroker) and a fake card payment gateway (coupon-devpay) on free
+loopback ports in a temporary folder.
 
 Python 3 standard library only. Tests run as
 ``python3 tests/integration/test_x.py`` with COUPON_SOURCE_DIR (the
@@ -14,6 +15,8 @@ environment, and use it like this::
         svc.mysql("SELECT 1")                   # -> [("1",)]
         svc.broker("down"); svc.broker("up")    # fault injection
         svc.kafka_consume_all()                 # -> [(key, value), ...]
+        svc.devpay("POST", "/down")             # payment gateway controls
+        svc.devpay_ledger()["charged"]          # -> charges so far
         api = start_process([find_program("coupon-api")], svc.env, log_path)
         wait_http("http://127.0.0.1:PORT/healthz", proc=api)
         ...
@@ -49,6 +52,11 @@ __all__ = [
 # Programs the services need; a missing one is a skip by hand, a failure in CI.
 SERVER_PROGRAMS = ("redis-server", "redis-cli", "mariadbd", "mariadb-install-db",
                    "mariadb", "kcat")
+
+# Every service local-services.sh runs, by the name of its pid file. The
+# first three are also Services.pids, which tests compare as a whole.
+SERVICE_NAMES = ("redis", "mysql", "devbroker", "devpay")
+CORE_SERVICE_NAMES = SERVICE_NAMES[:3]
 
 
 class ServiceError(Exception):
@@ -353,15 +361,20 @@ class _Resp:
 
 
 class Services:
-    """Redis, MariaDB and coupon-devbroker for one test, in a temporary
-    folder, started by deploy/local-services.sh on free loopback ports.
+    """Redis, MariaDB, coupon-devbroker and coupon-devpay for one test, in a
+    temporary folder, started by deploy/local-services.sh on free loopback
+    ports.
 
     Use as a context manager (or call start()/stop()). After start:
     ``env`` is the dict of COUPON_* variables from the script's env file
     (COUPON_REDIS_URL, COUPON_MYSQL_URL, COUPON_KAFKA_BROKERS,
-    COUPON_KAFKA_TOPIC, COUPON_DEVBROKER_CONTROL, ...), ready to pass to
-    start_process(); ``dir`` is the folder; ``redis_port``, ``mysql_port``,
-    ``kafka_brokers``, ``topic``, ``control_path`` are parsed from it.
+    COUPON_KAFKA_TOPIC, COUPON_DEVBROKER_CONTROL, COUPON_PAYMENT_URL,
+    COUPON_PAYMENT_SECRET, ...), ready to pass to start_process(); ``dir``
+    is the folder; ``redis_port``, ``mysql_port``, ``kafka_brokers``,
+    ``topic``, ``control_path``, ``payment_url``, ``payment_secret``,
+    ``devpay_control`` (the controls' base URL) and ``devpay_ledger_path``
+    are parsed from it. ``pids`` holds redis, mysql and devbroker;
+    ``devpay_pid`` the gateway's.
     """
 
     def __init__(self, source=None, build=None, start_timeout=180,
@@ -374,8 +387,10 @@ class Services:
         self.keep = keep if keep is not None else os.environ.get("COUPON_KEEP_TMP") == "1"
         self.dir = None
         self.devbroker = None
+        self.devpay_program = None
         self.env = {}
         self.pids = {}
+        self.devpay_pid = None
         self.start_seconds = None
         self._old_sigterm = None
 
@@ -394,8 +409,12 @@ class Services:
         # Keep the servers in our process group: a test runner that kills
         # the group on timeout then ends them too.
         env["COUPON_LOCAL_DETACH"] = "0"
-        for k in ("COUPON_LOCAL_REDIS_PORT", "COUPON_LOCAL_MYSQL_PORT"):
+        for k in ("COUPON_LOCAL_REDIS_PORT", "COUPON_LOCAL_MYSQL_PORT",
+                  "COUPON_LOCAL_DEVPAY_PORT", "COUPON_LOCAL_DEVPAY_CONTROL_PORT"):
             env.pop(k, None)
+        # --build-dir names the devbroker's folder; the gateway may be
+        # built elsewhere in the tree.
+        env["COUPON_LOCAL_DEVPAY_BIN"] = self.devpay_program
         if self.mysql_flush is not None:
             env["COUPON_LOCAL_MYSQL_FLUSH"] = str(self.mysql_flush)
         argv = [self.script, *args, "--dir", self.dir,
@@ -416,6 +435,7 @@ class Services:
         if not os.path.exists(self.script):
             raise ServiceError("no %s" % self.script)
         self.devbroker = find_program("coupon-devbroker")
+        self.devpay_program = find_program("coupon-devpay")
         _become_subreaper()
         self.dir = tempfile.mkdtemp(prefix="coupon-it-")
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
@@ -437,6 +457,7 @@ class Services:
         self.env = self._read_env()
         self._parse_env()
         self.pids = self._read_pids()
+        self.devpay_pid = self._read_pids(("devpay",)).get("devpay")
         _log("started in %.1fs in %s: %s" % (self.start_seconds, self.dir, " ".join(
             "%s=%s" % (k, v) for k, v in sorted(self.env.items()))))
         return self
@@ -447,7 +468,9 @@ class Services:
         failed (after removing what it could)."""
         if self.dir is None:
             return
-        pids = self._read_pids() or self.pids
+        pids = self._read_pids(SERVICE_NAMES) or dict(self.pids)
+        if self.devpay_pid and "devpay" not in pids:
+            pids["devpay"] = self.devpay_pid
         err = None
         try:
             r = self._script("stop", timeout=120)
@@ -497,12 +520,17 @@ class Services:
         self.control_path = self.env["COUPON_DEVBROKER_CONTROL"]
         self.mysql_socket = self.env.get("COUPON_LOCAL_MYSQL_SOCKET",
                                          os.path.join(self.dir, "mysql.sock"))
+        self.payment_url = self.env["COUPON_PAYMENT_URL"]
+        self.payment_secret = self.env["COUPON_PAYMENT_SECRET"]
+        self.devpay_control = self.env["COUPON_DEVPAY_CONTROL"]
+        self.devpay_ledger_path = self.env.get("COUPON_DEVPAY_LEDGER",
+                                               os.path.join(self.dir, "devpay-ledger.jsonl"))
 
-    def _read_pids(self):
+    def _read_pids(self, names=CORE_SERVICE_NAMES):
         pids = {}
         if not self.dir:
             return pids
-        for name in ("redis", "mysql", "devbroker"):
+        for name in names:
             try:
                 with open(os.path.join(self.dir, name + ".pid")) as f:
                     pids[name] = int(f.read().split()[0])
@@ -511,9 +539,13 @@ class Services:
         return pids
 
     def signal_service(self, name, sig):
-        """Sends @sig to the service @name ("redis", "mysql", "devbroker");
-        after SIGKILL or SIGTERM, waits until it is gone and reaps it."""
-        pid = self._read_pids().get(name) or self.pids.get(name)
+        """Sends @sig to the service @name ("redis", "mysql", "devbroker",
+        "devpay"); after SIGKILL or SIGTERM, waits until it is gone and
+        reaps it."""
+        if name not in SERVICE_NAMES:
+            raise ServiceError("no service %r (one of %s)" % (name, ", ".join(SERVICE_NAMES)))
+        pid = (self._read_pids(SERVICE_NAMES).get(name) or self.pids.get(name) or
+               (self.devpay_pid if name == "devpay" else None))
         if not pid:
             raise ServiceError("no pid for %s" % name)
         os.kill(pid, sig)
@@ -526,13 +558,15 @@ class Services:
                 time.sleep(0.05)
 
     def restart(self):
-        """Starts again whatever of the three is not running, on the same
-        ports and data (local-services.sh start is idempotent)."""
+        """Starts again whatever of the four is not running, on the same
+        ports and data (local-services.sh start is idempotent). A restarted
+        coupon-devpay starts with no payments: it keeps them in memory."""
         r = self._script("start", "--auto-ports", timeout=self.start_timeout)
         if r.returncode != 0:
             raise ServiceError("local-services.sh start (restart) failed (exit %d):\n%s" % (
                 r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")))
         self.pids = self._read_pids()
+        self.devpay_pid = self._read_pids(("devpay",)).get("devpay")
 
     def path(self, *parts):
         """A path inside the services' folder (for logs of the test's own
@@ -650,6 +684,26 @@ class Services:
                     pass
             result.append((m["key"], v))
         return result
+
+    # -- payment gateway (coupon-devpay) -----------------------------------
+
+    def devpay(self, method, path, body=None, timeout=10):
+        """One call to coupon-devpay's controls (no auth), e.g.
+        devpay("POST", "/down"), devpay("GET", "/payments/ORDER"). Returns
+        (status, body): the decoded JSON, or text if the answer is not JSON.
+        Connection errors raise OSError."""
+        status, _, answer = http(method, self.devpay_control + path, body=body, timeout=timeout)
+        return status, answer
+
+    def devpay_ledger(self, timeout=10):
+        """GET /ledger of coupon-devpay: {"entries": [{"seq", "at", "op"
+        ("charge" or "cancel"), "paymentKey", "orderId", "amount"}, ...],
+        "charged", "cancelled", "charged_amount", "cancelled_amount"}.
+        Raises ServiceError unless it answers 200 with JSON."""
+        status, answer = self.devpay("GET", "/ledger", timeout=timeout)
+        if status != 200 or not isinstance(answer, dict):
+            raise ServiceError("devpay /ledger answered %s: %r" % (status, answer))
+        return answer
 
     # -- redis -------------------------------------------------------------
 
