@@ -51,11 +51,14 @@ int cpn_campaign_parse_issue(const char *body, size_t n, char *user_id, struct c
         return r;
 }
 
-/* An optional time member: absent or null is @def. */
-static int get_time(const struct cpn_json *o, const char *name, int64_t def, int64_t *out,
+/* An optional time member: absent or null is @def (*@absent, may be NULL,
+ * says which). */
+static int get_time(const struct cpn_json *o, const char *name, int64_t def, int64_t *out, bool *absent,
                     struct cpn_error *err) {
         int r = cpn_json_time(o, name, out);
 
+        if (absent)
+                *absent = r == CPN_JSON_ABSENT;
         if (r == CPN_JSON_ABSENT) {
                 *out = def;
                 return 0;
@@ -102,11 +105,10 @@ int cpn_campaign_parse(const char *body, size_t n, int64_t now_ms, struct cpn_ca
                 goto out;
         }
 
-        out->starts_now = cpn_json_time(&o, "starts_at", &out->starts_at_ms) == CPN_JSON_ABSENT;
-        r = get_time(&o, "starts_at", now_ms, &out->starts_at_ms, err);
+        r = get_time(&o, "starts_at", now_ms, &out->starts_at_ms, &out->starts_now, err);
         if (r)
                 goto out;
-        r = get_time(&o, "ends_at", CPN_TIME_NEVER, &out->ends_at_ms, err);
+        r = get_time(&o, "ends_at", CPN_TIME_NEVER, &out->ends_at_ms, NULL, err);
         if (r)
                 goto out;
         if (out->ends_at_ms <= out->starts_at_ms)

@@ -51,6 +51,9 @@
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 
+/* Header-only (no project library is linked): the monotonic waits. */
+#include "cpn/clock.h"
+
 /* The top-level meson.build defines it; a hand build says so. */
 #ifndef CPN_VERSION
 #define CPN_VERSION "unknown (built outside meson)"
@@ -838,13 +841,7 @@ static bool hold(struct devpay *d, long ms) {
         struct timespec until;
         bool stopped;
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += ms / 1000;
-        until.tv_nsec += (ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
+        cpn_deadline_in(&until, ms);
         pthread_mutex_lock(&d->hold_lock);
         while (!d->api_stopping)
                 if (pthread_cond_timedwait(&d->hold_cond, &d->hold_lock, &until) == ETIMEDOUT)
@@ -1813,20 +1810,13 @@ static int write_file_atomic(const char *path, const char *content) {
 /* 0, or negative after reporting why. Once d->opts is set, devpay_clear()
  * and the shutdown in main() must run, whatever failed later. */
 static int devpay_init(struct devpay *d, const struct options *o) {
-        pthread_condattr_t ca;
         size_t n = strlen(o->secret);
         char *user;
 
         /* The hold deadlines are monotonic: a clock step must not end a
          * timeout card early or make it hang. */
-        if (pthread_condattr_init(&ca) != 0)
+        if (cpn_cond_init_monotonic(&d->hold_cond) != 0)
                 goto no_cond;
-        if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-            pthread_cond_init(&d->hold_cond, &ca) != 0) {
-                pthread_condattr_destroy(&ca);
-                goto no_cond;
-        }
-        pthread_condattr_destroy(&ca);
         pthread_mutex_init(&d->lock, NULL);
         pthread_mutex_init(&d->hold_lock, NULL);
         pthread_mutex_init(&d->api_lock, NULL);
