@@ -1,8 +1,10 @@
 #pragma once
 /*
- * The HTTP surface as pure functions: route matching on the raw request
- * path, the one table that maps outcomes to status and error code, and the
- * Prometheus metrics registry. civetweb itself is only seen by
+ * The HTTP surface, product-neutral: a route registry matched on the raw
+ * request path, the framing rules, the error answer (the shared rows of the
+ * outcome table; each product keeps rows of its own), what a handler sees
+ * of a request and produces, the per-route Prometheus metrics, and what a
+ * product hands the server. civetweb itself is only seen by
  * src/http/server.c. Everything here is thread-safe and allocation-free.
  */
 #include <stdatomic.h>
@@ -11,39 +13,88 @@
 #include <stdio.h>
 
 #include "cpn/types.h"
-#include "cpn/coupon/campaign.h" /* until the route registry: the coupon routes are still here */
+#include "cpn/error.h"
 
-enum cpn_route {
-        CPN_ROUTE_UNKNOWN,
-        CPN_ROUTE_ISSUE,     /* POST /v1/campaigns/{c}/issue */
-        CPN_ROUTE_CAMPAIGNS, /* POST /v1/campaigns */
-        CPN_ROUTE_CAMPAIGN,  /* GET  /v1/campaigns/{c} */
-        CPN_ROUTE_USER,      /* GET  /v1/campaigns/{c}/users/{u} */
-        CPN_ROUTE_HEALTHZ,
-        CPN_ROUTE_READYZ,
-        CPN_ROUTE_METRICS,
-        _CPN_ROUTE_N,
+/*
+ * The route registry. Each product hands the server a table of its routes;
+ * a pattern is a path whose segments are literals or parameters:
+ *
+ *     {id}    [A-Za-z0-9_-]{1,64}      (campaign and ticket type ids)
+ *     {user}  [A-Za-z0-9_.:-]{1,64}    (user ids)
+ *     {uuid}  a UUID in lower-case canonical form (ticket ids)
+ *
+ * Matching is on the raw (undecoded) path: the grammars need no
+ * percent-encoding, so a '%' in a parameter is simply invalid.
+ */
+#define CPN_ROUTES_MAX 32   /* all products' routes together, plus the server's own */
+#define CPN_ROUTE_PARAMS 2  /* parameters in one pattern */
+#define CPN_ROUTE_SEGMENTS 6
+
+struct cpn_request;
+struct cpn_response;
+
+/* A route's handler. @thread: the product's state of the calling worker
+ * thread (cpn_http_product.thread_new). Fills @rs; never fails: every
+ * outcome is an answer. */
+typedef void cpn_route_fn(void *thread, const struct cpn_request *rq, struct cpn_response *rs);
+
+enum {
+        CPN_ROUTE_BODY = 1u << 0, /* reads the request body: Content-Length required */
+};
+
+struct cpn_route {
+        const char *method;    /* "GET", "POST", "DELETE", ... */
+        const char *pattern;   /* "/v1/campaigns/{id}/users/{user}" */
+        const char *name;      /* the metrics label; unique */
+        unsigned flags;
+        cpn_route_fn *handle;
+        const char *bad_param; /* the 400 message when a parameter breaks its grammar */
+};
+
+enum cpn_param_kind { CPN_PARAM_NONE, CPN_PARAM_ID, CPN_PARAM_USER, CPN_PARAM_UUID };
+
+struct cpn_router {
+        size_t n; /* entries in use; entry 0 is "unknown" (no route) */
+        struct cpn_router_entry {
+                const struct cpn_route *route; /* borrowed: the product's table outlives the router */
+                unsigned owner;                /* what the adder said, e.g. the product's index */
+                int n_seg;
+                struct {
+                        const char *lit; /* NULL for a parameter */
+                        size_t len;
+                        enum cpn_param_kind kind;
+                } seg[CPN_ROUTE_SEGMENTS];
+        } e[CPN_ROUTES_MAX + 1];
 };
 
 struct cpn_route_match {
-        enum cpn_route route;
-        char campaign_id[CPN_ID_MAX + 1];
-        char user_id[CPN_ID_MAX + 1];
+        int route; /* index in the router; 0 when nothing matched */
+        char param[CPN_ROUTE_PARAMS][CPN_ID_MAX + 1]; /* the pattern's parameters in order, "" past them */
+        char allow[48]; /* on CPN_ROUTE_BAD_METHOD: the methods this path allows ("GET, DELETE") */
 };
 
 enum cpn_route_result {
         CPN_ROUTE_OK,
         CPN_ROUTE_NO_ROUTE,   /* 404 not_found */
-        CPN_ROUTE_BAD_ID,     /* a route matched but an id breaks its grammar: 400 */
-        CPN_ROUTE_BAD_METHOD, /* 405; *allow says what is allowed */
+        CPN_ROUTE_BAD_ID,     /* a route matched but a parameter breaks its grammar: 400 (route set) */
+        CPN_ROUTE_BAD_METHOD, /* 405; allow says what is allowed (route set to one of them) */
 };
 
-/* Matches @method and the raw (undecoded) @path, query string excluded.
- * Ids are never percent-decoded: their grammars need no encoding, so a '%'
- * in one is simply invalid. */
-enum cpn_route_result cpn_route_match(const char *method, const char *path,
-                                      struct cpn_route_match *m, const char **allow);
-const char *cpn_route_name(enum cpn_route r);
+/* Empties @r. */
+void cpn_router_init(struct cpn_router *r);
+/* Adds @route (borrowed). Returns its index (>= 1), or -EINVAL with the
+ * reason in @err: a malformed pattern, a name or (method, pattern) already
+ * there, more than CPN_ROUTES_MAX routes (a route table is code: these are
+ * bugs). */
+int cpn_router_add(struct cpn_router *r, const struct cpn_route *route, unsigned owner, struct cpn_error *err);
+/* Matches @method and the raw @path, query string excluded. Thread-safe
+ * (reads only). */
+enum cpn_route_result cpn_router_match(const struct cpn_router *r, const char *method, const char *path,
+                                       struct cpn_route_match *m);
+/* The route of @index, NULL for 0 and out of range. */
+const struct cpn_route *cpn_router_route(const struct cpn_router *r, int index);
+/* Its metrics label: "unknown" for 0 and out of range. */
+const char *cpn_router_name(const struct cpn_router *r, int index);
 
 /* The framing checks of RFC 9112 6 that civetweb does not make; a server
  * and a proxy in front of it that disagree on where a request ends can be
@@ -57,7 +108,11 @@ const char *cpn_route_name(enum cpn_route r);
 const char *cpn_http_framing_error(const char *const *names, const char *const *values, size_t n,
                                    int64_t *length);
 
-/* Every answer that is not a success, as the contract (README) names them. */
+/*
+ * The answers every product shares. A product keeps the rows of its own
+ * outcomes (sold_out, campaign_not_found, ...) as struct cpn_api_error_info
+ * of its own and answers them with cpn_response_answer.
+ */
 enum cpn_api_error {
         CPN_E_INVALID_REQUEST,
         CPN_E_BODY_TOO_LARGE,
@@ -65,15 +120,8 @@ enum cpn_api_error {
         CPN_E_UNAUTHORIZED,
         CPN_E_NOT_FOUND,
         CPN_E_METHOD_NOT_ALLOWED,
-        CPN_E_CAMPAIGN_NOT_FOUND,
-        CPN_E_ALREADY_ISSUED,
-        CPN_E_SOLD_OUT,
-        CPN_E_NOT_OPEN,
-        CPN_E_CAMPAIGN_EXISTS,
-        CPN_E_PAUSED,
         CPN_E_ADMIN_DISABLED,
         CPN_E_UNAVAILABLE,
-        CPN_E_OUTCOME_UNKNOWN,
         /* HTTP framing, answered by src/http/server.c: not in the contract's tables */
         CPN_E_LENGTH_REQUIRED,
         CPN_E_HEADERS_TOO_LARGE,
@@ -84,49 +132,90 @@ enum cpn_api_error {
         _CPN_E_N,
 };
 
+/* One row of an outcome -> answer table. */
 struct cpn_api_error_info {
         int status;
-        const char *code;     /* the error code of the body */
+        const char *code;     /* the error code of the body, [a-z_]+ */
         const char *message;  /* default message */
         int retry_after;      /* seconds for Retry-After, 0 = none */
 };
 
+/* The shared row of @e; out of range: internal. */
 const struct cpn_api_error_info *cpn_api_error_info(enum cpn_api_error e);
-/* Maps a domain return code (CPN_* positive or negative errno) to the
- * answer. Must not be called with 0. */
+/* Maps a return code no product row claims to a shared answer: CPN_INVALID
+ * to invalid_request, an unreachable backend (-EIO, -ETIMEDOUT,
+ * -ECONNREFUSED, -EPROTO, -EBUSY) to unavailable, anything else to
+ * internal. Must not be called with 0. */
 enum cpn_api_error cpn_api_error_from_code(int r);
-/* Writes the error body {"error":{"code","message"}}; returns length or
- * -ENOBUFS. */
-int cpn_api_error_body(char *buf, size_t n, enum cpn_api_error e, const char *message);
+/* Writes the error body {"error":{"code","message"}} of @info, @message or
+ * the row's default; returns its length or -ENOBUFS. */
+int cpn_api_error_body(char *buf, size_t n, const struct cpn_api_error_info *info, const char *message);
 
-/* ---- metrics ---- */
+/* ---- what a handler sees and produces: no civetweb types ---- */
 
-#define CPN_LATENCY_BUCKETS 14
-enum cpn_outcome {
-        CPN_OUTCOME_ISSUED,
-        CPN_OUTCOME_ALREADY_ISSUED,
-        CPN_OUTCOME_SOLD_OUT,
-        CPN_OUTCOME_NOT_OPEN,
-        CPN_OUTCOME_NOT_FOUND,
-        CPN_OUTCOME_PAUSED,
-        CPN_OUTCOME_UNAVAILABLE,
-        CPN_OUTCOME_INVALID,
-        CPN_OUTCOME_UNKNOWN,
-        _CPN_OUTCOME_N,
+/* Borrowed for the duration of the call. */
+struct cpn_request {
+        struct cpn_route_match match;
+        const char *content_type;  /* NULL if absent */
+        const char *authorization; /* NULL if absent */
+        const char *body;          /* routes with CPN_ROUTE_BODY only */
+        size_t body_len;
 };
 
+/* The server writes it in one write. */
+struct cpn_response {
+        int status;
+        const char *allow;         /* Allow header for 405, or NULL */
+        int retry_after;           /* seconds, 0 = none */
+        char *body;                /* points into the thread's buffer */
+        size_t body_len;
+        size_t body_cap;
+        const struct cpn_api_error_info *error; /* the row answered, when status >= 400 */
+        struct cpn_error detail;   /* what went wrong, for the log of 5xx */
+};
+
+/* Sets @rs to the answer of @info with @message (NULL or "": the row's). */
+void cpn_response_answer(struct cpn_response *rs, const struct cpn_api_error_info *info, const char *message);
+/* The same for a shared row. */
+void cpn_response_error(struct cpn_response *rs, enum cpn_api_error e, const char *message);
+/* A success: @len bytes already formatted into rs->body (snprintf's
+ * result); too long or negative becomes a 500. */
+void cpn_response_ok(struct cpn_response *rs, int status, int len);
+/* Constant-time check of "Bearer <token>" (the scheme in any case). */
+bool cpn_http_bearer_ok(const char *header, const char *token);
+/* application/json, in any case, with optional parameters. */
+bool cpn_http_json_type(const char *content_type);
+
+/* ---- metrics: per route, and what each product adds ---- */
+
+#define CPN_LATENCY_BUCKETS 14
 /* Status codes are counted in a small fixed set; others land in "other". */
 #define CPN_METRIC_STATUSES 16
 
 struct cpn_metrics {
-        _Atomic uint64_t requests[_CPN_ROUTE_N][CPN_METRIC_STATUSES];
-        _Atomic uint64_t outcomes[_CPN_OUTCOME_N];
-        _Atomic uint64_t delivery[3]; /* acked in time, pending at answer, failed */
-        _Atomic uint64_t latency[_CPN_ROUTE_N][CPN_LATENCY_BUCKETS + 1];
-        _Atomic uint64_t latency_sum_us[_CPN_ROUTE_N];
+        _Atomic uint64_t requests[CPN_ROUTES_MAX + 1][CPN_METRIC_STATUSES];
+        _Atomic uint64_t latency[CPN_ROUTES_MAX + 1][CPN_LATENCY_BUCKETS + 1];
+        _Atomic uint64_t latency_sum_us[CPN_ROUTES_MAX + 1];
 };
 
-void cpn_metrics_request(struct cpn_metrics *m, enum cpn_route r, int status, uint64_t us);
-void cpn_metrics_outcome(struct cpn_metrics *m, enum cpn_outcome o);
-/* Appends the Prometheus text of @m to @f. */
-void cpn_metrics_write(const struct cpn_metrics *m, FILE *f);
+/* Counts one answer of route @index (0: none matched). Any thread. */
+void cpn_metrics_request(struct cpn_metrics *m, int index, int status, uint64_t us);
+/* Appends the Prometheus text of @m to @f, routes named by @r. */
+void cpn_metrics_write(const struct cpn_metrics *m, const struct cpn_router *r, FILE *f);
+
+/* ---- a product, as the server sees it ---- */
+
+struct cpn_http_product {
+        const char *name;
+        const struct cpn_route *routes; /* borrowed, static */
+        size_t n_routes;
+        void *data; /* the product's shared state; borrowed, outlives the server */
+        /* A worker thread's state for the product's handlers (its own
+         * connections): 0 or a negative errno (the thread then answers 503).
+         * Called on that thread, freed by thread_free on it. May be NULL. */
+        int (*thread_new)(void **ret, void *data);
+        void (*thread_free)(void *thread);
+        /* Appends the product's Prometheus text to @f; may be NULL. Called
+         * from any request thread. */
+        void (*metrics)(void *data, FILE *f);
+};

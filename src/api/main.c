@@ -13,6 +13,8 @@
 
 #include "cpn/api.h"
 #include "cpn/log.h"
+#include "cpn/coupon/http.h"
+#include "process.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -93,6 +95,9 @@ int main(int argc, char **argv) {
         struct cpn_service svc = { 0 };
         struct cpn_error err = { { 0 } };
         struct cpn_server *server = NULL;
+        struct cpn_coupon_http coupon = { 0 };
+        struct cpn_process process = { 0 };
+        struct cpn_http_product products[2];
         struct cpn_relay *relay = NULL;
         enum cpn_log_level level = CPN_LOG_INFO;
         sigset_t sigs;
@@ -153,8 +158,15 @@ int main(int argc, char **argv) {
                 r = cpn_store_pipe_new(&svc.pipe, &svc.redis_url, cfg.redis_timeout_ms, &err);
         if (!r)
                 r = cpn_relay_new(&relay, &cfg, &svc.redis_url, svc.producer, &err);
-        if (!r)
-                r = cpn_server_new(&server, &cfg, &svc, &err);
+        if (!r) {
+                process = (struct cpn_process){ .cfg = &cfg, .redis_url = &svc.redis_url,
+                                                .producer = svc.producer, .db_pool = svc.db_pool };
+                coupon.cfg = &cfg;
+                coupon.svc = &svc;
+                products[0] = cpn_process_http_product(&process);
+                products[1] = cpn_coupon_http_product(&coupon);
+                r = cpn_server_new(&server, &cfg, products, 2, &err);
+        }
         if (r) {
                 cpn_log_error("cannot start: %s", err.msg);
                 cpn_relay_free(relay);

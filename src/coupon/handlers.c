@@ -1,78 +1,76 @@
 /*
- * Handlers: parse and validate (pure functions of json.c), make one domain
- * call, map its result through the one table. Answers are formatted into
- * the thread's buffer; nothing here allocates except cJSON's parse of a
- * request body.
+ * The coupon product's routes: parse and validate (pure functions of
+ * campaign.c), make one domain call, map its result through the product's
+ * rows of the outcome table. Answers are formatted into the thread's
+ * buffer; nothing here allocates except cJSON's parse of a request body.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "cpn/api.h"
+#include "cpn/error.h"
+#include "cpn/http.h"
 #include "cpn/json.h"
 #include "cpn/log.h"
+#include "cpn/coupon/http.h"
 
-void cpn_response_error(struct cpn_response *rs, enum cpn_api_error e, const char *message) {
-        const struct cpn_api_error_info *info = cpn_api_error_info(e);
-        int n = cpn_api_error_body(rs->body, rs->body_cap, e, message);
+/* The coupon product's rows of the outcome -> answer table. */
+static const struct cpn_api_error_info
+        already_issued = { 409, "already_issued", "this user already has this campaign's coupon", 0 },
+        sold_out = { 410, "sold_out", "all coupons of this campaign are gone", 0 },
+        not_open = { 403, "not_open", "the campaign is not open", 0 },
+        campaign_not_found = { 404, "campaign_not_found", "no such campaign", 0 },
+        campaign_exists = { 409, "campaign_exists", "a campaign with this id exists", 0 },
+        paused = { 503, "unavailable", "the campaign is paused for maintenance", 5 };
 
-        if (n < 0)
-                n = cpn_api_error_body(rs->body, rs->body_cap, e, NULL);
-        rs->status = info->status;
-        rs->retry_after = info->retry_after;
-        rs->error = e;
-        rs->body_len = n < 0 ? 0 : (size_t)n;
-}
+/* Not in the contract's table, which assumes every answer is known: the
+ * script went out and Redis was lost before it answered. 503 would promise
+ * that nothing was issued. */
+const struct cpn_api_error_info cpn_coupon_outcome_unknown = {
+        504, "outcome_unknown",
+        "Redis was lost while deciding; the coupon may or may not have been issued: retry with the same "
+        "user_id (202 or 409 tells which)",
+        1
+};
 
-static void answer(struct cpn_response *rs, int status, int len) {
-        if (len < 0 || (size_t)len >= rs->body_cap) {
-                cpn_response_error(rs, CPN_E_INTERNAL, "answer too large");
-                return;
+const struct cpn_api_error_info *cpn_coupon_answer(int r) {
+        switch (r) {
+        case CPN_ISSUE_DUPLICATE: return &already_issued;
+        case CPN_ISSUE_SOLD_OUT: return &sold_out;
+        case CPN_ISSUE_NOT_OPEN: return &not_open;
+        case CPN_ISSUE_PAUSED: return &paused;
+        case CPN_CAMPAIGN_NOT_FOUND: return &campaign_not_found;
+        case CPN_CAMPAIGN_EXISTS:
+        case CPN_CAMPAIGN_SAME: return &campaign_exists;
+        case CPN_CAMPAIGN_PARTIAL: return cpn_api_error_info(CPN_E_UNAVAILABLE);
+        case CPN_UNKNOWN: return &cpn_coupon_outcome_unknown;
+        default: return NULL;
         }
-        rs->status = status;
-        rs->body_len = (size_t)len;
 }
 
 /* A domain call's non-zero result becomes its answer. */
 static void fail(struct cpn_response *rs, int r, const struct cpn_error *err) {
-        enum cpn_api_error e = cpn_api_error_from_code(r);
+        const struct cpn_api_error_info *info = cpn_coupon_answer(r);
 
-        if (e == CPN_E_INVALID_REQUEST || e == CPN_E_NOT_OPEN)
-                cpn_response_error(rs, e, err->msg[0] ? err->msg : NULL);
+        if (!info)
+                info = cpn_api_error_info(cpn_api_error_from_code(r));
+        if (info == &not_open || info == cpn_api_error_info(CPN_E_INVALID_REQUEST))
+                cpn_response_answer(rs, info, err->msg[0] ? err->msg : NULL);
         else
-                cpn_response_error(rs, e, NULL);
+                cpn_response_answer(rs, info, NULL);
         if (rs->status >= 500)
                 rs->detail = *err;
 }
 
-bool cpn_admin_authorized(const char *header, const char *token) {
-        size_t hl, tl = strlen(token);
-        unsigned char diff = 0;
+/* A worker thread's state: its session (Redis connection, delivery waiter). */
+struct coupon_thread {
+        struct cpn_coupon_http *ch;
+        struct cpn_session *session; /* owned; NULL without a service */
+};
 
-        if (!header || strncasecmp(header, "Bearer ", 7) != 0)
-                return false;
-        header += 7;
-        hl = strlen(header);
-        /* Time depends on the expected token's length only. */
-        diff |= hl != tl;
-        for (size_t i = 0; i < tl; i++)
-                diff |= (unsigned char)token[i] ^ (unsigned char)(i < hl ? header[i] : 0);
-        return diff == 0;
-}
-
-static bool json_content_type(const char *ct) {
-        size_t n = strlen("application/json");
-
-        if (!ct || strncasecmp(ct, "application/json", n) != 0)
-                return false;
-        ct += n;
-        while (*ct == ' ' || *ct == '\t')
-                ct++;
-        return *ct == '\0' || *ct == ';';
-}
-
-static enum cpn_outcome outcome_of(int r) {
+static enum cpn_coupon_outcome outcome_of(int r) {
         switch (r) {
         case 0: return CPN_OUTCOME_ISSUED;
         case CPN_ISSUE_DUPLICATE: return CPN_OUTCOME_ALREADY_ISSUED;
@@ -85,48 +83,57 @@ static enum cpn_outcome outcome_of(int r) {
         }
 }
 
-static void handle_issue(struct cpn_handler_ctx *h, const struct cpn_request *rq, struct cpn_response *rs) {
+static void count(_Atomic uint64_t *c) {
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void handle_issue(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        struct coupon_thread *h = thread;
         struct cpn_error err = { { 0 } };
         struct cpn_issuance iss;
         char user[CPN_ID_MAX + 1];
         int r, delivery = 0;
 
+        if (!cpn_http_json_type(rq->content_type)) {
+                cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
+                return;
+        }
         if (cpn_campaign_parse_issue(rq->body, rq->body_len, user, &err) != 0) {
-                cpn_metrics_outcome(h->metrics, CPN_OUTCOME_INVALID);
+                count(&h->ch->outcomes[CPN_OUTCOME_INVALID]);
                 cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
                 return;
         }
-        r = cpn_service_issue(h->session, rq->match.campaign_id, user, &iss, &delivery, &err);
-        cpn_metrics_outcome(h->metrics, outcome_of(r));
+        r = cpn_service_issue(h->session, rq->match.param[0], user, &iss, &delivery, &err);
+        count(&h->ch->outcomes[outcome_of(r)]);
         if (r) {
                 fail(rs, r, &err);
                 return;
         }
-        atomic_fetch_add_explicit(&h->metrics->delivery[delivery == 0 ? 0 : delivery == CPN_DELIVERY_PENDING ? 1 : 2],
-                                  1, memory_order_relaxed);
-        answer(rs, 202,
+        count(&h->ch->delivery[delivery == 0 ? 0 : delivery == CPN_DELIVERY_PENDING ? 1 : 2]);
+        cpn_response_ok(rs, 202,
                snprintf(rs->body, rs->body_cap,
                         "{\"result\":\"issued\",\"campaign_id\":\"%s\",\"user_id\":\"%s\",\"seq\":%lld}",
                         iss.campaign_id, iss.user_id, (long long)iss.seq));
 }
 
-static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_request *rq,
-                                   struct cpn_response *rs) {
+static void handle_campaign_create(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        struct coupon_thread *h = thread;
+        const struct cpn_config *cfg = h->ch->cfg;
         struct cpn_error err = { { 0 } };
         struct cpn_campaign_state st = { 0 };
         char id[sizeof(st.c.id)];
         int64_t persisted = 0;
         int r;
 
-        if (!h->cfg->admin_token) {
+        if (!cfg->admin_token) {
                 cpn_response_error(rs, CPN_E_ADMIN_DISABLED, NULL);
                 return;
         }
-        if (!cpn_admin_authorized(rq->authorization, h->cfg->admin_token)) {
+        if (!cpn_http_bearer_ok(rq->authorization, cfg->admin_token)) {
                 cpn_response_error(rs, CPN_E_UNAUTHORIZED, NULL);
                 return;
         }
-        if (!json_content_type(rq->content_type)) {
+        if (!cpn_http_json_type(rq->content_type)) {
                 cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
                 return;
         }
@@ -149,7 +156,7 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
 
                 fail(rs, r, &err);
                 if (msg)
-                        cpn_response_error(rs, rs->error, msg);
+                        cpn_response_answer(rs, rs->error, msg);
                 return;
         }
         cpn_log_info("campaign %s created: total %lld", st.c.id, (long long)st.c.total);
@@ -161,89 +168,122 @@ static void handle_campaign_create(struct cpn_handler_ctx *h, const struct cpn_r
                 fail(rs, r, &err);
                 return;
         }
-        answer(rs, 201, cpn_campaign_json(rs->body, rs->body_cap, &st, persisted));
+        cpn_response_ok(rs, 201, cpn_campaign_json(rs->body, rs->body_cap, &st, persisted));
 }
 
-static void handle_campaign_get(struct cpn_handler_ctx *h, const struct cpn_request *rq,
-                                struct cpn_response *rs) {
+static void handle_campaign_get(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        struct coupon_thread *h = thread;
         struct cpn_error err = { { 0 } };
         struct cpn_campaign_state st;
         int64_t persisted;
-        int r = cpn_service_campaign_get(h->session, rq->match.campaign_id, &st, &persisted, &err);
+        int r = cpn_service_campaign_get(h->session, rq->match.param[0], &st, &persisted, &err);
 
         if (r) {
                 fail(rs, r, &err);
                 return;
         }
-        answer(rs, 200, cpn_campaign_json(rs->body, rs->body_cap, &st, persisted));
+        cpn_response_ok(rs, 200, cpn_campaign_json(rs->body, rs->body_cap, &st, persisted));
 }
 
-static void handle_user_get(struct cpn_handler_ctx *h, const struct cpn_request *rq,
-                            struct cpn_response *rs) {
+static void handle_user_get(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        struct coupon_thread *h = thread;
         static const char *const names[] = { "none", "issued", "persisted" };
         struct cpn_error err = { { 0 } };
         enum cpn_user_state state;
-        int r = cpn_service_user_get(h->session, rq->match.campaign_id, rq->match.user_id, &state, &err);
+        int r = cpn_service_user_get(h->session, rq->match.param[0], rq->match.param[1], &state, &err);
 
         if (r) {
                 fail(rs, r, &err);
                 return;
         }
-        answer(rs, 200, snprintf(rs->body, rs->body_cap, "{\"user_id\":\"%s\",\"state\":\"%s\"}",
-                                 rq->match.user_id, names[state]));
+        cpn_response_ok(rs, 200, snprintf(rs->body, rs->body_cap, "{\"user_id\":\"%s\",\"state\":\"%s\"}",
+                                          rq->match.param[1], names[state]));
 }
 
-static void handle_readyz(struct cpn_handler_ctx *h, struct cpn_response *rs) {
-        struct cpn_error err = { { 0 } };
-        struct cpn_producer_stats ps;
-        int64_t backlog = -1;
-        bool redis_ok, db_ok;
-        char bl[24];
+static const char bad_campaign_id[] = "campaign_id must match [A-Za-z0-9_-]{1,64}";
 
-        redis_ok = cpn_service_ping_redis(h->session, &err) == 0;
-        if (redis_ok && cpn_service_outbox_backlog(h->session, &backlog, &err) != 0)
-                backlog = -1;
-        db_ok = cpn_service_db_up(h->session); /* no I/O: a stalled MySQL must not hold up a health check */
-        cpn_producer_stats(h->producer, &ps);
-        if (backlog < 0)
-                snprintf(bl, sizeof(bl), "null");
-        else
-                snprintf(bl, sizeof(bl), "%lld", (long long)backlog);
-        answer(rs, redis_ok ? 200 : 503,
-               snprintf(rs->body, rs->body_cap,
-                        "{\"status\":\"%s\",\"redis\":\"%s\",\"mysql\":\"%s\",\"kafka\":\"%s\","
-                        "\"outbox_backlog\":%s,\"kafka_in_flight\":%lld}",
-                        redis_ok ? "ready" : "unavailable", redis_ok ? "up" : "down", db_ok ? "up" : "down",
-                        ps.brokers_down ? "down" : "up", bl, (long long)ps.in_flight));
-        if (!redis_ok)
-                rs->retry_after = 1;
-}
+static const struct cpn_route routes[] = {
+        { "POST", "/v1/campaigns/{id}/issue", "issue", CPN_ROUTE_BODY, handle_issue, bad_campaign_id },
+        { "POST", "/v1/campaigns", "campaign_create", CPN_ROUTE_BODY, handle_campaign_create, NULL },
+        { "GET", "/v1/campaigns/{id}", "campaign_get", 0, handle_campaign_get, bad_campaign_id },
+        { "GET", "/v1/campaigns/{id}/users/{user}", "user_get", 0, handle_user_get,
+          "campaign_id must match [A-Za-z0-9_-]{1,64} and user_id [A-Za-z0-9_.:-]{1,64}" },
+};
 
-void cpn_handle(struct cpn_handler_ctx *h, const struct cpn_request *rq, struct cpn_response *rs) {
-        switch (rq->match.route) {
-        case CPN_ROUTE_ISSUE:
-                if (!json_content_type(rq->content_type))
-                        cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
-                else
-                        handle_issue(h, rq, rs);
-                break;
-        case CPN_ROUTE_CAMPAIGNS:
-                handle_campaign_create(h, rq, rs);
-                break;
-        case CPN_ROUTE_CAMPAIGN:
-                handle_campaign_get(h, rq, rs);
-                break;
-        case CPN_ROUTE_USER:
-                handle_user_get(h, rq, rs);
-                break;
-        case CPN_ROUTE_HEALTHZ:
-                answer(rs, 200, snprintf(rs->body, rs->body_cap, "{\"status\":\"ok\"}"));
-                break;
-        case CPN_ROUTE_READYZ:
-                handle_readyz(h, rs);
-                break;
-        default:
-                cpn_response_error(rs, CPN_E_NOT_FOUND, NULL);
-                break;
+static int thread_new(void **ret, void *data) {
+        struct coupon_thread *t = calloc(1, sizeof(*t));
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        t->ch = data;
+        if (t->ch->svc) {
+                r = cpn_session_new(&t->session, t->ch->svc);
+                if (r) {
+                        free(t);
+                        return r;
+                }
         }
+        *ret = t;
+        return 0;
+}
+
+static void thread_free(void *thread) {
+        struct coupon_thread *t = thread;
+
+        if (t) {
+                cpn_session_free(t->session);
+                free(t);
+        }
+}
+
+void cpn_coupon_http_metrics(void *data, FILE *f) {
+        static const char *const outcome_names[_CPN_OUTCOME_N] = {
+                "issued", "already_issued", "sold_out", "not_open", "campaign_not_found", "paused",
+                "unavailable", "invalid", "unknown",
+        };
+        struct cpn_coupon_http *ch = data;
+
+        fprintf(f, "# HELP coupon_issue_outcomes_total Issue decisions by outcome.\n"
+                   "# TYPE coupon_issue_outcomes_total counter\n");
+        for (int o = 0; o < _CPN_OUTCOME_N; o++)
+                fprintf(f, "coupon_issue_outcomes_total{outcome=\"%s\"} %llu\n", outcome_names[o],
+                        (unsigned long long)atomic_load(&ch->outcomes[o]));
+        fprintf(f, "# HELP coupon_issue_delivery_total Kafka state of issued coupons when answered.\n"
+                   "# TYPE coupon_issue_delivery_total counter\n"
+                   "coupon_issue_delivery_total{state=\"acked\"} %llu\n"
+                   "coupon_issue_delivery_total{state=\"pending\"} %llu\n"
+                   "coupon_issue_delivery_total{state=\"failed\"} %llu\n",
+                (unsigned long long)atomic_load(&ch->delivery[0]),
+                (unsigned long long)atomic_load(&ch->delivery[1]),
+                (unsigned long long)atomic_load(&ch->delivery[2]));
+        if (ch->svc && ch->svc->pipe) {
+                struct cpn_store_pipe_stats st;
+
+                cpn_store_pipe_stats(ch->svc->pipe, &st);
+                fprintf(f, "# HELP coupon_redis_pipe_batches_total Pipelined batches of issue scripts written to Redis.\n"
+                           "# TYPE coupon_redis_pipe_batches_total counter\ncoupon_redis_pipe_batches_total %llu\n"
+                           "# HELP coupon_redis_pipe_calls_total Issue calls carried by those batches.\n"
+                           "# TYPE coupon_redis_pipe_calls_total counter\ncoupon_redis_pipe_calls_total %llu\n"
+                           "# HELP coupon_redis_pipe_asked_again_total Issue calls sent again after their answer was lost.\n"
+                           "# TYPE coupon_redis_pipe_asked_again_total counter\ncoupon_redis_pipe_asked_again_total %llu\n"
+                           "# HELP coupon_redis_pipe_refused_total Issue calls refused unsent (503) while Redis was not answering.\n"
+                           "# TYPE coupon_redis_pipe_refused_total counter\ncoupon_redis_pipe_refused_total %llu\n"
+                           "# HELP coupon_redis_pipe_down 1 while Redis is not answering and issue calls are refused.\n"
+                           "# TYPE coupon_redis_pipe_down gauge\ncoupon_redis_pipe_down %d\n",
+                        (unsigned long long)st.batches, (unsigned long long)st.calls,
+                        (unsigned long long)st.asked_again, (unsigned long long)st.refused, st.down ? 1 : 0);
+        }
+}
+
+struct cpn_http_product cpn_coupon_http_product(struct cpn_coupon_http *ch) {
+        return (struct cpn_http_product){
+                .name = "coupon",
+                .routes = routes,
+                .n_routes = sizeof(routes) / sizeof(routes[0]),
+                .data = ch,
+                .thread_new = thread_new,
+                .thread_free = thread_free,
+                .metrics = cpn_coupon_http_metrics,
+        };
 }

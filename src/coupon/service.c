@@ -198,14 +198,3 @@ int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const c
 int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err) {
         return cpn_store_ping(s->redis, err);
 }
-
-bool cpn_service_db_up(struct cpn_session *s) {
-        struct cpn_db_pool_stats st;
-
-        cpn_db_pool_stats(s->svc->db_pool, &st);
-        return !st.down;
-}
-
-int cpn_service_outbox_backlog(struct cpn_session *s, int64_t *n, struct cpn_error *err) {
-        return cpn_store_outbox_backlog(s->redis, n, err);
-}

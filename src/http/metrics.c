@@ -9,11 +9,6 @@ static const int statuses[CPN_METRIC_STATUSES] = { 200, 201, 202, 400, 401, 403,
 static const uint64_t bounds_us[CPN_LATENCY_BUCKETS] = { 250,   500,    1000,   2000,   3000,
                                                          5000,  10000,  20000,  50000,  100000,
                                                          250000, 500000, 1000000, 2500000 };
-static const char *const outcome_names[_CPN_OUTCOME_N] = {
-        "issued", "already_issued", "sold_out", "not_open", "campaign_not_found", "paused",
-        "unavailable", "invalid", "unknown",
-};
-
 static int status_index(int status) {
         for (int i = 0; i < CPN_METRIC_STATUSES - 1; i++)
                 if (statuses[i] == status)
@@ -21,8 +16,11 @@ static int status_index(int status) {
         return CPN_METRIC_STATUSES - 1; /* other */
 }
 
-void cpn_metrics_request(struct cpn_metrics *m, enum cpn_route r, int status, uint64_t us) {
+void cpn_metrics_request(struct cpn_metrics *m, int r, int status, uint64_t us) {
         int b = 0;
+
+        if (r < 0 || r > CPN_ROUTES_MAX)
+                r = 0;
 
         atomic_fetch_add_explicit(&m->requests[r][status_index(status)], 1, memory_order_relaxed);
         while (b < CPN_LATENCY_BUCKETS && us > bounds_us[b])
@@ -31,14 +29,10 @@ void cpn_metrics_request(struct cpn_metrics *m, enum cpn_route r, int status, ui
         atomic_fetch_add_explicit(&m->latency_sum_us[r], us, memory_order_relaxed);
 }
 
-void cpn_metrics_outcome(struct cpn_metrics *m, enum cpn_outcome o) {
-        atomic_fetch_add_explicit(&m->outcomes[o], 1, memory_order_relaxed);
-}
-
-void cpn_metrics_write(const struct cpn_metrics *m, FILE *f) {
+void cpn_metrics_write(const struct cpn_metrics *m, const struct cpn_router *rt, FILE *f) {
         fprintf(f, "# HELP coupon_http_requests_total HTTP requests by route and status.\n"
                    "# TYPE coupon_http_requests_total counter\n");
-        for (int r = 0; r < _CPN_ROUTE_N; r++)
+        for (int r = 0; r < (int)rt->n; r++)
                 for (int s = 0; s < CPN_METRIC_STATUSES; s++) {
                         uint64_t v = atomic_load(&m->requests[r][s]);
 
@@ -46,29 +40,16 @@ void cpn_metrics_write(const struct cpn_metrics *m, FILE *f) {
                                 continue;
                         if (statuses[s])
                                 fprintf(f, "coupon_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                                        cpn_route_name((enum cpn_route)r), statuses[s], (unsigned long long)v);
+                                        cpn_router_name(rt, r), statuses[s], (unsigned long long)v);
                         else
                                 fprintf(f, "coupon_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-                                        cpn_route_name((enum cpn_route)r), (unsigned long long)v);
+                                        cpn_router_name(rt, r), (unsigned long long)v);
                 }
-        fprintf(f, "# HELP coupon_issue_outcomes_total Issue decisions by outcome.\n"
-                   "# TYPE coupon_issue_outcomes_total counter\n");
-        for (int o = 0; o < _CPN_OUTCOME_N; o++)
-                fprintf(f, "coupon_issue_outcomes_total{outcome=\"%s\"} %llu\n", outcome_names[o],
-                        (unsigned long long)atomic_load(&m->outcomes[o]));
-        fprintf(f, "# HELP coupon_issue_delivery_total Kafka state of issued coupons when answered.\n"
-                   "# TYPE coupon_issue_delivery_total counter\n"
-                   "coupon_issue_delivery_total{state=\"acked\"} %llu\n"
-                   "coupon_issue_delivery_total{state=\"pending\"} %llu\n"
-                   "coupon_issue_delivery_total{state=\"failed\"} %llu\n",
-                (unsigned long long)atomic_load(&m->delivery[0]),
-                (unsigned long long)atomic_load(&m->delivery[1]),
-                (unsigned long long)atomic_load(&m->delivery[2]));
         fprintf(f, "# HELP coupon_http_request_duration_seconds Time from request to answer.\n"
                    "# TYPE coupon_http_request_duration_seconds histogram\n");
-        for (int r = 0; r < _CPN_ROUTE_N; r++) {
+        for (int r = 0; r < (int)rt->n; r++) {
                 uint64_t cum = 0;
-                const char *name = cpn_route_name((enum cpn_route)r);
+                const char *name = cpn_router_name(rt, r);
 
                 for (int b = 0; b <= CPN_LATENCY_BUCKETS; b++)
                         cum += atomic_load(&m->latency[r][b]);

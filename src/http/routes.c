@@ -1,5 +1,5 @@
-/* Route matching on the raw path, the framing checks civetweb does not
- * make, and the one outcome -> HTTP table. */
+/* The route registry on the raw path, the framing checks civetweb does
+ * not make, and the shared rows of the outcome -> HTTP table. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,78 +30,168 @@ static int split(const char *path, const char **seg, size_t *len, int max) {
         }
 }
 
-static bool seg_is(const char *s, size_t len, const char *lit) {
-        return strlen(lit) == len && memcmp(s, lit, len) == 0;
+static bool hex_lower(char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
-static enum cpn_route_result with_method(const char *method, const char *want,
-                                         const char **allow) {
-        if (strcmp(method, want) == 0)
+/* 8-4-4-4-12 lower-case hex digits. */
+static bool uuid_valid(const char *s, size_t len) {
+        if (len != 36)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !hex_lower(s[i]))
+                        return false;
+        return true;
+}
+
+static bool param_valid(enum cpn_param_kind k, const char *s, size_t len) {
+        switch (k) {
+        case CPN_PARAM_ID: return cpn_id_valid(s, len);
+        case CPN_PARAM_USER: return cpn_user_id_valid(s, len);
+        case CPN_PARAM_UUID: return uuid_valid(s, len);
+        default: return false;
+        }
+}
+
+static enum cpn_param_kind param_kind(const char *s, size_t len) {
+        static const struct {
+                const char *name;
+                enum cpn_param_kind kind;
+        } kinds[] = { { "{id}", CPN_PARAM_ID }, { "{user}", CPN_PARAM_USER }, { "{uuid}", CPN_PARAM_UUID } };
+
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+                if (strlen(kinds[i].name) == len && memcmp(kinds[i].name, s, len) == 0)
+                        return kinds[i].kind;
+        return CPN_PARAM_NONE;
+}
+
+void cpn_router_init(struct cpn_router *r) {
+        memset(r, 0, sizeof(*r));
+        r->n = 1;
+}
+
+static bool same_shape(const struct cpn_router_entry *a, const struct cpn_router_entry *b) {
+        if (a->n_seg != b->n_seg)
+                return false;
+        for (int i = 0; i < a->n_seg; i++) {
+                if (!a->seg[i].lit != !b->seg[i].lit)
+                        return false;
+                if (a->seg[i].lit && (a->seg[i].len != b->seg[i].len ||
+                                      memcmp(a->seg[i].lit, b->seg[i].lit, a->seg[i].len) != 0))
+                        return false;
+        }
+        return true;
+}
+
+int cpn_router_add(struct cpn_router *r, const struct cpn_route *route, unsigned owner, struct cpn_error *err) {
+        struct cpn_router_entry e = { .route = route, .owner = owner };
+        const char *seg[CPN_ROUTE_SEGMENTS];
+        size_t len[CPN_ROUTE_SEGMENTS];
+        int params = 0;
+
+        if (!route->method || !route->pattern || !route->name || !route->handle || !route->name[0])
+                return cpn_error_set(err, -EINVAL, "route %s: method, pattern, name and handler are needed",
+                                     route->name ? route->name : "(unnamed)");
+        if (r->n > CPN_ROUTES_MAX)
+                return cpn_error_set(err, -EINVAL, "route %s: more than %d routes", route->name,
+                                     CPN_ROUTES_MAX);
+        e.n_seg = split(route->pattern, seg, len, CPN_ROUTE_SEGMENTS);
+        if (e.n_seg < 0)
+                return cpn_error_set(err, -EINVAL, "route %s: pattern \"%s\" is not a path of 1..%d segments",
+                                     route->name, route->pattern, CPN_ROUTE_SEGMENTS);
+        for (int i = 0; i < e.n_seg; i++) {
+                e.seg[i].len = len[i];
+                if (seg[i][0] == '{') {
+                        e.seg[i].kind = param_kind(seg[i], len[i]);
+                        if (e.seg[i].kind == CPN_PARAM_NONE || ++params > CPN_ROUTE_PARAMS)
+                                return cpn_error_set(err, -EINVAL, "route %s: bad parameter %.*s", route->name,
+                                                     (int)len[i], seg[i]);
+                } else if (memchr(seg[i], '{', len[i]) || memchr(seg[i], '}', len[i])) {
+                        return cpn_error_set(err, -EINVAL, "route %s: bad segment %.*s", route->name,
+                                             (int)len[i], seg[i]);
+                } else {
+                        e.seg[i].lit = seg[i];
+                }
+        }
+        if (strcmp(route->name, "unknown") == 0)
+                return cpn_error_set(err, -EINVAL, "route name unknown is the one of no route");
+        for (size_t i = 1; i < r->n; i++) {
+                if (strcmp(r->e[i].route->name, route->name) == 0)
+                        return cpn_error_set(err, -EINVAL, "route name %s taken", route->name);
+                if (strcmp(r->e[i].route->method, route->method) == 0 && same_shape(&r->e[i], &e))
+                        return cpn_error_set(err, -EINVAL, "routes %s and %s: same method and path",
+                                             r->e[i].route->name, route->name);
+        }
+        r->e[r->n] = e;
+        return (int)r->n++;
+}
+
+/* Whether @path's segments fit @e's literals (parameters take any). */
+static bool shape_fits(const struct cpn_router_entry *e, int n, const char *const *seg, const size_t *len) {
+        if (e->n_seg != n)
+                return false;
+        for (int i = 0; i < n; i++)
+                if (e->seg[i].lit && (e->seg[i].len != len[i] || memcmp(e->seg[i].lit, seg[i], len[i]) != 0))
+                        return false;
+        return true;
+}
+
+static void allow_add(char *allow, size_t cap, const char *method) {
+        size_t l = strlen(allow);
+
+        if (strstr(allow, method)) /* "GET" is never a part of another standard method's name */
+                return;
+        snprintf(allow + l, cap - l, "%s%s", l ? ", " : "", method);
+}
+
+enum cpn_route_result cpn_router_match(const struct cpn_router *r, const char *method, const char *path,
+                                       struct cpn_route_match *m) {
+        const char *seg[CPN_ROUTE_SEGMENTS];
+        size_t len[CPN_ROUTE_SEGMENTS];
+        int n = split(path, seg, len, CPN_ROUTE_SEGMENTS), other = 0;
+
+        memset(m, 0, sizeof(*m));
+        if (n < 0)
+                return CPN_ROUTE_NO_ROUTE;
+        for (size_t i = 1; i < r->n; i++) {
+                const struct cpn_router_entry *e = &r->e[i];
+                int p = 0;
+
+                if (!shape_fits(e, n, seg, len))
+                        continue;
+                if (strcmp(method, e->route->method) != 0) {
+                        if (!other)
+                                other = (int)i;
+                        allow_add(m->allow, sizeof(m->allow), e->route->method);
+                        continue;
+                }
+                memset(m->allow, 0, sizeof(m->allow));
+                m->route = (int)i;
+                for (int k = 0; k < n; k++) {
+                        if (e->seg[k].lit)
+                                continue;
+                        if (!param_valid(e->seg[k].kind, seg[k], len[k])) {
+                                memset(m->param, 0, sizeof(m->param));
+                                return CPN_ROUTE_BAD_ID;
+                        }
+                        memcpy(m->param[p++], seg[k], len[k]); /* the grammars cap it at CPN_ID_MAX */
+                }
                 return CPN_ROUTE_OK;
-        *allow = want;
+        }
+        if (!other)
+                return CPN_ROUTE_NO_ROUTE;
+        m->route = other;
         return CPN_ROUTE_BAD_METHOD;
 }
 
-enum cpn_route_result cpn_route_match(const char *method, const char *path,
-                                      struct cpn_route_match *m, const char **allow) {
-        const char *seg[6];
-        size_t len[6];
-        int n = split(path, seg, len, 6);
-
-        memset(m, 0, sizeof(*m));
-        *allow = NULL;
-        if (n < 0)
-                return CPN_ROUTE_NO_ROUTE;
-        if (n == 1) {
-                if (seg_is(seg[0], len[0], "healthz"))
-                        m->route = CPN_ROUTE_HEALTHZ;
-                else if (seg_is(seg[0], len[0], "readyz"))
-                        m->route = CPN_ROUTE_READYZ;
-                else if (seg_is(seg[0], len[0], "metrics"))
-                        m->route = CPN_ROUTE_METRICS;
-                else
-                        return CPN_ROUTE_NO_ROUTE;
-                return with_method(method, "GET", allow);
-        }
-        if (!seg_is(seg[0], len[0], "v1") || !seg_is(seg[1], len[1], "campaigns"))
-                return CPN_ROUTE_NO_ROUTE;
-        if (n == 2) {
-                m->route = CPN_ROUTE_CAMPAIGNS;
-                return with_method(method, "POST", allow);
-        }
-        if (n == 3)
-                m->route = CPN_ROUTE_CAMPAIGN;
-        else if (n == 4 && seg_is(seg[3], len[3], "issue"))
-                m->route = CPN_ROUTE_ISSUE;
-        else if (n == 5 && seg_is(seg[3], len[3], "users"))
-                m->route = CPN_ROUTE_USER;
-        else
-                return CPN_ROUTE_NO_ROUTE;
-
-        enum cpn_route_result r = with_method(method, m->route == CPN_ROUTE_ISSUE ? "POST" : "GET", allow);
-
-        if (r != CPN_ROUTE_OK)
-                return r;
-        if (!cpn_id_valid(seg[2], len[2]))
-                return CPN_ROUTE_BAD_ID;
-        memcpy(m->campaign_id, seg[2], len[2]);
-        if (m->route == CPN_ROUTE_USER) {
-                if (!cpn_user_id_valid(seg[4], len[4]))
-                        return CPN_ROUTE_BAD_ID;
-                memcpy(m->user_id, seg[4], len[4]);
-        }
-        return CPN_ROUTE_OK;
+const struct cpn_route *cpn_router_route(const struct cpn_router *r, int index) {
+        return index >= 1 && (size_t)index < r->n ? r->e[index].route : NULL;
 }
 
-const char *cpn_route_name(enum cpn_route r) {
-        static const char *const names[_CPN_ROUTE_N] = {
-                [CPN_ROUTE_UNKNOWN] = "unknown",   [CPN_ROUTE_ISSUE] = "issue",
-                [CPN_ROUTE_CAMPAIGNS] = "campaign_create", [CPN_ROUTE_CAMPAIGN] = "campaign_get",
-                [CPN_ROUTE_USER] = "user_get",     [CPN_ROUTE_HEALTHZ] = "healthz",
-                [CPN_ROUTE_READYZ] = "readyz",     [CPN_ROUTE_METRICS] = "metrics",
-        };
+const char *cpn_router_name(const struct cpn_router *r, int index) {
+        const struct cpn_route *rt = cpn_router_route(r, index);
 
-        return (unsigned)r < _CPN_ROUTE_N ? names[r] : "unknown";
+        return rt ? rt->name : "unknown";
 }
 
 /* 1*DIGIT and optional trailing white space (civetweb skips the leading).
@@ -145,7 +235,7 @@ const char *cpn_http_framing_error(const char *const *names, const char *const *
         return NULL;
 }
 
-/* The one table from outcome to answer. */
+/* The shared rows of the outcome -> answer table. */
 static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_INVALID_REQUEST] = { 400, "invalid_request", "the request is not valid", 0 },
         [CPN_E_BODY_TOO_LARGE] = { 413, "body_too_large", "the request body is too large", 0 },
@@ -154,21 +244,9 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_UNAUTHORIZED] = { 401, "unauthorized", "a valid admin bearer token is required", 0 },
         [CPN_E_NOT_FOUND] = { 404, "not_found", "no such resource", 0 },
         [CPN_E_METHOD_NOT_ALLOWED] = { 405, "method_not_allowed", "method not allowed here", 0 },
-        [CPN_E_CAMPAIGN_NOT_FOUND] = { 404, "campaign_not_found", "no such campaign", 0 },
-        [CPN_E_ALREADY_ISSUED] = { 409, "already_issued", "this user already has this campaign's coupon", 0 },
-        [CPN_E_SOLD_OUT] = { 410, "sold_out", "all coupons of this campaign are gone", 0 },
-        [CPN_E_NOT_OPEN] = { 403, "not_open", "the campaign is not open", 0 },
-        [CPN_E_CAMPAIGN_EXISTS] = { 409, "campaign_exists", "a campaign with this id exists", 0 },
-        [CPN_E_PAUSED] = { 503, "unavailable", "the campaign is paused for maintenance", 5 },
         [CPN_E_ADMIN_DISABLED] = { 503, "unavailable",
                                    "admin endpoints are disabled until COUPON_ADMIN_TOKEN is set", 0 },
         [CPN_E_UNAVAILABLE] = { 503, "unavailable", "a backend is unavailable; nothing was changed", 1 },
-        /* Not in the contract's table, which assumes every answer is known: the
-         * script went out and Redis was lost before it answered. 503
-         * would promise that nothing was issued. */
-        [CPN_E_OUTCOME_UNKNOWN] = { 504, "outcome_unknown",
-                                    "Redis was lost while deciding; the coupon may or may not have been "
-                                    "issued: retry with the same user_id (202 or 409 tells which)", 1 },
         [CPN_E_LENGTH_REQUIRED] = { 411, "length_required",
                                     "a request body needs Content-Length or Transfer-Encoding: chunked", 0 },
         [CPN_E_HEADERS_TOO_LARGE] = { 431, "headers_too_large", "too many header fields", 0 },
@@ -185,16 +263,7 @@ const struct cpn_api_error_info *cpn_api_error_info(enum cpn_api_error e) {
 
 enum cpn_api_error cpn_api_error_from_code(int r) {
         switch (r) {
-        case CPN_ISSUE_DUPLICATE: return CPN_E_ALREADY_ISSUED;
-        case CPN_ISSUE_SOLD_OUT: return CPN_E_SOLD_OUT;
-        case CPN_ISSUE_NOT_OPEN: return CPN_E_NOT_OPEN;
-        case CPN_ISSUE_PAUSED: return CPN_E_PAUSED;
-        case CPN_CAMPAIGN_NOT_FOUND: return CPN_E_CAMPAIGN_NOT_FOUND;
-        case CPN_CAMPAIGN_EXISTS:
-        case CPN_CAMPAIGN_SAME: return CPN_E_CAMPAIGN_EXISTS;
-        case CPN_CAMPAIGN_PARTIAL: return CPN_E_UNAVAILABLE;
         case CPN_INVALID: return CPN_E_INVALID_REQUEST;
-        case CPN_UNKNOWN: return CPN_E_OUTCOME_UNKNOWN;
         case -EIO:
         case -ETIMEDOUT:
         case -ECONNREFUSED:
@@ -205,8 +274,7 @@ enum cpn_api_error cpn_api_error_from_code(int r) {
         }
 }
 
-int cpn_api_error_body(char *buf, size_t n, enum cpn_api_error e, const char *message) {
-        const struct cpn_api_error_info *info = cpn_api_error_info(e);
+int cpn_api_error_body(char *buf, size_t n, const struct cpn_api_error_info *info, const char *message) {
         char quoted[1200];
         int r;
 
@@ -216,4 +284,54 @@ int cpn_api_error_body(char *buf, size_t n, enum cpn_api_error e, const char *me
         if (r < 0 || (size_t)r >= n)
                 return -ENOBUFS;
         return r;
+}
+
+void cpn_response_answer(struct cpn_response *rs, const struct cpn_api_error_info *info, const char *message) {
+        int n = cpn_api_error_body(rs->body, rs->body_cap, info, message);
+
+        if (n < 0)
+                n = cpn_api_error_body(rs->body, rs->body_cap, info, NULL);
+        rs->status = info->status;
+        rs->retry_after = info->retry_after;
+        rs->error = info;
+        rs->body_len = n < 0 ? 0 : (size_t)n;
+}
+
+void cpn_response_error(struct cpn_response *rs, enum cpn_api_error e, const char *message) {
+        cpn_response_answer(rs, cpn_api_error_info(e), message);
+}
+
+void cpn_response_ok(struct cpn_response *rs, int status, int len) {
+        if (len < 0 || (size_t)len >= rs->body_cap) {
+                cpn_response_error(rs, CPN_E_INTERNAL, "answer too large");
+                return;
+        }
+        rs->status = status;
+        rs->body_len = (size_t)len;
+}
+
+bool cpn_http_bearer_ok(const char *header, const char *token) {
+        size_t hl, tl = strlen(token);
+        unsigned char diff = 0;
+
+        if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+                return false;
+        header += 7;
+        hl = strlen(header);
+        /* Time depends on the expected token's length only. */
+        diff |= hl != tl;
+        for (size_t i = 0; i < tl; i++)
+                diff |= (unsigned char)token[i] ^ (unsigned char)(i < hl ? header[i] : 0);
+        return diff == 0;
+}
+
+bool cpn_http_json_type(const char *ct) {
+        size_t n = strlen("application/json");
+
+        if (!ct || strncasecmp(ct, "application/json", n) != 0)
+                return false;
+        ct += n;
+        while (*ct == ' ' || *ct == '\t')
+                ct++;
+        return *ct == '\0' || *ct == ';';
 }

@@ -1,9 +1,10 @@
 /*
  * civetweb glue; the only file that sees civetweb. One catch-all request
  * handler routes by itself on the path as sent (so every unknown path gets
- * the JSON 404), refuses what civetweb lets through but RFC 9112 does not
- * (see framing()), reads the body into the thread's buffer, calls
- * cpn_handle and writes the whole answer with one write. The errors
+ * the JSON 404) through the products' route tables, refuses what civetweb
+ * lets through but RFC 9112 does not (see framing()), reads the body into
+ * the thread's buffer, calls the route's handler and writes the whole
+ * answer with one write. The errors
  * civetweb answers itself (a request line or head it cannot parse) get the
  * same JSON error body through its http_error callback.
  *
@@ -11,8 +12,8 @@
  * long as it stays open: COUPON_HTTP_THREADS is the number of connections
  * served at once; more wait in the accept queue. Each worker thread owns a
  * struct thread_ctx (created in init_thread, freed in exit_thread) holding
- * its Redis/MySQL session and its buffers, so nothing is allocated per
- * request.
+ * each product's state of that thread (its connections) and its buffers,
+ * so nothing is allocated per request.
  */
 #include <civetweb.h>
 #include <errno.h>
@@ -31,18 +32,23 @@
 #define MAX_REQUEST_HEAD 16384 /* civetweb's max_request_size: request line and head */
 #define STR_(x) #x
 #define STR(x) STR_(x)
+#define PRODUCTS_MAX 4
+#define OWN ((unsigned)-1) /* the owner of the server's own routes */
 
 struct cpn_server {
         struct mg_context *ctx;
         const struct cpn_config *cfg;
-        struct cpn_service *svc;
+        struct cpn_http_product products[PRODUCTS_MAX];
+        size_t n_products;
+        struct cpn_router router;
+        int metrics_route; /* GET /metrics: answered here, its text is larger than a thread's buffer */
         struct cpn_metrics metrics;
         _Atomic int64_t last_error_log_s; /* rate limit of 5xx log lines */
         _Atomic uint64_t errors_suppressed;
 };
 
 struct thread_ctx {
-        struct cpn_handler_ctx h;
+        void *product[PRODUCTS_MAX]; /* each product's state of this thread, owned here */
         /* When civetweb began waiting for the request now being read: the
          * connection's start, or the end of the previous answer on it. The
          * whole request must have arrived COUPON_HTTP_REQUEST_TIMEOUT_MS
@@ -79,13 +85,17 @@ static void *init_thread(const struct mg_context *ctx, int thread_type) {
                 return NULL;
         t = m;
         t->in = (char *)(t + 1);
-        if (cpn_session_new(&t->h.session, s->svc) != 0) {
-                munmap(m, thread_ctx_size(s));
-                return NULL;
+        for (size_t i = 0; i < s->n_products; i++) {
+                const struct cpn_http_product *p = &s->products[i];
+
+                if (p->thread_new && p->thread_new(&t->product[i], p->data) != 0) {
+                        while (i-- > 0)
+                                if (s->products[i].thread_free)
+                                        s->products[i].thread_free(t->product[i]);
+                        munmap(m, thread_ctx_size(s));
+                        return NULL;
+                }
         }
-        t->h.cfg = s->cfg;
-        t->h.metrics = &s->metrics;
-        t->h.producer = s->svc->producer;
         return t;
 }
 
@@ -106,21 +116,24 @@ static void exit_thread(const struct mg_context *ctx, int thread_type, void *ptr
         (void)thread_type;
         if (!t)
                 return;
-        cpn_session_free(t->h.session);
+        for (size_t i = 0; i < s->n_products; i++)
+                if (s->products[i].thread_free)
+                        s->products[i].thread_free(t->product[i]);
         munmap(t, thread_ctx_size(s));
 }
 
 /* 5xx answers are logged, at most one line per second plus a count of the
  * ones folded into it: an outage must not become a log flood. */
-static void log_server_error(struct cpn_server *s, enum cpn_route route, const struct cpn_response *rs) {
+static void log_server_error(struct cpn_server *s, int route, const struct cpn_response *rs) {
         int64_t now = cpn_mono_ms() / 1000, last = atomic_load(&s->last_error_log_s);
 
         if (now == last || !atomic_compare_exchange_strong(&s->last_error_log_s, &last, now)) {
                 atomic_fetch_add(&s->errors_suppressed, 1);
                 return;
         }
-        cpn_log_warn("%s answered %d %s: %s (%llu more since the last such line)", cpn_route_name(route),
-                     rs->status, cpn_api_error_info(rs->error)->code,
+        cpn_log_warn("%s answered %d %s: %s (%llu more since the last such line)",
+                     cpn_router_name(&s->router, route), rs->status,
+                     rs->error ? rs->error->code : "-",
                      rs->detail.msg[0] ? rs->detail.msg : "-",
                      (unsigned long long)atomic_exchange(&s->errors_suppressed, 0));
 }
@@ -189,7 +202,6 @@ static void send_answer(struct mg_connection *conn, const struct cpn_response *r
 }
 
 static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, struct cpn_response *rs) {
-        struct cpn_producer_stats ps;
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
@@ -199,57 +211,10 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
                 send_answer(conn, rs, "application/json", false, true);
                 return;
         }
-        cpn_metrics_write(&s->metrics, f);
-        cpn_producer_stats(s->svc->producer, &ps);
-        fprintf(f, "# HELP coupon_kafka_delivered_total Messages Kafka acknowledged.\n"
-                   "# TYPE coupon_kafka_delivered_total counter\ncoupon_kafka_delivered_total %llu\n"
-                   "# HELP coupon_kafka_delivery_failures_total Delivery reports with an error, and produce calls refused.\n"
-                   "# TYPE coupon_kafka_delivery_failures_total counter\n"
-                   "coupon_kafka_delivery_failures_total{kind=\"report\"} %llu\n"
-                   "coupon_kafka_delivery_failures_total{kind=\"enqueue\"} %llu\n"
-                   "# HELP coupon_kafka_queue_depth Messages in librdkafka's queue, not yet acknowledged.\n"
-                   "# TYPE coupon_kafka_queue_depth gauge\ncoupon_kafka_queue_depth %lld\n"
-                   "# HELP coupon_outbox_deleted_total Outbox entries removed after delivery.\n"
-                   "# TYPE coupon_outbox_deleted_total counter\ncoupon_outbox_deleted_total %llu\n"
-                   "# HELP coupon_kafka_brokers_down 1 while librdkafka reports all brokers down.\n"
-                   "# TYPE coupon_kafka_brokers_down gauge\ncoupon_kafka_brokers_down %d\n",
-                (unsigned long long)ps.delivered, (unsigned long long)ps.failed,
-                (unsigned long long)ps.enqueue_failed, (long long)ps.in_flight,
-                (unsigned long long)ps.outbox_deleted, ps.brokers_down ? 1 : 0);
-        if (s->svc->pipe) {
-                struct cpn_store_pipe_stats st;
-
-                cpn_store_pipe_stats(s->svc->pipe, &st);
-                fprintf(f, "# HELP coupon_redis_pipe_batches_total Pipelined batches of issue scripts written to Redis.\n"
-                           "# TYPE coupon_redis_pipe_batches_total counter\ncoupon_redis_pipe_batches_total %llu\n"
-                           "# HELP coupon_redis_pipe_calls_total Issue calls carried by those batches.\n"
-                           "# TYPE coupon_redis_pipe_calls_total counter\ncoupon_redis_pipe_calls_total %llu\n"
-                           "# HELP coupon_redis_pipe_asked_again_total Issue calls sent again after their answer was lost.\n"
-                           "# TYPE coupon_redis_pipe_asked_again_total counter\ncoupon_redis_pipe_asked_again_total %llu\n"
-                           "# HELP coupon_redis_pipe_refused_total Issue calls refused unsent (503) while Redis was not answering.\n"
-                           "# TYPE coupon_redis_pipe_refused_total counter\ncoupon_redis_pipe_refused_total %llu\n"
-                           "# HELP coupon_redis_pipe_down 1 while Redis is not answering and issue calls are refused.\n"
-                           "# TYPE coupon_redis_pipe_down gauge\ncoupon_redis_pipe_down %d\n",
-                        (unsigned long long)st.batches, (unsigned long long)st.calls,
-                        (unsigned long long)st.asked_again, (unsigned long long)st.refused, st.down ? 1 : 0);
-        }
-        {
-                struct cpn_db_pool_stats ds;
-
-                cpn_db_pool_stats(s->svc->db_pool, &ds);
-                fprintf(f, "# HELP coupon_mysql_pool_connections MySQL connections of the pool (COUPON_MYSQL_POOL).\n"
-                           "# TYPE coupon_mysql_pool_connections gauge\ncoupon_mysql_pool_connections %zu\n"
-                           "# HELP coupon_mysql_pool_in_use Pool connections lent to a request now.\n"
-                           "# TYPE coupon_mysql_pool_in_use gauge\ncoupon_mysql_pool_in_use %zu\n"
-                           "# HELP coupon_mysql_pool_busy_total Calls that found every pool connection busy for their whole wait.\n"
-                           "# TYPE coupon_mysql_pool_busy_total counter\ncoupon_mysql_pool_busy_total %llu\n"
-                           "# HELP coupon_mysql_refused_total Calls answered without MySQL because it was not answering.\n"
-                           "# TYPE coupon_mysql_refused_total counter\ncoupon_mysql_refused_total %llu\n"
-                           "# HELP coupon_mysql_down 1 while MySQL is not answering (the pool refuses at once).\n"
-                           "# TYPE coupon_mysql_down gauge\ncoupon_mysql_down %d\n",
-                        ds.size, ds.in_use, (unsigned long long)ds.busy_timeouts, (unsigned long long)ds.refused,
-                        ds.down ? 1 : 0);
-        }
+        cpn_metrics_write(&s->metrics, &s->router, f);
+        for (size_t i = 0; i < s->n_products; i++)
+                if (s->products[i].metrics)
+                        s->products[i].metrics(s->products[i].data, f);
         fclose(f);
         rs->status = 200;
         rs->body = text;
@@ -270,8 +235,9 @@ static void serve_metrics(struct cpn_server *s, struct mg_connection *conn, stru
  * copied out of civetweb's buffer without a system call either way. A
  * client that falls silent is cut by civetweb's read, one timeout after
  * its last byte. */
-static int read_body(struct mg_connection *conn, int64_t length, struct thread_ctx *t, size_t *len) {
-        uint64_t deadline = t->wait_start_ns + (uint64_t)t->h.cfg->http_request_timeout_ms * 1000000u;
+static int read_body(struct mg_connection *conn, int64_t length, long timeout_ms, struct thread_ctx *t,
+                     size_t *len) {
+        uint64_t deadline = t->wait_start_ns + (uint64_t)timeout_ms * 1000000u;
         size_t want = (size_t)length, got = 0;
 
         while (got < want) {
@@ -388,10 +354,10 @@ static bool http_token(const char *s) {
  * knows but the resource does not allow (TRACE) and 501 for one it does not
  * know (methods are case-sensitive: "get" is one of those), not 400.
  * Returns the answer, or false when the 400 is for something else. */
-static bool method_error(const struct mg_request_info *ri, struct cpn_response *rs) {
+static bool method_error(const struct cpn_server *s, const struct mg_request_info *ri, struct cpn_response *rs,
+                         struct cpn_route_match *m) {
         static const char *const standard[] = { "GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                                 "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL };
-        struct cpn_route_match m;
         char path[512];
 
         if (!ri || !ri->request_method || !ri->request_uri || !ri->http_version || ri->num_headers != 0 ||
@@ -402,10 +368,12 @@ static bool method_error(const struct mg_request_info *ri, struct cpn_response *
                 if (strcmp(*k, ri->request_method) != 0)
                         continue;
                 snprintf(path, sizeof(path), "%.*s", (int)strcspn(ri->request_uri, "?"), ri->request_uri);
-                if (cpn_route_match(ri->request_method, path, &m, &rs->allow) == CPN_ROUTE_BAD_METHOD)
+                if (cpn_router_match(&s->router, ri->request_method, path, m) == CPN_ROUTE_BAD_METHOD) {
                         cpn_response_error(rs, CPN_E_METHOD_NOT_ALLOWED, NULL);
-                else
+                        rs->allow = m->allow;
+                } else {
                         cpn_response_error(rs, CPN_E_NOT_FOUND, NULL);
+                }
                 return true;
         }
         cpn_response_error(rs, CPN_E_NOT_IMPLEMENTED, NULL);
@@ -417,11 +385,12 @@ static int http_error(struct mg_connection *conn, int status, const char *msg) {
         char body[RESPONSE_HEAD_MAX];
         struct cpn_response rs = { .body = body, .body_cap = sizeof(body) };
         const char *why = NULL; /* not @msg: it may hold request bytes that are not UTF-8 */
+        struct cpn_route_match m;
         enum cpn_api_error e;
 
-        if (status == 400 && method_error(mg_get_request_info(conn), &rs)) {
+        if (status == 400 && method_error(s, mg_get_request_info(conn), &rs, &m)) {
                 send_answer(conn, &rs, "application/json", true, false);
-                cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, 0);
+                cpn_metrics_request(&s->metrics, 0, rs.status, 0);
                 return 0;
         }
         switch (status) {
@@ -440,7 +409,7 @@ static int http_error(struct mg_connection *conn, int status, const char *msg) {
         (void)msg;
         cpn_response_error(&rs, e, why);
         send_answer(conn, &rs, "application/json", true, false);
-        cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, 0);
+        cpn_metrics_request(&s->metrics, 0, rs.status, 0);
         return 0;
 }
 
@@ -449,7 +418,9 @@ static int serve(struct cpn_server *s, struct mg_connection *conn, struct thread
                  const struct mg_request_info *ri, uint64_t t0) {
         struct cpn_request rq = { 0 };
         struct cpn_response rs = { 0 };
+        const struct cpn_route *route;
         enum cpn_route_result rr;
+        unsigned owner;
         enum cpn_api_error fe;
         const char *why;
         int64_t length;
@@ -467,7 +438,7 @@ static int serve(struct cpn_server *s, struct mg_connection *conn, struct thread
                  * takes chunked bodies and sends Content-Length. */
                 fe = CPN_E_LENGTH_REQUIRED;
                 why = "chunked request bodies are not accepted: send Content-Length";
-        } else if (!why && length > t->h.cfg->http_max_body) {
+        } else if (!why && length > s->cfg->http_max_body) {
                 /* On every route: a body the server will not read cannot be
                  * skipped either (RFC 9112 6.3: the connection is closed). */
                 fe = CPN_E_BODY_TOO_LARGE;
@@ -479,34 +450,33 @@ static int serve(struct cpn_server *s, struct mg_connection *conn, struct thread
                 cpn_response_error(&rs, fe, why);
 refuse:
                 send_answer(conn, &rs, "application/json", true, true);
-                cpn_metrics_request(&s->metrics, CPN_ROUTE_UNKNOWN, rs.status, (cpn_mono_ns() - t0) / 1000);
+                cpn_metrics_request(&s->metrics, 0, rs.status, (cpn_mono_ns() - t0) / 1000);
                 return rs.status;
         }
         /* local_uri_raw: the path as sent. civetweb's local_uri has '.' and
          * '..' segments removed and '//' merged, which made
          * /v1/campaigns/x/../bad/issue issue a coupon of "bad". */
-        rr = cpn_route_match(ri->request_method, ri->local_uri_raw ? ri->local_uri_raw : "", &rq.match,
-                             &rs.allow);
+        rr = cpn_router_match(&s->router, ri->request_method, ri->local_uri_raw ? ri->local_uri_raw : "",
+                              &rq.match);
+        route = cpn_router_route(&s->router, rq.match.route);
         switch (rr) {
         case CPN_ROUTE_NO_ROUTE:
                 cpn_response_error(&rs, CPN_E_NOT_FOUND, NULL);
                 break;
         case CPN_ROUTE_BAD_METHOD:
                 cpn_response_error(&rs, CPN_E_METHOD_NOT_ALLOWED, NULL);
+                rs.allow = rq.match.allow;
                 break;
         case CPN_ROUTE_BAD_ID:
-                cpn_response_error(&rs, CPN_E_INVALID_REQUEST,
-                                   rq.match.route == CPN_ROUTE_USER
-                                           ? "campaign_id must match [A-Za-z0-9_-]{1,64} and user_id [A-Za-z0-9_.:-]{1,64}"
-                                           : "campaign_id must match [A-Za-z0-9_-]{1,64}");
+                cpn_response_error(&rs, CPN_E_INVALID_REQUEST, route->bad_param);
                 break;
         case CPN_ROUTE_OK:
-                if (rq.match.route == CPN_ROUTE_METRICS) {
+                if (rq.match.route == s->metrics_route) {
                         serve_metrics(s, conn, &rs);
                         cpn_metrics_request(&s->metrics, rq.match.route, rs.status, (cpn_mono_ns() - t0) / 1000);
                         return rs.status;
                 }
-                if (rq.match.route == CPN_ROUTE_ISSUE || rq.match.route == CPN_ROUTE_CAMPAIGNS) {
+                if (route->flags & CPN_ROUTE_BODY) {
                         int st;
 
                         /* Without it, RFC 9112 says the body is empty and any bytes
@@ -516,7 +486,7 @@ refuse:
                                 close = true;
                                 break;
                         }
-                        st = read_body(conn, length, t, &rq.body_len);
+                        st = read_body(conn, length, s->cfg->http_request_timeout_ms, t, &rq.body_len);
                         if (st) {
                                 /* The rest of the body is not read: close the connection. */
                                 if (st == 408)
@@ -531,7 +501,8 @@ refuse:
                 }
                 rq.content_type = mg_get_header(conn, "Content-Type");
                 rq.authorization = mg_get_header(conn, "Authorization");
-                cpn_handle(&t->h, &rq, &rs);
+                owner = s->router.e[rq.match.route].owner;
+                route->handle(owner == OWN ? NULL : t->product[owner], &rq, &rs);
                 break;
         }
         send_answer(conn, &rs, "application/json", close, true);
@@ -562,21 +533,69 @@ static int log_message(const struct mg_connection *conn, const char *message) {
         return 1;
 }
 
-int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, struct cpn_service *svc,
-                   struct cpn_error *err) {
+static void handle_healthz(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        (void)thread;
+        (void)rq;
+        cpn_response_ok(rs, 200, snprintf(rs->body, rs->body_cap, "{\"status\":\"ok\"}"));
+}
+
+/* Never called: serve() answers /metrics itself. */
+static void handle_metrics(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        (void)thread;
+        (void)rq;
+        cpn_response_error(rs, CPN_E_INTERNAL, NULL);
+}
+
+static const struct cpn_route own_routes[] = {
+        { "GET", "/healthz", "healthz", 0, handle_healthz, NULL },
+        { "GET", "/metrics", "metrics", 0, handle_metrics, NULL },
+};
+
+static int routes_add(struct cpn_server *s, const struct cpn_http_product *products, size_t n,
+                      struct cpn_error *err) {
+        int r;
+
+        if (n > PRODUCTS_MAX)
+                return cpn_error_set(err, CPN_INVALID, "at most %d products", PRODUCTS_MAX);
+        cpn_router_init(&s->router);
+        for (size_t i = 0; i < sizeof(own_routes) / sizeof(own_routes[0]); i++) {
+                r = cpn_router_add(&s->router, &own_routes[i], OWN, err);
+                if (r < 0)
+                        return CPN_INVALID;
+                if (own_routes[i].handle == handle_metrics)
+                        s->metrics_route = r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                s->products[i] = products[i];
+                for (size_t k = 0; k < products[i].n_routes; k++) {
+                        r = cpn_router_add(&s->router, &products[i].routes[k], (unsigned)i, err);
+                        if (r < 0)
+                                return CPN_INVALID;
+                }
+        }
+        s->n_products = n;
+        return 0;
+}
+
+int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, const struct cpn_http_product *products,
+                   size_t n_products, struct cpn_error *err) {
         struct mg_callbacks cb = { 0 };
         struct mg_init_data init = { 0 };
         struct mg_error_data ed = { 0 };
         char threads[16], rto[16], kato[16], errbuf[256], queue[16];
         struct cpn_server *s;
         const char *options[32];
-        int o = 0;
+        int o = 0, r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->cfg = cfg;
-        s->svc = svc;
+        r = routes_add(s, products, n_products, err);
+        if (r) {
+                free(s);
+                return r;
+        }
         snprintf(threads, sizeof(threads), "%ld", cfg->http_threads);
         snprintf(rto, sizeof(rto), "%ld", cfg->http_request_timeout_ms);
         snprintf(kato, sizeof(kato), "%ld", cfg->http_keepalive_ms);

@@ -23,9 +23,11 @@
  *   Content-Type or Authorization repeats, Content-Length is not digits
  *   (then optional white space), or both framings are given; the length it
  *   reports is the reference's.
- * - cpn_route_match: a matched path is exactly its route's canonical
- *   spelling, ids NUL-terminated and valid; `allow` is set on 405 only.
- * - cpn_admin_authorized on the Authorization value, against a plain
+ * - cpn_router_match over the routes coupon-api registers: a matched path
+ *   is exactly its route's pattern with the parameters put in, each
+ *   NUL-terminated and valid; `allow` is set on 405 only and never lists
+ *   the method asked.
+ * - cpn_http_bearer_ok on the Authorization value, against a plain
  *   reference ("Bearer " in any case, then exactly the token).
  * - On POST /v1/campaigns/{c}/issue, cpn_campaign_parse_issue of the body; an
  *   accepted user_id is valid, NUL-terminated within CPN_ID_MAX+1 bytes and
@@ -34,7 +36,7 @@
  *   keeps its bounds (total 1..CPN_TOTAL_MAX, name 1..200 characters,
  *   ends after starts), and the view GET shows of it is valid JSON whose
  *   fields, posted back, give the same campaign.
- * - cpn_handle for the answers that come before the domain call (503 admin
+ * - the route's handler for the answers that come before the domain call (503 admin
  *   disabled, 401, 415, 400), each a valid UTF-8 JSON error body with the
  *   table's code. The handler is only ever given a body that fails to
  *   parse, so it never reaches the service (there is none here).
@@ -47,13 +49,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cpn/api.h"
 #include "cpn/config.h"
 #include "cpn/error.h"
 #include "cpn/http.h"
 #include "cpn/json.h"
 #include "cpn/types.h"
 #include "cpn/coupon/campaign.h"
+#include "cpn/coupon/http.h"
 #include "fuzz.h"
 
 #define TOKEN "s3cret-token-0123456789"
@@ -158,78 +160,111 @@ static void request_clear(struct request *rq) {
 
 /* ---- routes ---- */
 
-static const char *route_method(enum cpn_route r) {
-        return r == CPN_ROUTE_ISSUE || r == CPN_ROUTE_CAMPAIGNS ? "POST" : "GET";
+static void nop(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        (void)thread;
+        (void)rq;
+        (void)rs;
 }
 
-static bool has_campaign_id(enum cpn_route r) {
-        return r == CPN_ROUTE_ISSUE || r == CPN_ROUTE_CAMPAIGN || r == CPN_ROUTE_USER;
+/* coupon-api's routes: the server's, the process's, the coupon product's. */
+static const struct cpn_route own[] = {
+        { "GET", "/healthz", "healthz", 0, nop, NULL },
+        { "GET", "/metrics", "metrics", 0, nop, NULL },
+        { "GET", "/readyz", "readyz", 0, nop, NULL },
+};
+static struct cpn_router router;
+static struct cpn_coupon_http coupon_http;
+static void *coupon_thread;
+
+static void setup(void) {
+        struct cpn_http_product p = cpn_coupon_http_product(&coupon_http);
+
+        if (router.n)
+                return;
+        cpn_router_init(&router);
+        for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+                if (cpn_router_add(&router, &own[i], 1, NULL) < 0)
+                        abort();
+        for (size_t i = 0; i < p.n_routes; i++)
+                if (cpn_router_add(&router, &p.routes[i], 0, NULL) < 0)
+                        abort();
+        if (p.thread_new(&coupon_thread, &coupon_http) != 0) /* no service: no connection */
+                abort();
 }
 
-/* The one spelling of each route's path. */
-static void canonical_path(char *buf, size_t n, const struct cpn_route_match *m) {
-        switch (m->route) {
-        case CPN_ROUTE_ISSUE:
-                snprintf(buf, n, "/v1/campaigns/%s/issue", m->campaign_id);
-                break;
-        case CPN_ROUTE_CAMPAIGNS:
-                snprintf(buf, n, "/v1/campaigns");
-                break;
-        case CPN_ROUTE_CAMPAIGN:
-                snprintf(buf, n, "/v1/campaigns/%s", m->campaign_id);
-                break;
-        case CPN_ROUTE_USER:
-                snprintf(buf, n, "/v1/campaigns/%s/users/%s", m->campaign_id, m->user_id);
-                break;
-        default:
-                snprintf(buf, n, "/%s", cpn_route_name(m->route));
-                break;
+/* The route's pattern with @m's parameters put in; their number in *@n. */
+static void canonical_path(char *buf, size_t cap, const struct cpn_route *rt, const struct cpn_route_match *m,
+                           int *n) {
+        size_t o = 0;
+
+        *n = 0;
+        for (const char *p = rt->pattern; *p && o + 1 < cap;) {
+                if (*p == '{') {
+                        o += (size_t)snprintf(buf + o, cap - o, "%s", m->param[(*n)++]);
+                        p = strchr(p, '}') + 1;
+                } else {
+                        buf[o++] = *p++;
+                }
         }
+        buf[o < cap ? o : cap - 1] = '\0';
+}
+
+/* Whether @allow ("GET, DELETE") lists @method. */
+static bool allow_lists(const char *allow, const char *method) {
+        size_t l = strlen(method);
+
+        for (const char *p = allow; *p;) {
+                size_t k = strcspn(p, ",");
+
+                if (k == l && memcmp(p, method, l) == 0)
+                        return true;
+                p += k;
+                p += strspn(p, ", ");
+        }
+        return false;
 }
 
 static enum cpn_route_result check_route(const struct request *rq, struct cpn_route_match *m) {
-        const char *allow = (const char *)1;
+        const struct cpn_route *rt;
         enum cpn_route_result rr;
-        char path[256];
+        char path[512];
+        int n;
 
         memset(m, 0x5a, sizeof(*m));
-        rr = cpn_route_match(rq->method, rq->path, m, &allow);
-        CPN_FUZZ_CHECK((unsigned)m->route < _CPN_ROUTE_N, "route %d", m->route);
-        CPN_FUZZ_CHECK(memchr(m->campaign_id, 0, sizeof(m->campaign_id)) &&
-                               memchr(m->user_id, 0, sizeof(m->user_id)),
-                       "unterminated id for %s", rq->path);
+        rr = cpn_router_match(&router, rq->method, rq->path, m);
+        rt = cpn_router_route(&router, m->route);
+        for (int i = 0; i < CPN_ROUTE_PARAMS; i++)
+                CPN_FUZZ_CHECK(memchr(m->param[i], 0, sizeof(m->param[i])), "unterminated parameter for %s",
+                               rq->path);
+        CPN_FUZZ_CHECK(memchr(m->allow, 0, sizeof(m->allow)), "unterminated allow");
         switch (rr) {
         case CPN_ROUTE_OK:
-                CPN_FUZZ_CHECK(allow == NULL, "allow set on a match");
-                CPN_FUZZ_CHECK(m->route != CPN_ROUTE_UNKNOWN, "match without a route");
-                CPN_FUZZ_CHECK(strcmp(rq->method, route_method(m->route)) == 0, "%s matched %s",
-                               rq->method, cpn_route_name(m->route));
-                if (has_campaign_id(m->route))
-                        CPN_FUZZ_CHECK(cpn_id_valid(m->campaign_id, strlen(m->campaign_id)),
-                                       "campaign id \"%s\"", m->campaign_id);
-                else
-                        CPN_FUZZ_CHECK(m->campaign_id[0] == '\0', "campaign id on %s",
-                                       cpn_route_name(m->route));
-                if (m->route == CPN_ROUTE_USER)
-                        CPN_FUZZ_CHECK(cpn_user_id_valid(m->user_id, strlen(m->user_id)),
-                                       "user id \"%s\"", m->user_id);
-                else
-                        CPN_FUZZ_CHECK(m->user_id[0] == '\0', "user id on %s", cpn_route_name(m->route));
-                canonical_path(path, sizeof(path), m);
+                CPN_FUZZ_CHECK(!m->allow[0], "allow set on a match");
+                CPN_FUZZ_CHECK(rt, "match without a route");
+                CPN_FUZZ_CHECK(strcmp(rq->method, rt->method) == 0, "%s matched %s", rq->method, rt->name);
+                canonical_path(path, sizeof(path), rt, m, &n);
+                for (int i = n; i < CPN_ROUTE_PARAMS; i++)
+                        CPN_FUZZ_CHECK(m->param[i][0] == '\0', "parameter %d on %s", i, rt->name);
+                for (int i = 0; i < n; i++)
+                        CPN_FUZZ_CHECK(cpn_user_id_valid(m->param[i], strlen(m->param[i])), "parameter \"%s\"",
+                                       m->param[i]);
+                if (strstr(rt->pattern, "{id}"))
+                        CPN_FUZZ_CHECK(cpn_id_valid(m->param[0], strlen(m->param[0])), "campaign id \"%s\"",
+                                       m->param[0]);
                 CPN_FUZZ_CHECK(strcmp(path, rq->path) == 0, "%s matched as %s", rq->path, path);
                 break;
         case CPN_ROUTE_BAD_METHOD:
-                CPN_FUZZ_CHECK(allow && allow != (const char *)1, "405 without allow");
-                CPN_FUZZ_CHECK(strcmp(allow, route_method(m->route)) == 0, "allow %s for %s", allow,
-                               cpn_route_name(m->route));
-                CPN_FUZZ_CHECK(strcmp(allow, rq->method) != 0, "405 for the allowed method %s", allow);
+                CPN_FUZZ_CHECK(rt && m->allow[0], "405 without allow");
+                CPN_FUZZ_CHECK(allow_lists(m->allow, rt->method), "allow %s for %s", m->allow, rt->name);
+                CPN_FUZZ_CHECK(!allow_lists(m->allow, rq->method), "405 for the allowed method %s", rq->method);
                 break;
         case CPN_ROUTE_BAD_ID:
-                CPN_FUZZ_CHECK(allow == NULL, "allow set on 400");
-                CPN_FUZZ_CHECK(has_campaign_id(m->route), "bad id on %s", cpn_route_name(m->route));
+                CPN_FUZZ_CHECK(!m->allow[0], "allow set on 400");
+                CPN_FUZZ_CHECK(rt && strchr(rt->pattern, '{') && rt->bad_param, "bad id on %s",
+                               rt ? rt->name : "nothing");
                 break;
         case CPN_ROUTE_NO_ROUTE:
-                CPN_FUZZ_CHECK(allow == NULL, "allow set on 404");
+                CPN_FUZZ_CHECK(!m->allow[0] && m->route == 0, "allow or route set on 404");
                 break;
         default:
                 CPN_FUZZ_CHECK(false, "result %d", rr);
@@ -291,7 +326,7 @@ static void check_admin(const char *authorization) {
         bool want = authorization && strncasecmp(authorization, "Bearer ", 7) == 0 &&
                     strcmp(authorization + 7, TOKEN) == 0;
 
-        CPN_FUZZ_CHECK(cpn_admin_authorized(authorization, TOKEN) == want, "\"%s\": expected %d",
+        CPN_FUZZ_CHECK(cpn_http_bearer_ok(authorization, TOKEN) == want, "\"%s\": expected %d",
                        authorization, want);
 }
 
@@ -306,14 +341,11 @@ static bool json_content_type_ref(const char *ct) {
 
 /* ---- answers ---- */
 
-static struct cpn_metrics metrics;
-
-/* Runs the handler on @rq, which must be refused before the domain call,
- * and checks it answered @want. */
+/* Runs the route's handler on @rq, which must be refused before the
+ * domain call, and checks it answered @want. */
 static void check_handle(const struct cpn_request *rq, const char *token, enum cpn_api_error want) {
         const struct cpn_api_error_info *info = cpn_api_error_info(want);
         struct cpn_config cfg = { .admin_token = (char *)token };
-        struct cpn_handler_ctx h = { .cfg = &cfg, .metrics = &metrics };
         struct cpn_response rs = { 0 };
         const cJSON *e, *code, *msg;
         cJSON *root;
@@ -322,9 +354,11 @@ static void check_handle(const struct cpn_request *rq, const char *token, enum c
         if (!rs.body)
                 abort();
         rs.body_cap = ANSWER_MAX;
-        cpn_handle(&h, rq, &rs);
-        CPN_FUZZ_CHECK(rs.status == info->status && rs.error == want, "status %d (%d), expected %d (%d)",
-                       rs.status, rs.error, info->status, want);
+        coupon_http.cfg = &cfg;
+        cpn_router_route(&router, rq->match.route)->handle(coupon_thread, rq, &rs);
+        coupon_http.cfg = NULL;
+        CPN_FUZZ_CHECK(rs.status == info->status && rs.error == info, "status %d (%s), expected %d (%s)",
+                       rs.status, rs.error ? rs.error->code : "-", info->status, info->code);
         CPN_FUZZ_CHECK(rs.body_len > 0 && rs.body_len < rs.body_cap, "answer of %zu bytes", rs.body_len);
         CPN_FUZZ_CHECK(cpn_utf8_check(rs.body, rs.body_len) == 0, "answer not UTF-8: %.*s",
                        (int)rs.body_len, rs.body);
@@ -475,7 +509,7 @@ static void check_campaigns(const struct request *rq, const struct cpn_route_mat
         struct cpn_request hr = { .match = *m, .content_type = rq->content_type,
                                   .authorization = rq->authorization };
         struct cpn_campaign *c = malloc(sizeof(*c)), *again = malloc(sizeof(*again));
-        bool authorized = cpn_admin_authorized(rq->authorization, TOKEN), refused_always;
+        bool authorized = cpn_http_bearer_ok(rq->authorization, TOKEN), refused_always;
         char *empty;
         int r;
 
@@ -515,15 +549,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct cpn_route_match m;
         struct request rq;
 
+        setup();
         request_parse(&rq, data, size);
         rq.content_type = header_get(&rq, "Content-Type");
         rq.authorization = header_get(&rq, "Authorization");
         check_framing(&rq);
         check_admin(rq.authorization);
         if (check_route(&rq, &m) == CPN_ROUTE_OK) {
-                if (m.route == CPN_ROUTE_ISSUE)
+                const char *name = cpn_router_name(&router, m.route);
+
+                if (strcmp(name, "issue") == 0)
                         check_issue(&rq, &m);
-                else if (m.route == CPN_ROUTE_CAMPAIGNS)
+                else if (strcmp(name, "campaign_create") == 0)
                         check_campaigns(&rq, &m);
         }
         request_clear(&rq);

@@ -71,6 +71,3 @@ int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const c
                          enum cpn_user_state *state, struct cpn_error *err);
 
 int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err);
-/* Whether MySQL answers, as the pool's watcher last saw it (no I/O). */
-bool cpn_service_db_up(struct cpn_session *s);
-int cpn_service_outbox_backlog(struct cpn_session *s, int64_t *n, struct cpn_error *err);
