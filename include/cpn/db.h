@@ -17,9 +17,11 @@
 #include "cpn/types.h"
 #include "cpn/coupon/campaign.h"
 
-/* The db module's own outcome (error.h). */
+/* The db module's own outcomes (error.h). */
 enum {
         CPN_DB_NO_SUCH_EVENT = CPN_DB_BASE, /* no failed event of that id is open or dead */
+        CPN_DB_NO_ROW,                      /* the query found no row */
+        CPN_DB_DUPLICATE,                   /* a unique key refused the row */
 };
 
 struct cpn_db_url {
@@ -50,6 +52,66 @@ bool cpn_db_connected(const struct cpn_db *db);
 void cpn_db_drop_if_closed(struct cpn_db *db);
 
 int cpn_db_ping(struct cpn_db *db, struct cpn_error *err);
+
+/*
+ * Statements and transactions: what a product writes its SQL with, without
+ * seeing libmysqlclient. A statement is prepared once per connection and
+ * cached by the address of its SQL text, which must therefore be a string
+ * literal (or live as long as the program); '?' marks each parameter.
+ */
+enum cpn_db_type {
+        CPN_DB_INT,  /* int64_t */
+        CPN_DB_TEXT, /* a NUL-terminated string */
+        CPN_DB_TIME, /* unix ms, as DATETIME(3) in UTC */
+        CPN_DB_NULL, /* parameters only: SQL NULL */
+};
+
+/* A parameter (in) or a column of the result (out). */
+struct cpn_db_val {
+        enum cpn_db_type type;
+        int64_t i;      /* INT and TIME, in and out */
+        const char *s;  /* TEXT in: borrowed for the call; NULL is SQL NULL */
+        char *buf;      /* TEXT out: the value, NUL-terminated, cut to cap - 1 bytes */
+        size_t cap;
+        size_t len;     /* TEXT out: the value's whole length */
+        bool null;      /* out: the column was NULL (i 0, buf "") */
+};
+#define CPN_DB_IN_INT(v) ((struct cpn_db_val){ .type = CPN_DB_INT, .i = (v) })
+#define CPN_DB_IN_TEXT(v) ((struct cpn_db_val){ .type = CPN_DB_TEXT, .s = (v) })
+#define CPN_DB_IN_TIME(v) ((struct cpn_db_val){ .type = CPN_DB_TIME, .i = (v) })
+#define CPN_DB_OUT_INT() ((struct cpn_db_val){ .type = CPN_DB_INT })
+#define CPN_DB_OUT_TIME() ((struct cpn_db_val){ .type = CPN_DB_TIME })
+#define CPN_DB_OUT_TEXT(b) ((struct cpn_db_val){ .type = CPN_DB_TEXT, .buf = (b), .cap = sizeof(b) })
+#define CPN_DB_VALS_MAX 16
+
+/* Opens a transaction (connecting if needed). Returns 0, -EIO or -EPROTO. */
+int cpn_db_begin(struct cpn_db *db, struct cpn_error *err);
+/* Commits it. Returns 0, or -EIO: the outcome is unknown (the connection
+ * is dropped; what was written must be safe to find done or not done). */
+int cpn_db_commit(struct cpn_db *db, struct cpn_error *err);
+/* Rolls back the open transaction, if any; never fails (a connection that
+ * cannot roll back is dropped, which rolls back). */
+void cpn_db_rollback(struct cpn_db *db);
+
+/*
+ * Runs @sql with @n_in parameters. A statement with a result set fills
+ * @out (@n_out columns, in order) from its first row and discards the
+ * rest. *@affected (may be NULL) gets the rows changed (matched rows do
+ * not count: a guarded UPDATE that found nothing to change is 0).
+ * Returns 0, CPN_DB_NO_ROW (a result set without rows), CPN_DB_DUPLICATE
+ * (a unique key refused the write), -EAGAIN (a deadlock or lock wait
+ * timeout: the transaction was rolled back, the whole of it may be
+ * retried), -EIO (connection lost; dropped) or -EPROTO; the server's text
+ * in @err. Outside a transaction each statement commits on its own.
+ */
+int cpn_db_run(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
+               struct cpn_db_val *out, size_t n_out, uint64_t *affected, struct cpn_error *err);
+/* Like cpn_db_run, calling @fn for every row of the result with @out
+ * filled; a non-zero return of @fn stops the walk (the rest is discarded)
+ * and is returned. No rows is 0. */
+int cpn_db_each(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
+                struct cpn_db_val *out, size_t n_out, int (*fn)(const struct cpn_db_val *out, void *ud), void *ud,
+                struct cpn_error *err);
 
 /*
  * The pool: coupon-api's MySQL connections, COUPON_MYSQL_POOL of them for

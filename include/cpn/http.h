@@ -144,7 +144,7 @@ struct cpn_api_error_info {
 const struct cpn_api_error_info *cpn_api_error_info(enum cpn_api_error e);
 /* Maps a return code no product row claims to a shared answer: CPN_INVALID
  * to invalid_request, an unreachable backend (-EIO, -ETIMEDOUT,
- * -ECONNREFUSED, -EPROTO, -EBUSY) to unavailable, anything else to
+ * -ECONNREFUSED, -EPROTO, -EBUSY, -EAGAIN) to unavailable, anything else to
  * internal. Must not be called with 0. */
 enum cpn_api_error cpn_api_error_from_code(int r);
 /* Writes the error body {"error":{"code","message"}} of @info, @message or

@@ -17,6 +17,8 @@ enum {
         CPN_DB_STMT_N,
 };
 
+#define CPN_DB_CACHE_N 48
+
 /* Bind buffers of the largest insert chunk, allocated on first use. */
 struct cpn_db_scratch {
         MYSQL_BIND b[256 * 4];
@@ -31,6 +33,11 @@ struct cpn_db {
         MYSQL *m;                          /* NULL: not connected (or dropped after a connection error) */
         MYSQL_STMT *stmt[CPN_DB_STMT_N];   /* prepared lazily; NULL when m is */
         struct cpn_db_scratch *scratch;    /* owned */
+        struct {                           /* cpn_db_run's statements, by the address of their SQL */
+                const char *sql;
+                MYSQL_STMT *st;
+        } cache[CPN_DB_CACHE_N];
+        bool in_tx;                        /* between cpn_db_begin and commit/rollback */
         unsigned last_errno;               /* of the last failure, for classification */
 };
 

@@ -129,6 +129,13 @@ void cpn_db_drop(struct cpn_db *db) {
                         mysql_stmt_close(db->stmt[i]);
                         db->stmt[i] = NULL;
                 }
+        for (size_t i = 0; i < CPN_DB_CACHE_N; i++)
+                if (db->cache[i].st) {
+                        mysql_stmt_close(db->cache[i].st);
+                        db->cache[i].st = NULL;
+                        db->cache[i].sql = NULL;
+                }
+        db->in_tx = false;
         if (db->m) {
                 mysql_close(db->m);
                 db->m = NULL;

@@ -269,6 +269,7 @@ enum cpn_api_error cpn_api_error_from_code(int r) {
         case -ECONNREFUSED:
         case -EPROTO: /* e.g. Redis OOM or read-only replica: retryable */
         case -EBUSY:
+        case -EAGAIN: /* a MySQL deadlock or lock wait timeout: nothing was changed */
                 return CPN_E_UNAVAILABLE;
         default: return CPN_E_INTERNAL;
         }
