@@ -48,6 +48,39 @@ struct cpn_redis *cpn_redis_free(struct cpn_redis *r);
 /* Connects if needed and PINGs. */
 int cpn_store_ping(struct cpn_redis *r, struct cpn_error *err);
 
+/* ---- any product's scripts ---- */
+
+#define CPN_SCRIPTS_MAX 32       /* embedded Lua files */
+#define CPN_REDIS_VALUES_MAX 8
+
+/* One value of a script's answer, without hiredis's types. */
+struct cpn_redis_value {
+        enum { CPN_RV_NIL, CPN_RV_INT, CPN_RV_STR } type;
+        long long i;  /* INT; for STR, its leading integer (0 if none) */
+        char s[128];  /* STR, NUL-terminated, cut to 127 bytes */
+        size_t len;
+};
+
+/* A script's answer: the elements of an array reply (the first
+ * CPN_REDIS_VALUES_MAX), or one value. */
+struct cpn_redis_answer {
+        size_t n;
+        struct cpn_redis_value v[CPN_REDIS_VALUES_MAX];
+};
+
+/*
+ * Runs the embedded script @name (its file name under lua/, e.g.
+ * "reserve.lua") with @nkeys keys then @nargs arguments from @kv (at most
+ * 13 together). Loaded on first use on this connection; a NOSCRIPT answer
+ * reloads it once. @safe: the script may run twice (see cpn_store_issue on
+ * what a lost answer means otherwise). *@sent (may be NULL) becomes true
+ * once the call was handed to the socket: after a failure from then on,
+ * the script may have run. Returns 0 with @out filled, -EIO, -EPROTO (an
+ * error reply, such as a script's own error), -ENOENT (no such script).
+ */
+int cpn_redis_script(struct cpn_redis *r, const char *name, bool safe, int nkeys, int nargs, const char **kv,
+                     struct cpn_redis_answer *out, bool *sent, struct cpn_error *err);
+
 /*
  * Runs lua/issue.lua for (@campaign_id, @user_id), both already validated.
  * Returns 0 with @out filled (seq, outbox id, issued_at), CPN_ISSUE_DUPLICATE,

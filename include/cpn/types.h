@@ -41,6 +41,11 @@ int64_t cpn_time_now_ms(void);
 /* Fills @buf (@n bytes, odd, at least 3) with (n-1)/2 random bytes from
  * the kernel in lower-case hex and a NUL. Returns 0 or a negative errno. */
 int cpn_random_token(char *buf, size_t n);
+/* A UUID v4 (122 random bits from the kernel) in lower-case canonical
+ * form, 36 characters and a NUL. Returns 0 or a negative errno. */
+int cpn_uuid_v4(char out[37]);
+/* Whether @s[0..len) is a UUID in lower-case canonical form. */
+bool cpn_uuid_valid(const char *s, size_t len);
 /* Monotonic clock in ms / ns, for deadlines and latencies. */
 int64_t cpn_mono_ms(void);
 uint64_t cpn_mono_ns(void);

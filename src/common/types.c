@@ -192,6 +192,38 @@ int cpn_random_token(char *buf, size_t n) {
         return 0;
 }
 
+int cpn_uuid_v4(char out[37]) {
+        static const char variant[] = "89ab";
+        char hex[33];
+        int r = cpn_random_token(hex, sizeof(hex)), o = 0;
+
+        if (r)
+                return r;
+        hex[12] = '4';                             /* version 4: random */
+        /* RFC 9562 variant 10xx: the digit's two low random bits stay */
+        hex[16] = variant[(hex[16] <= '9' ? hex[16] - '0' : hex[16] - 'a' + 10) & 3];
+        for (int i = 0; i < 32; i++) {
+                if (i == 8 || i == 12 || i == 16 || i == 20)
+                        out[o++] = '-';
+                out[o++] = hex[i];
+        }
+        out[o] = '\0';
+        return 0;
+}
+
+static bool hex_lower(char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+bool cpn_uuid_valid(const char *s, size_t len) {
+        if (len != 36)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !hex_lower(s[i]))
+                        return false;
+        return true;
+}
+
 int64_t cpn_mono_ms(void) {
         return (int64_t)(cpn_mono_ns() / 1000000);
 }

@@ -30,25 +30,11 @@ static int split(const char *path, const char **seg, size_t *len, int max) {
         }
 }
 
-static bool hex_lower(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
-/* 8-4-4-4-12 lower-case hex digits. */
-static bool uuid_valid(const char *s, size_t len) {
-        if (len != 36)
-                return false;
-        for (size_t i = 0; i < len; i++)
-                if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !hex_lower(s[i]))
-                        return false;
-        return true;
-}
-
 static bool param_valid(enum cpn_param_kind k, const char *s, size_t len) {
         switch (k) {
         case CPN_PARAM_ID: return cpn_id_valid(s, len);
         case CPN_PARAM_USER: return cpn_user_id_valid(s, len);
-        case CPN_PARAM_UUID: return uuid_valid(s, len);
+        case CPN_PARAM_UUID: return cpn_uuid_valid(s, len);
         default: return false;
         }
 }

@@ -42,6 +42,7 @@ struct cpn_redis {
         bool fresh;            /* connected by this call's ensure(): no reply read on it yet */
         bool setting_up;       /* inside ensure(): AUTH, SELECT, SCRIPT LOAD */
         char sha[_S_N][41];    /* per connection: no shared mutable state */
+        char named_sha[CPN_SCRIPTS_MAX][41]; /* cpn_redis_script's, by embedded file; "" = not loaded yet */
 };
 
 /* ---- URL ---- */
@@ -280,27 +281,32 @@ static int run(struct cpn_redis *r, redisReply **out, struct cpn_error *err, int
         return exec_cmd(r, true, out, err, argc, argv, lens);
 }
 
-static int load_script(struct cpn_redis *r, enum script_id id, struct cpn_error *err) {
+/* SCRIPT LOADs the embedded file @name; its SHA into @sha. */
+static int load_named(struct cpn_redis *r, const char *name, char sha[41], struct cpn_error *err) {
         const char *text = NULL;
         redisReply *rep;
         int ret;
 
         for (const struct cpn_embedded *e = cpn_lua_files; e->name; e++)
-                if (strcmp(e->name, script_names[id]) == 0)
+                if (strcmp(e->name, name) == 0)
                         text = e->text;
         if (!text)
-                return cpn_error_set(err, -ENOENT, "script %s not embedded", script_names[id]);
+                return cpn_error_set(err, -ENOENT, "script %s not embedded", name);
         ret = run(r, &rep, err, 3, (const char *[]){ "SCRIPT", "LOAD", text },
                   (size_t[]){ 6, 4, strlen(text) });
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
                 freeReplyObject(rep);
-                return cpn_error_set(err, -EPROTO, "SCRIPT LOAD %s: unexpected reply", script_names[id]);
+                return cpn_error_set(err, -EPROTO, "SCRIPT LOAD %s: unexpected reply", name);
         }
-        memcpy(r->sha[id], rep->str, 41);
+        memcpy(sha, rep->str, 41);
         freeReplyObject(rep);
         return 0;
+}
+
+static int load_script(struct cpn_redis *r, enum script_id id, struct cpn_error *err) {
+        return load_named(r, script_names[id], r->sha[id], err);
 }
 
 /* Whether a connection that is idle between commands was closed or broken
@@ -382,21 +388,25 @@ fail:
  * true once the EVALSHA itself was handed to the socket: after a failure
  * from then on, Redis may or may not have run the script. @safe as for
  * exec_cmd: the script may run twice. */
-static int evalsha_sent(struct cpn_redis *r, enum script_id id, bool safe, redisReply **out,
-                        struct cpn_error *err, bool *sent, int nkeys, int nargs, const char **kv) {
+static int eval_named(struct cpn_redis *r, const char *name, char sha[41], bool safe, redisReply **out,
+                      struct cpn_error *err, bool *sent, int nkeys, int nargs, const char **kv) {
         const char *argv[16];
         size_t lens[16];
         char nk[8];
         int argc = 0, ret;
 
+        if (nkeys + nargs > 13)
+                return cpn_error_set(err, -EINVAL, "script %s: too many keys and arguments", name);
         snprintf(nk, sizeof(nk), "%d", nkeys);
         for (int attempt = 0; attempt < 2; attempt++) {
                 ret = ensure(r, err);
+                if (!ret && !sha[0])
+                        ret = load_named(r, name, sha, err);
                 if (ret)
                         return ret;
                 argc = 0;
                 argv[argc++] = "EVALSHA";
-                argv[argc++] = r->sha[id];
+                argv[argc++] = sha;
                 argv[argc++] = nk;
                 for (int i = 0; i < nkeys + nargs; i++)
                         argv[argc++] = kv[i];
@@ -406,7 +416,7 @@ static int evalsha_sent(struct cpn_redis *r, enum script_id id, bool safe, redis
                         *sent = true;
                 ret = exec_cmd(r, safe, out, err, argc, argv, lens);
                 if (ret == -EPROTO && err && strncmp(err->msg, "redis EVALSHA: NOSCRIPT", 23) == 0) {
-                        ret = load_script(r, id, err);
+                        ret = load_named(r, name, sha, err);
                         if (ret)
                                 return ret;
                         continue;
@@ -414,6 +424,59 @@ static int evalsha_sent(struct cpn_redis *r, enum script_id id, bool safe, redis
                 return ret;
         }
         return ret;
+}
+
+static int evalsha_sent(struct cpn_redis *r, enum script_id id, bool safe, redisReply **out,
+                        struct cpn_error *err, bool *sent, int nkeys, int nargs, const char **kv) {
+        return eval_named(r, script_names[id], r->sha[id], safe, out, err, sent, nkeys, nargs, kv);
+}
+
+/* One element of a script's answer. */
+static void take_value(const redisReply *e, struct cpn_redis_value *v) {
+        memset(v, 0, sizeof(*v));
+        switch (e->type) {
+        case REDIS_REPLY_INTEGER:
+                v->type = CPN_RV_INT;
+                v->i = e->integer;
+                break;
+        case REDIS_REPLY_STRING:
+        case REDIS_REPLY_STATUS:
+                v->type = CPN_RV_STR;
+                v->len = e->len < sizeof(v->s) - 1 ? e->len : sizeof(v->s) - 1;
+                memcpy(v->s, e->str, v->len);
+                v->i = strtoll(v->s, NULL, 10);
+                break;
+        default:
+                v->type = CPN_RV_NIL;
+                break;
+        }
+}
+
+int cpn_redis_script(struct cpn_redis *r, const char *name, bool safe, int nkeys, int nargs, const char **kv,
+                     struct cpn_redis_answer *out, bool *sent, struct cpn_error *err) {
+        redisReply *rep;
+        int idx = 0, ret;
+
+        if (sent)
+                *sent = false;
+        memset(out, 0, sizeof(*out));
+        for (const struct cpn_embedded *e = cpn_lua_files; e->name && strcmp(e->name, name) != 0; e++)
+                idx++;
+        if (idx >= CPN_SCRIPTS_MAX)
+                return cpn_error_set(err, -ENOENT, "script %s not embedded", name);
+        ret = eval_named(r, name, r->named_sha[idx], safe, &rep, err, sent, nkeys, nargs, kv);
+        if (ret)
+                return ret;
+        if (rep->type == REDIS_REPLY_ARRAY) {
+                out->n = rep->elements < CPN_REDIS_VALUES_MAX ? rep->elements : CPN_REDIS_VALUES_MAX;
+                for (size_t i = 0; i < out->n; i++)
+                        take_value(rep->element[i], &out->v[i]);
+        } else {
+                out->n = 1;
+                take_value(rep, &out->v[0]);
+        }
+        freeReplyObject(rep);
+        return 0;
 }
 
 /* A script that may run twice (see exec_cmd). */

@@ -325,6 +325,30 @@ static void test_time_now(void **state) {
 
 /* ---- key names ---- */
 
+static void test_uuid_v4(void **state) {
+        char a[37], b[37];
+        int seen[16] = { 0 };
+
+        for (int i = 0; i < 2000; i++) {
+                assert_int_equal(cpn_uuid_v4(a), 0);
+                assert_int_equal(strlen(a), 36);
+                assert_true(cpn_uuid_valid(a, 36));
+                assert_int_equal(a[14], '4');
+                assert_non_null(strchr("89ab", a[19]));
+                seen[a[19] <= '9' ? a[19] - '0' : a[19] - 'a' + 10]++;
+        }
+        /* all four variant digits turn up, roughly equally */
+        for (int v = 8; v < 12; v++)
+                assert_in_range(seen[v], 350, 650);
+        assert_int_equal(cpn_uuid_v4(b), 0);
+        assert_string_not_equal(a, b);
+        assert_true(cpn_uuid_valid("00000000-0000-0000-0000-000000000000", 36));
+        assert_false(cpn_uuid_valid("00000000-0000-0000-0000-00000000000A", 36));
+        assert_false(cpn_uuid_valid("00000000-0000-0000-0000-0000000000000", 37));
+        assert_false(cpn_uuid_valid("00000000_0000-0000-0000-000000000000", 36));
+        assert_false(cpn_uuid_valid("000000000000-0000-0000-0000-00000000", 36));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_id_lengths),
@@ -342,6 +366,7 @@ int main(void) {
                 cmocka_unit_test(test_time_format),
                 cmocka_unit_test(test_time_round_trip),
                 cmocka_unit_test(test_time_now),
+                cmocka_unit_test(test_uuid_v4),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,9 @@
+-- Gives a hold back: only the hold of that very ticket, so that a late
+-- release (a reaper behind, a repeated cancel) never frees the user's next
+-- ticket. KEYS[1] = ticket:{<type>}:users; ARGV = user id, ticket id.
+-- Returns 1 if it was released, 0 if that hold was not there.
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
