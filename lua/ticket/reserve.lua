@@ -1,12 +1,14 @@
 -- The reservation gate: decides at Redis speed, before MySQL sees the
 -- request, and writes nothing that would need undoing unless it passes.
 -- KEYS[1] = ticket:{<type>}:meta, KEYS[2] = ticket:{<type>}:users (user id
--- -> id of the user's live ticket: PENDING, PAID or CONFIRMED).
+-- -> "<ticket id>:<unix ms of the hold>" for the user's live ticket:
+-- PENDING, PAID or CONFIRMED).
 -- ARGV[1] = user id, ARGV[2] = the id the new ticket will have.
 -- Returns {'ok', id} (the hold is recorded: MySQL must now take the stock,
--- or the caller gives the hold back), {'held', id} (the user's live
--- ticket), {'sold_out'}, {'not_open', 'scheduled'|'ended'}, {'not_found'}.
--- Repeating a call that ran answers {'held', ARGV[2]}: the caller knows it.
+-- or the caller gives the hold back), {'held', id, age_ms} (the user's
+-- live ticket, recorded age_ms ago), {'sold_out'}, {'not_open',
+-- 'scheduled'|'ended'}, {'not_found'}. Repeating a call that ran answers
+-- {'held', ARGV[2], ...}: the caller knows it.
 local m = redis.call('HMGET', KEYS[1], 'total', 'starts_at', 'ends_at')
 if not m[1] then
   return {'not_found'}
@@ -22,10 +24,12 @@ if ends > 0 and now >= ends then
 end
 local held = redis.call('HGET', KEYS[2], ARGV[1])
 if held then
-  return {'held', held}
+  local sep = string.find(held, ':', 1, true)
+  local since = sep and tonumber(string.sub(held, sep + 1)) or now
+  return {'held', sep and string.sub(held, 1, sep - 1) or held, now - since}
 end
 if redis.call('HLEN', KEYS[2]) >= tonumber(m[1]) then
   return {'sold_out'}
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. now)
 return {'ok', ARGV[2]}

@@ -14,6 +14,7 @@
 #include "cpn/api.h"
 #include "cpn/log.h"
 #include "cpn/coupon/http.h"
+#include "cpn/ticket/http.h"
 #include "process.h"
 
 static void usage(FILE *f) {
@@ -52,12 +53,13 @@ static long list_len(const char *s) {
  * twice the threads), its own Redis connection (opened on its first read
  * or admin call). Besides: stdio and the log, the listening sockets, the
  * MySQL pool and its watcher, the Redis connections of the issue pipe,
- * the delivery reports and the relay, and librdkafka's sockets and
+ * the delivery reports and the relay, the reaper's MySQL and Redis
+ * connections, and librdkafka's sockets and
  * wake-up pipes (three per broker; the cluster may have more brokers than
  * the bootstrap list names).
  */
 static int fd_budget(const struct cpn_config *cfg, struct cpn_error *err) {
-        long fixed = 8 + list_len(cfg->http_addr) + (cfg->mysql_pool + 1) + 3 + 32 +
+        long fixed = 8 + list_len(cfg->http_addr) + (cfg->mysql_pool + 1) + 3 + 2 + 32 +
                      3 * (list_len(cfg->kafka_brokers) + 8);
         long need = fixed + 4 * cfg->http_threads;
         struct rlimit rl;
@@ -96,9 +98,12 @@ int main(int argc, char **argv) {
         struct cpn_error err = { { 0 } };
         struct cpn_server *server = NULL;
         struct cpn_coupon_http coupon = { 0 };
+        struct cpn_ticket_service tickets_svc = { 0 };
+        struct cpn_ticket_http tickets = { 0 };
         struct cpn_process process = { 0 };
-        struct cpn_http_product products[2];
+        struct cpn_http_product products[3];
         struct cpn_relay *relay = NULL;
+        struct cpn_ticket_reaper *reaper = NULL;
         enum cpn_log_level level = CPN_LOG_INFO;
         sigset_t sigs;
         int argi, sig, r;
@@ -158,6 +163,8 @@ int main(int argc, char **argv) {
                 r = cpn_store_pipe_new(&svc.pipe, &svc.redis_url, cfg.redis_timeout_ms, &err);
         if (!r)
                 r = cpn_relay_new(&relay, &cfg, &svc.redis_url, svc.producer, &err);
+        if (!r)
+                r = cpn_ticket_reaper_new(&reaper, &cfg, &svc.db_url, &svc.redis_url, &err);
         if (!r) {
                 process = (struct cpn_process){ .cfg = &cfg, .redis_url = &svc.redis_url,
                                                 .producer = svc.producer, .db_pool = svc.db_pool };
@@ -165,10 +172,17 @@ int main(int argc, char **argv) {
                 coupon.svc = &svc;
                 products[0] = cpn_process_http_product(&process);
                 products[1] = cpn_coupon_http_product(&coupon);
-                r = cpn_server_new(&server, &cfg, products, 2, &err);
+                tickets_svc = (struct cpn_ticket_service){ .cfg = &cfg, .redis_url = &svc.redis_url,
+                                                           .db_pool = svc.db_pool };
+                tickets.cfg = &cfg;
+                tickets.svc = &tickets_svc;
+                tickets.reaper = reaper;
+                products[2] = cpn_ticket_http_product(&tickets);
+                r = cpn_server_new(&server, &cfg, products, 3, &err);
         }
         if (r) {
                 cpn_log_error("cannot start: %s", err.msg);
+                cpn_ticket_reaper_free(reaper);
                 cpn_relay_free(relay);
                 cpn_store_pipe_free(svc.pipe);
                 cpn_db_pool_free(svc.db_pool);
@@ -195,6 +209,7 @@ int main(int argc, char **argv) {
         cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         cpn_server_free(server);       /* answers what is in flight */
         cpn_store_pipe_free(svc.pipe); /* no caller is left */
+        cpn_ticket_reaper_free(reaper);
         cpn_db_pool_free(svc.db_pool);
         cpn_relay_free(relay);
         cpn_producer_free(svc.producer, 5000); /* waits for Kafka's reports */

@@ -84,6 +84,13 @@ static const struct entry table[] = {
           "and couponctl's connect (their reads and writes get 5x, at least 30 s)" },
         { "COUPON_MYSQL_POOL", "mysql-pool", T_LONG, S(mysql_pool), "4", 1, 256, CPN_CFG_API,
           "MySQL connections of coupon-api for all its threads (plus one that watches MySQL)" },
+        { "COUPON_PAYMENT_TIMEOUT_MS", "payment-timeout-ms", T_LONG, S(payment_timeout_ms), "10000", 100,
+          120000, CPN_CFG_API | CPN_CFG_WORKER,
+          "how long one payment gateway call may take before its outcome counts as unknown; a hold is not "
+          "expired while its payment is in flight (up to this)" },
+        { "COUPON_TICKET_REAP_MS", "ticket-reap-ms", T_LONG, S(ticket_reap_ms), "250", 50, 60000,
+          CPN_CFG_API | CPN_CFG_WORKER,
+          "how often expired ticket holds are looked for and their stock given back (0 rows: one query)" },
         { "COUPON_WORKER_GROUP", "worker-group", T_STR, S(worker_group), "coupon-worker", 0, 0,
           CPN_CFG_WORKER | CPN_CFG_CTL, "Kafka consumer group of coupon-worker" },
         { "COUPON_WORKER_BATCH", "worker-batch", T_LONG, S(worker_batch), "1000", 1, 20000,

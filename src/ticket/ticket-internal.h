@@ -1,0 +1,46 @@
+#pragma once
+/* Shared by the ticket product's files only: its Redis gate (gate.c) and
+ * its SQL (sql.c), both on the shared layers' generic calls. */
+#include "cpn/db.h"
+#include "cpn/store.h"
+#include "cpn/ticket/ticket.h"
+
+/* ---- gate.c: the Redis gate ---- */
+
+/* Writes the gate's meta from MySQL's row. *@created: this call wrote it. */
+int cpn_gate_type_set(struct cpn_redis *r, const struct cpn_ticket_type *t, bool *created, struct cpn_error *err);
+
+enum cpn_gate_answer { CPN_GATE_OK, CPN_GATE_HELD, CPN_GATE_SOLD_OUT, CPN_GATE_NOT_OPEN, CPN_GATE_NO_TYPE };
+/* Runs reserve.lua. *@held: the id the user's hold names (ok or held),
+ * *@age_ms how long ago that hold was recorded (held); @why: "scheduled"
+ * or "ended" on not_open. */
+int cpn_gate_reserve(struct cpn_redis *r, const char *type_id, const char *user_id, const char *new_id,
+                     enum cpn_gate_answer *ans, char held[CPN_TICKET_ID_LEN + 1], int64_t *age_ms, char why[16],
+                     struct cpn_error *err);
+/* Gives back the hold of @ticket_id, if it is that one's. */
+int cpn_gate_release(struct cpn_redis *r, const char *type_id, const char *user_id, const char *ticket_id,
+                     bool *released, struct cpn_error *err);
+
+/* ---- sql.c: MySQL, the truth ---- */
+
+/* Inserts the row. Returns 0, CPN_TICKET_TYPE_SAME or CPN_TICKET_TYPE_EXISTS; *@stored is MySQL's row. */
+int cpn_sql_type_insert(struct cpn_db *db, const struct cpn_ticket_type *t, struct cpn_ticket_type *stored,
+                        struct cpn_error *err);
+/* The type and its counts. Returns 0 or CPN_TICKET_TYPE_NOT_FOUND. */
+int cpn_sql_type_get(struct cpn_db *db, const char *id, struct cpn_ticket_type_state *out, struct cpn_error *err);
+/* One transaction: stock taken by the conditional UPDATE, the PENDING
+ * ticket @id inserted. Returns 0 (@out filled), CPN_TICKET_SOLD_OUT
+ * (issued = total), CPN_TICKET_HELD (the user has a live ticket: MySQL's
+ * unique key refused a second), CPN_TICKET_TYPE_NOT_FOUND, CPN_UNKNOWN
+ * (the commit went unanswered), or a negative errno (rolled back). */
+int cpn_sql_reserve(struct cpn_db *db, const char *type_id, const char *user_id, const char *id,
+                    struct cpn_ticket *out, struct cpn_error *err);
+/* Returns 0 or CPN_TICKET_NOT_FOUND. */
+int cpn_sql_ticket_get(struct cpn_db *db, const char *id, struct cpn_ticket *out, struct cpn_error *err);
+/* The user's live ticket of the type: 0 or CPN_TICKET_NOT_FOUND. */
+int cpn_sql_ticket_live(struct cpn_db *db, const char *type_id, const char *user_id, struct cpn_ticket *out,
+                        struct cpn_error *err);
+/* PENDING (no payment in flight) -> CANCELLED and issued - 1 in one
+ * transaction. Returns 0, CPN_TICKET_NOT_PENDING or CPN_TICKET_NOT_FOUND;
+ * @out is the ticket after it. */
+int cpn_sql_cancel(struct cpn_db *db, const char *id, struct cpn_ticket *out, struct cpn_error *err);
