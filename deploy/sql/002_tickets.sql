@@ -31,10 +31,14 @@ CREATE TABLE IF NOT EXISTS tickets (
   price              BIGINT UNSIGNED NOT NULL,
   currency           CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   expires_at         DATETIME(3) NOT NULL,       -- end of the hold (UTC)
-  -- A payment in flight: set before the gateway is called, so that a crash
-  -- during the call is recovered by asking the gateway, and so that the
-  -- reaper does not expire a hold whose payment began in time.
+  -- The payment: payment_started_at is set (with the key and a new
+  -- attempt number) before the gateway is called and cleared once its
+  -- outcome is recorded, so that a crash or a lost answer during the call
+  -- is settled by asking the gateway, and so that the reaper does not
+  -- expire a hold whose payment began in time. Attempt n's Idempotency-Key
+  -- is the ticket id (n = 1) or "<ticket id>-<n>".
   payment_key        VARCHAR(200) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  payment_attempt    INT UNSIGNED NOT NULL DEFAULT 0,
   payment_started_at DATETIME(3) NULL,
   paid_at            DATETIME(3) NULL,
   confirmed_at       DATETIME(3) NULL,

@@ -39,6 +39,8 @@ struct cpn_config {
         long redis_pipeline;
         long mysql_timeout_ms;
         long mysql_pool;
+        char *payment_url;          /* COUPON_PAYMENT_URL, NULL = payments disabled */
+        char *payment_secret;       /* COUPON_PAYMENT_SECRET */
         long payment_timeout_ms;    /* COUPON_PAYMENT_TIMEOUT_MS */
         long ticket_reap_ms;        /* COUPON_TICKET_REAP_MS */
         char *worker_group;         /* COUPON_WORKER_GROUP */

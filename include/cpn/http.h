@@ -190,7 +190,7 @@ bool cpn_http_json_type(const char *content_type);
 
 #define CPN_LATENCY_BUCKETS 14
 /* Status codes are counted in a small fixed set; others land in "other". */
-#define CPN_METRIC_STATUSES 16
+#define CPN_METRIC_STATUSES 17
 
 struct cpn_metrics {
         _Atomic uint64_t requests[CPN_ROUTES_MAX + 1][CPN_METRIC_STATUSES];

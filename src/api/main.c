@@ -14,6 +14,7 @@
 #include "cpn/api.h"
 #include "cpn/log.h"
 #include "cpn/coupon/http.h"
+#include "cpn/ticket/gateway.h"
 #include "cpn/ticket/http.h"
 #include "process.h"
 
@@ -50,18 +51,21 @@ static long list_len(const char *s) {
  * civetweb's accept loop spins on EMFILE and every request that needs a
  * new connection fails; better not to start. Per request thread: its
  * client socket, two more waiting in civetweb's accept queue (which holds
- * twice the threads), its own Redis connection (opened on its first read
- * or admin call). Besides: stdio and the log, the listening sockets, the
+ * twice the threads), a Redis connection for each product's calls and one
+ * for /readyz (each opened on first use), and its payment gateway
+ * connection (opened by its first payment). Besides: stdio and the log, the listening sockets, the
  * MySQL pool and its watcher, the Redis connections of the issue pipe,
  * the delivery reports and the relay, the reaper's MySQL and Redis
  * connections, and librdkafka's sockets and
  * wake-up pipes (three per broker; the cluster may have more brokers than
  * the bootstrap list names).
  */
+#define PER_THREAD 7
+
 static int fd_budget(const struct cpn_config *cfg, struct cpn_error *err) {
         long fixed = 8 + list_len(cfg->http_addr) + (cfg->mysql_pool + 1) + 3 + 2 + 32 +
                      3 * (list_len(cfg->kafka_brokers) + 8);
-        long need = fixed + 4 * cfg->http_threads;
+        long need = fixed + PER_THREAD * cfg->http_threads;
         struct rlimit rl;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -80,13 +84,14 @@ static int fd_budget(const struct cpn_config *cfg, struct cpn_error *err) {
                 (void)getrlimit(RLIMIT_NOFILE, &rl);
         }
         if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need) {
-                long fit = ((long)rl.rlim_cur - fixed) / 4;
+                long fit = ((long)rl.rlim_cur - fixed) / PER_THREAD;
 
                 return cpn_error_set(err, CPN_INVALID,
-                                     "COUPON_HTTP_THREADS=%ld needs up to %ld file descriptors (4 per thread: its "
-                                     "client, two in the accept queue, its Redis connection; %ld besides), the "
+                                     "COUPON_HTTP_THREADS=%ld needs up to %ld file descriptors (%d per thread: its "
+                                     "client, two in the accept queue, three Redis connections, one to the payment "
+                                     "gateway; %ld besides), the "
                                      "limit is %llu (ulimit -n, LimitNOFILE): raise it or use at most %ld threads",
-                                     cfg->http_threads, need, fixed, (unsigned long long)rl.rlim_cur,
+                                     cfg->http_threads, need, PER_THREAD, fixed, (unsigned long long)rl.rlim_cur,
                                      fit > 0 ? fit : 0);
         }
         return 0;
@@ -155,7 +160,9 @@ int main(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = cpn_producer_new(&svc.producer, &cfg, &svc.redis_url, &err);
+        r = cpn_gateway_global_init() == 0 ? 0 : cpn_error_set(&err, -EIO, "libcurl cannot initialise");
+        if (!r)
+                r = cpn_producer_new(&svc.producer, &cfg, &svc.redis_url, &err);
         if (!r)
                 r = cpn_db_pool_new(&svc.db_pool, &svc.db_url, (size_t)cfg.mysql_pool, cfg.mysql_timeout_ms,
                                     cfg.mysql_timeout_ms, true, &err);

@@ -84,6 +84,10 @@ static const struct entry table[] = {
           "and couponctl's connect (their reads and writes get 5x, at least 30 s)" },
         { "COUPON_MYSQL_POOL", "mysql-pool", T_LONG, S(mysql_pool), "4", 1, 256, CPN_CFG_API,
           "MySQL connections of coupon-api for all its threads (plus one that watches MySQL)" },
+        { "COUPON_PAYMENT_URL", "payment-url", T_STR, S(payment_url), NULL, 0, 0, CPN_CFG_API | CPN_CFG_WORKER,
+          "base URL of the card payment gateway (http[s]://host[:port][/prefix]); unset: payments answer 503" },
+        { "COUPON_PAYMENT_SECRET", "payment-secret", T_STR, S(payment_secret), NULL, 0, 0,
+          CPN_CFG_API | CPN_CFG_WORKER, "the gateway's secret key, sent as HTTP Basic user with an empty password" },
         { "COUPON_PAYMENT_TIMEOUT_MS", "payment-timeout-ms", T_LONG, S(payment_timeout_ms), "10000", 100,
           120000, CPN_CFG_API | CPN_CFG_WORKER,
           "how long one payment gateway call may take before its outcome counts as unknown; a hold is not "
@@ -253,6 +257,12 @@ int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_err
         if ((mask & CPN_CFG_API) && cfg->admin_token && strlen(cfg->admin_token) < 16)
                 return cpn_error_set(err, CPN_INVALID,
                                      "COUPON_ADMIN_TOKEN: use at least 16 characters");
+        if (cfg->payment_url && *cfg->payment_url && strncmp(cfg->payment_url, "http://", 7) != 0 &&
+            strncmp(cfg->payment_url, "https://", 8) != 0)
+                return cpn_error_set(err, CPN_INVALID, "COUPON_PAYMENT_URL: expected http:// or https://...");
+        if (cfg->payment_url && *cfg->payment_url && (!cfg->payment_secret || !*cfg->payment_secret))
+                return cpn_error_set(err, CPN_INVALID,
+                                     "COUPON_PAYMENT_SECRET is needed with COUPON_PAYMENT_URL (the gateway's secret key)");
         if ((mask & CPN_CFG_WORKER) && cfg->retry_max_ms < cfg->retry_base_ms)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_RETRY_MAX_MS (%ld) is below COUPON_RETRY_BASE_MS (%ld)",
                                      cfg->retry_max_ms, cfg->retry_base_ms);

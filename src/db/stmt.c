@@ -184,7 +184,7 @@ static void take_row(struct binds *b, struct cpn_db_val *out, size_t n) {
 static int execute(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
                    struct cpn_db_val *out, size_t n_out, struct binds *b, MYSQL_STMT **stp, bool *rows,
                    uint64_t *affected, struct cpn_error *err) {
-        MYSQL_STMT *st;
+        MYSQL_STMT *st = NULL;
         MYSQL_RES *meta;
         int r;
 

@@ -3,7 +3,7 @@
 
 #include "cpn/http.h"
 
-static const int statuses[CPN_METRIC_STATUSES] = { 200, 201, 202, 400, 401, 403, 404, 405,
+static const int statuses[CPN_METRIC_STATUSES] = { 200, 201, 202, 400, 401, 402, 403, 404, 405,
                                                    409, 410, 413, 415, 500, 503, 504, 0 };
 /* Upper bounds in microseconds. */
 static const uint64_t bounds_us[CPN_LATENCY_BUCKETS] = { 250,   500,    1000,   2000,   3000,

@@ -145,6 +145,7 @@ static const char *reason(int status) {
         case 202: return "Accepted";
         case 400: return "Bad Request";
         case 401: return "Unauthorized";
+        case 402: return "Payment Required";
         case 403: return "Forbidden";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";

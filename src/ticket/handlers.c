@@ -25,6 +25,19 @@ static const struct cpn_api_error_info
         not_open = { 403, "not_open", "the sale of this ticket type is not open", 0 },
         ticket_not_found = { 404, "ticket_not_found", "no such ticket", 0 },
         not_pending = { 409, "not_pending", "the ticket is not PENDING", 0 },
+        amount_mismatch = { 400, "amount_mismatch", "amount is not the ticket's price; nothing was charged", 0 },
+        payment_declined = { 402, "payment_declined",
+                             "the card was declined; the ticket stays PENDING until its hold expires and may be "
+                             "paid again", 0 },
+        hold_expired = { 409, "hold_expired",
+                         "the hold had expired or was cancelled before the payment could be recorded; any charge "
+                         "was cancelled", 0 },
+        already_paid = { 409, "already_paid", "the ticket was paid with another payment_key", 0 },
+        payment_unknown = { 504, "payment_unknown",
+                            "the payment gateway did not answer in time: the service asks it and the ticket shows "
+                            "the outcome (GET it); repeating the same payment never charges twice", 2 },
+        payment_disabled = { 503, "unavailable", "payments are disabled until COUPON_PAYMENT_URL is set", 0 },
+        gateway_down = { 503, "unavailable", "the payment gateway cannot be reached; nothing was charged", 1 },
         /* MySQL's commit went unanswered: the ticket may exist. */
         reserve_unknown = { 504, "outcome_unknown",
                             "MySQL was lost while recording the reservation; it may or may not exist: repeat the "
@@ -41,6 +54,13 @@ const struct cpn_api_error_info *cpn_ticket_answer(int r) {
         case CPN_TICKET_NOT_FOUND: return &ticket_not_found;
         case CPN_TICKET_NOT_PENDING: return &not_pending;
         case CPN_UNKNOWN: return &reserve_unknown;
+        case CPN_TICKET_AMOUNT_MISMATCH: return &amount_mismatch;
+        case CPN_TICKET_DECLINED: return &payment_declined;
+        case CPN_TICKET_HOLD_EXPIRED: return &hold_expired;
+        case CPN_TICKET_ALREADY_PAID: return &already_paid;
+        case CPN_TICKET_PAYMENT_UNKNOWN: return &payment_unknown;
+        case CPN_TICKET_PAYMENT_DISABLED: return &payment_disabled;
+        case CPN_TICKET_GATEWAY_DOWN: return &gateway_down;
         default: return NULL;
         }
 }
@@ -51,7 +71,8 @@ static void fail(struct cpn_response *rs, int r, const struct cpn_error *err) {
 
         if (!info)
                 info = cpn_api_error_info(cpn_api_error_from_code(r));
-        if (info == &not_open || info == &not_pending || info == &type_exists ||
+        if (info == &not_open || info == &not_pending || info == &type_exists || info == &payment_declined ||
+            info == &hold_expired || info == &amount_mismatch ||
             info == cpn_api_error_info(CPN_E_INVALID_REQUEST) || r == -EBUSY)
                 cpn_response_answer(rs, info, err->msg[0] ? err->msg : NULL);
         else
@@ -190,6 +211,32 @@ static void handle_ticket_cancel(void *thread, const struct cpn_request *rq, str
         cpn_response_ok(rs, 200, cpn_ticket_json(rs->body, rs->body_cap, &t));
 }
 
+static void handle_ticket_pay(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
+        struct ticket_thread *h = thread;
+        struct cpn_error err = { { 0 } };
+        char key[CPN_PAYMENT_KEY_MAX + 1];
+        struct cpn_ticket t;
+        int64_t amount;
+        int r;
+
+        if (!cpn_http_json_type(rq->content_type)) {
+                cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
+                return;
+        }
+        if (cpn_ticket_parse_payment(rq->body, rq->body_len, key, &amount, &err) != 0) {
+                cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
+                return;
+        }
+        r = cpn_ticket_pay(h->session, rq->match.param[0], key, amount, &t, &err);
+        count(&h->th->pay[r == 0 ? 0 : r == CPN_TICKET_DECLINED ? 1 : r == CPN_TICKET_HOLD_EXPIRED ? 2
+                                 : r == CPN_TICKET_PAYMENT_UNKNOWN ? 3 : 4]);
+        if (r) {
+                fail(rs, r, &err);
+                return;
+        }
+        cpn_response_ok(rs, 200, cpn_ticket_json(rs->body, rs->body_cap, &t));
+}
+
 static const char bad_type_id[] = "ticket_type_id must match [A-Za-z0-9_-]{1,64}";
 static const char bad_ticket_id[] = "ticket_id must be a ticket's UUID (lower case, 36 characters)";
 
@@ -199,6 +246,7 @@ static const struct cpn_route routes[] = {
         { "POST", "/v1/ticket-types/{id}/reservations", "reserve", CPN_ROUTE_BODY, handle_reserve, bad_type_id },
         { "GET", "/v1/tickets/{uuid}", "ticket_get", 0, handle_ticket_get, bad_ticket_id },
         { "DELETE", "/v1/tickets/{uuid}", "ticket_cancel", 0, handle_ticket_cancel, bad_ticket_id },
+        { "POST", "/v1/tickets/{uuid}/payment", "ticket_pay", CPN_ROUTE_BODY, handle_ticket_pay, bad_ticket_id },
 };
 
 static int thread_new(void **ret, void *data) {
@@ -241,10 +289,24 @@ static void metrics(void *data, FILE *f) {
         fprintf(f, "# HELP coupon_ticket_cancelled_total Holds given back by their owner.\n"
                    "# TYPE coupon_ticket_cancelled_total counter\ncoupon_ticket_cancelled_total %llu\n",
                 (unsigned long long)atomic_load(&th->cancelled));
+        fprintf(f, "# HELP coupon_ticket_payments_total Payment requests by outcome.\n"
+                   "# TYPE coupon_ticket_payments_total counter\n"
+                   "coupon_ticket_payments_total{outcome=\"paid\"} %llu\n"
+                   "coupon_ticket_payments_total{outcome=\"declined\"} %llu\n"
+                   "coupon_ticket_payments_total{outcome=\"hold_expired\"} %llu\n"
+                   "coupon_ticket_payments_total{outcome=\"unknown\"} %llu\n"
+                   "coupon_ticket_payments_total{outcome=\"other\"} %llu\n",
+                (unsigned long long)atomic_load(&th->pay[0]), (unsigned long long)atomic_load(&th->pay[1]),
+                (unsigned long long)atomic_load(&th->pay[2]), (unsigned long long)atomic_load(&th->pay[3]),
+                (unsigned long long)atomic_load(&th->pay[4]));
         if (th->reaper)
                 fprintf(f, "# HELP coupon_ticket_expired_total Holds this process's reaper ended (stock given back).\n"
                            "# TYPE coupon_ticket_expired_total counter\ncoupon_ticket_expired_total %llu\n",
                         (unsigned long long)cpn_ticket_reaper_expired(th->reaper));
+        if (th->reaper)
+                fprintf(f, "# HELP coupon_ticket_settled_total Payments of unknown outcome settled by asking the gateway.\n"
+                           "# TYPE coupon_ticket_settled_total counter\ncoupon_ticket_settled_total %llu\n",
+                        (unsigned long long)cpn_ticket_reaper_settled(th->reaper));
 }
 
 struct cpn_http_product cpn_ticket_http_product(struct cpn_ticket_http *th) {

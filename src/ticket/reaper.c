@@ -7,13 +7,17 @@
 
 #include "cpn/clock.h"
 #include "cpn/log.h"
+#include "cpn/ticket/gateway.h"
 #include "cpn/ticket/reaper.h"
 #include "ticket-internal.h"
 
 #define REAP_BATCH 200
 /* A payment keeps its hold for the gateway's timeout after it began, and
- * this much more: the time to record what the gateway answered. */
-#define PAYMENT_MARGIN_MS 5000
+ * this much more: time for the request, or else the settler (which asks a
+ * second after the timeout, and believes "nothing charged" 30 s after
+ * it), to record what the gateway answered. */
+#define PAYMENT_MARGIN_MS 35000
+#define SETTLE_BATCH 50
 
 static const char due_sql[] =
         "SELECT id, ticket_type_id, user_id FROM tickets"
@@ -100,12 +104,14 @@ struct cpn_ticket_reaper {
         const struct cpn_config *cfg;
         struct cpn_db *db;       /* owned: the thread's */
         struct cpn_redis *redis; /* owned: the thread's */
+        struct cpn_gateway *gw;  /* owned: the thread's; NULL without COUPON_PAYMENT_URL */
         pthread_t thread;
         pthread_mutex_t mu;
         pthread_cond_t cv;
         bool stop;
-        bool failing;
+        bool failing, settle_failing;
         _Atomic uint64_t expired;
+        _Atomic uint64_t settled;
 };
 
 static void *reaper_thread(void *arg) {
@@ -118,6 +124,17 @@ static void *reaper_thread(void *arg) {
                 int ret;
 
                 pthread_mutex_unlock(&r->mu);
+                if (r->gw) {
+                        /* Payments whose outcome went unrecorded first: their holds
+                         * are not to be reaped while that is unknown. */
+                        ret = cpn_ticket_settle(r->db, r->gw, r->cfg->payment_timeout_ms, SETTLE_BATCH, &n, &err);
+                        if (n)
+                                atomic_fetch_add(&r->settled, n);
+                        if (ret && !r->settle_failing)
+                                cpn_log_warn("settler: %s; unknown payments wait", err.msg);
+                        r->settle_failing = ret != 0;
+                        err.msg[0] = '\0';
+                }
                 do {
                         ret = cpn_ticket_reap(r->db, r->redis, r->cfg->payment_timeout_ms, REAP_BATCH, &n, &err);
                         if (ret == 0 && n) {
@@ -149,7 +166,11 @@ int cpn_ticket_reaper_new(struct cpn_ticket_reaper **ret, const struct cpn_confi
         e = cpn_db_new(&r->db, db_url, cfg->mysql_timeout_ms, CPN_DB_SLOW_RW_MS(cfg->mysql_timeout_ms));
         if (!e)
                 e = cpn_redis_new(&r->redis, redis_url, cfg->redis_timeout_ms);
+        if (!e && cfg->payment_url && *cfg->payment_url)
+                e = cpn_gateway_new(&r->gw, cfg->payment_url, cfg->payment_secret ? cfg->payment_secret : "",
+                                    cfg->payment_timeout_ms);
         if (e) {
+                cpn_redis_free(r->redis);
                 cpn_db_free(r->db);
                 free(r);
                 return cpn_error_set(err, e, "reaper: out of memory");
@@ -158,6 +179,7 @@ int cpn_ticket_reaper_new(struct cpn_ticket_reaper **ret, const struct cpn_confi
         cpn_cond_init_monotonic(&r->cv);
         e = pthread_create(&r->thread, NULL, reaper_thread, r);
         if (e) {
+                cpn_gateway_free(r->gw);
                 cpn_redis_free(r->redis);
                 cpn_db_free(r->db);
                 free(r);
@@ -176,12 +198,17 @@ struct cpn_ticket_reaper *cpn_ticket_reaper_free(struct cpn_ticket_reaper *r) {
         pthread_cond_signal(&r->cv);
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
+        cpn_gateway_free(r->gw);
         cpn_redis_free(r->redis);
         cpn_db_free(r->db);
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
         free(r);
         return NULL;
+}
+
+uint64_t cpn_ticket_reaper_settled(const struct cpn_ticket_reaper *r) {
+        return atomic_load(&((struct cpn_ticket_reaper *)r)->settled);
 }
 
 uint64_t cpn_ticket_reaper_expired(const struct cpn_ticket_reaper *r) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpn/ticket/gateway.h"
 #include "cpn/ticket/service.h"
 #include "ticket-internal.h"
 
@@ -19,6 +20,7 @@
 struct cpn_ticket_session {
         const struct cpn_ticket_service *svc;
         struct cpn_redis *redis; /* owned */
+        struct cpn_gateway *gw;  /* owned; made on the first payment */
 };
 
 int cpn_ticket_session_new(struct cpn_ticket_session **ret, const struct cpn_ticket_service *svc) {
@@ -39,6 +41,7 @@ int cpn_ticket_session_new(struct cpn_ticket_session **ret, const struct cpn_tic
 
 struct cpn_ticket_session *cpn_ticket_session_free(struct cpn_ticket_session *s) {
         if (s) {
+                cpn_gateway_free(s->gw);
                 cpn_redis_free(s->redis);
                 free(s);
         }
@@ -52,6 +55,9 @@ struct call {
         struct cpn_ticket_type *stored;
         struct cpn_ticket_type_state *state;
         struct cpn_ticket *ticket;
+        int64_t amount, attempt;
+        struct cpn_gateway *gw;
+        const struct cpn_gw_answer *answer;
         struct cpn_error *err;
 };
 
@@ -200,6 +206,55 @@ int cpn_ticket_get(struct cpn_ticket_session *s, const char *ticket_id, struct c
         struct call c = { .a = ticket_id, .ticket = out, .err = err };
 
         return run(s, READ_POOL_WAIT_MS, ticket_get_fn, &c);
+}
+
+static int pay_begin_fn(struct cpn_db *db, void *ud) {
+        struct call *c = ud;
+
+        return cpn_pay_begin(db, c->a, c->b, c->amount, c->ticket, &c->attempt, c->err);
+}
+
+static int pay_finish_fn(struct cpn_db *db, void *ud) {
+        struct call *c = ud;
+
+        return cpn_pay_finish(db, c->gw, c->ticket, c->b, c->attempt, c->answer, c->err);
+}
+
+int cpn_ticket_pay(struct cpn_ticket_session *s, const char *ticket_id, const char *key, int64_t amount,
+                   struct cpn_ticket *out, struct cpn_error *err) {
+        const struct cpn_config *cfg = s->svc->cfg;
+        struct call c = { .a = ticket_id, .b = key, .amount = amount, .ticket = out, .err = err };
+        struct cpn_gw_answer a;
+        int r;
+
+        if (!cfg->payment_url || !*cfg->payment_url)
+                return CPN_TICKET_PAYMENT_DISABLED;
+        if (!s->gw) {
+                r = cpn_gateway_new(&s->gw, cfg->payment_url, cfg->payment_secret ? cfg->payment_secret : "",
+                                    cfg->payment_timeout_ms);
+                if (r)
+                        return cpn_error_set(err, r, "out of memory");
+        }
+        r = run(s, cfg->mysql_timeout_ms, pay_begin_fn, &c);
+        if (r == CPN_TICKET_HELD)
+                return 0; /* paid with this key already: the same answer again */
+        if (r)
+                return r;
+        /* No MySQL connection, transaction or lock is held from here... */
+        r = cpn_pay_call(s->gw, out, key, c.attempt, &a);
+        if (r)
+                return cpn_error_set(err, r, "payment gateway call: %s", strerror(-r));
+        /* ...to here. */
+        c.gw = s->gw;
+        c.answer = &a;
+        r = run(s, cfg->mysql_timeout_ms, pay_finish_fn, &c);
+        if (r == -EIO && a.result == CPN_GW_DONE)
+                /* Charged, and MySQL could not record it: the settler will. */
+                r = cpn_error_set(err, CPN_TICKET_PAYMENT_UNKNOWN, "charged; MySQL could not record it yet");
+        if (r)
+                return r;
+        r = cpn_ticket_get(s, ticket_id, out, err);
+        return r == CPN_TICKET_NOT_FOUND ? cpn_error_set(err, -EPROTO, "ticket vanished") : r;
 }
 
 int cpn_ticket_cancel(struct cpn_ticket_session *s, const char *ticket_id, struct cpn_ticket *out,

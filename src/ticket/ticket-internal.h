@@ -44,3 +44,31 @@ int cpn_sql_ticket_live(struct cpn_db *db, const char *type_id, const char *user
  * transaction. Returns 0, CPN_TICKET_NOT_PENDING or CPN_TICKET_NOT_FOUND;
  * @out is the ticket after it. */
 int cpn_sql_cancel(struct cpn_db *db, const char *id, struct cpn_ticket *out, struct cpn_error *err);
+
+/* ---- payment.c: payments and their settling ---- */
+
+struct cpn_gateway;
+struct cpn_gw_answer;
+
+/* Before the gateway call (one transaction): see begin_tx in payment.c.
+ * Returns 0 with @t and *@attempt, CPN_TICKET_HELD (paid with this key
+ * already: @t), CPN_TICKET_NOT_FOUND, CPN_TICKET_AMOUNT_MISMATCH,
+ * CPN_TICKET_ALREADY_PAID, CPN_TICKET_HOLD_EXPIRED, -EBUSY, or an error. */
+int cpn_pay_begin(struct cpn_db *db, const char *id, const char *key, int64_t amount, struct cpn_ticket *t,
+                  int64_t *attempt, struct cpn_error *err);
+/* The gateway call of @attempt, with no transaction open. */
+int cpn_pay_call(struct cpn_gateway *gw, const struct cpn_ticket *t, const char *key, int64_t attempt,
+                 struct cpn_gw_answer *a);
+/* Records what the call answered. Returns 0 (PAID), CPN_TICKET_DECLINED,
+ * CPN_TICKET_HOLD_EXPIRED (charged too late: cancelled, REFUNDED),
+ * CPN_TICKET_PAYMENT_UNKNOWN (left to the settler), CPN_TICKET_GATEWAY_DOWN
+ * (the gateway refused or was unreachable: nothing charged), or an error
+ * (-EIO is MySQL's alone: the pool's breaker counts it). */
+int cpn_pay_finish(struct cpn_db *db, struct cpn_gateway *gw, const struct cpn_ticket *t, const char *key,
+                   int64_t attempt, const struct cpn_gw_answer *a, struct cpn_error *err);
+/* Settles up to @limit attempts whose outcome went unrecorded for longer
+ * than @timeout_ms (and a second): asks the gateway by order id, records
+ * PAID (or a refund when the hold is gone) or ends the attempt. *@n gets
+ * how many were settled. Returns 0 or the first error. */
+int cpn_ticket_settle(struct cpn_db *db, struct cpn_gateway *gw, long timeout_ms, size_t limit, size_t *n,
+                      struct cpn_error *err);

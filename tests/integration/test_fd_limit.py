@@ -2,9 +2,10 @@
 when they cannot fit (short of them, civetweb's accept loop spins on
 EMFILE and every request that needs a new connection fails).
 
-Per request thread it may hold four: its client socket, two sockets in
-civetweb's accept queue (twice the threads), its own Redis connection;
-plus a fixed part. It raises its soft limit as far as that needs (and the
+Per request thread it may hold seven: its client socket, two sockets in
+civetweb's accept queue (twice the threads), a Redis connection for each
+product and one for /readyz, one to the payment gateway; plus a fixed
+part. It raises its soft limit as far as that needs (and the
 hard one where it may). Under `ulimit -n 600` (without CAP_SYS_RESOURCE):
 - COUPON_HTTP_THREADS=300 exits 1 at once with one line saying how many
   descriptors it needs, the limit, and how many threads fit;

@@ -35,6 +35,7 @@ struct cpn_ticket_http {
         struct cpn_ticket_reaper *reaper; /* borrowed, may be NULL: its count joins /metrics */
         _Atomic uint64_t reserve[_CPN_RESERVE_N];
         _Atomic uint64_t cancelled;
+        _Atomic uint64_t pay[5]; /* paid, declined, hold expired, unknown, other refusals */
 };
 
 /* What the server needs of the product; @th is borrowed. */

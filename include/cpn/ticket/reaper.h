@@ -28,6 +28,9 @@ int cpn_ticket_reaper_new(struct cpn_ticket_reaper **ret, const struct cpn_confi
                           struct cpn_error *err);
 /* Stops the thread (after the pass in progress) and frees. Accepts NULL. */
 struct cpn_ticket_reaper *cpn_ticket_reaper_free(struct cpn_ticket_reaper *r);
+/* Unknown payments it has settled so far (the settler runs in the same
+ * thread, before each pass, when COUPON_PAYMENT_URL is set). Any thread. */
+uint64_t cpn_ticket_reaper_settled(const struct cpn_ticket_reaper *r);
 /* Holds it has ended so far. Any thread. */
 uint64_t cpn_ticket_reaper_expired(const struct cpn_ticket_reaper *r);
 

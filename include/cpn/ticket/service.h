@@ -55,6 +55,21 @@ int cpn_ticket_reserve(struct cpn_ticket_session *s, const char *type_id, const 
 /* Returns 0 with @out, or CPN_TICKET_NOT_FOUND. */
 int cpn_ticket_get(struct cpn_ticket_session *s, const char *ticket_id, struct cpn_ticket *out,
                    struct cpn_error *err);
+/*
+ * Pays ticket @ticket_id through the gateway (no transaction open during
+ * the call; order id and Idempotency-Key the ticket's). Returns 0 (@out
+ * PAID, or PAID/CONFIRMED already with this @key), CPN_TICKET_NOT_FOUND,
+ * CPN_TICKET_AMOUNT_MISMATCH, CPN_TICKET_DECLINED (the gateway's code and
+ * message in @err; still PENDING), CPN_TICKET_HOLD_EXPIRED (nothing
+ * charged, or the charge cancelled), CPN_TICKET_ALREADY_PAID,
+ * CPN_TICKET_PAYMENT_UNKNOWN (no answer in COUPON_PAYMENT_TIMEOUT_MS: the
+ * settler asks the gateway and the ticket shows the outcome),
+ * CPN_TICKET_PAYMENT_DISABLED, CPN_TICKET_GATEWAY_DOWN (nothing charged),
+ * -EBUSY (another payment of the ticket is in flight), or a negative errno
+ * (MySQL unreachable before any charge).
+ */
+int cpn_ticket_pay(struct cpn_ticket_session *s, const char *ticket_id, const char *key, int64_t amount,
+                   struct cpn_ticket *out, struct cpn_error *err);
 /* Gives a PENDING hold back at once. Returns 0 (@out CANCELLED),
  * CPN_TICKET_NOT_PENDING (@out as it is), CPN_TICKET_NOT_FOUND. */
 int cpn_ticket_cancel(struct cpn_ticket_session *s, const char *ticket_id, struct cpn_ticket *out,

@@ -29,6 +29,7 @@ enum {
         CPN_TICKET_ALREADY_PAID,  /* paid with another payment key */
         CPN_TICKET_PAYMENT_UNKNOWN, /* the gateway did not answer in time */
         CPN_TICKET_PAYMENT_DISABLED, /* no COUPON_PAYMENT_URL */
+        CPN_TICKET_GATEWAY_DOWN,  /* the gateway refused the call or could not be reached: nothing charged */
 };
 
 #define CPN_TICKET_TOTAL_MAX 10000000LL  /* 10^7 tickets of a type */
