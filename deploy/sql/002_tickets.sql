@@ -74,10 +74,12 @@ CREATE TABLE IF NOT EXISTS payments (
 -- The transactional outbox, in the column layout of Debezium's outbox event
 -- router (id, aggregatetype, aggregateid, type, payload), so that a
 -- deployment may relay it by CDC instead of the built-in relay. The rest is
--- the built-in relay's bookkeeping: it publishes rows with published_at
--- NULL in seq order (rows locked FOR UPDATE SKIP LOCKED: several relays
--- share the work, none skips a row that committed late) and sets
--- published_at after Kafka's delivery report.
+-- the built-in relay's bookkeeping: it claims rows with published_at NULL
+-- in seq order (FOR UPDATE SKIP LOCKED, then claimed_until: several relays
+-- share the work, none skips a row that committed late, none holds a
+-- transaction open while Kafka answers), produces them, and sets
+-- published_at after Kafka's delivery report. A relay killed in between
+-- leaves its claim to expire: the row is sent again (at least once).
 CREATE TABLE IF NOT EXISTS outbox (
   id             CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY, -- the event id
   aggregatetype  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- 'ticket'
@@ -87,6 +89,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   seq            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT UNIQUE,
   created_at     DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   published_at   DATETIME(3) NULL,
+  claimed_until  DATETIME(3) NULL,
   attempts       INT UNSIGNED NOT NULL DEFAULT 0,
   KEY ix_outbox_unpublished (published_at, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

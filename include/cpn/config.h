@@ -39,6 +39,9 @@ struct cpn_config {
         long redis_pipeline;
         long mysql_timeout_ms;
         long mysql_pool;
+        char *ticket_topic;         /* COUPON_TICKET_TOPIC */
+        long ticket_relay;          /* COUPON_TICKET_RELAY: 0 = not relayed by coupon-api */
+        long ticket_relay_ms;       /* COUPON_TICKET_RELAY_MS */
         char *payment_url;          /* COUPON_PAYMENT_URL, NULL = payments disabled */
         char *payment_secret;       /* COUPON_PAYMENT_SECRET */
         long payment_timeout_ms;    /* COUPON_PAYMENT_TIMEOUT_MS */

@@ -90,6 +90,18 @@ int cpn_waiter_wait(struct cpn_waiter *w, long wait_ms, int *delivery);
 void cpn_producer_stats(struct cpn_producer *p, struct cpn_producer_stats *out);
 
 /*
+ * Produces one message of any product: @value (@len bytes) with @key to
+ * @topic, copied (the caller's buffers are free again on return), with the
+ * same idempotent producer (acks=all). @report(@ud, 0 or -EIO) is called
+ * exactly once, on the report thread, when Kafka acknowledged or refused
+ * it: it must not block. Returns 0 (then @report will be called),
+ * -ENOBUFS (librdkafka's queue is full), -EIO or -ENOMEM (not produced, no
+ * report). Any thread.
+ */
+int cpn_producer_send_bytes(struct cpn_producer *p, const char *topic, const void *key, size_t key_len,
+                            const void *value, size_t len, void (*report)(void *ud, int err), void *ud);
+
+/*
  * The outbox relay: a thread that, every COUPON_RELAY_INTERVAL_MS, walks
  * the registered campaigns and produces again each outbox entry older than
  * COUPON_RELAY_AFTER_MS (left by a crashed coupon-api, or while Kafka was

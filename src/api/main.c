@@ -16,6 +16,7 @@
 #include "cpn/coupon/http.h"
 #include "cpn/ticket/gateway.h"
 #include "cpn/ticket/http.h"
+#include "cpn/ticket/outbox.h"
 #include "process.h"
 
 static void usage(FILE *f) {
@@ -55,15 +56,16 @@ static long list_len(const char *s) {
  * for /readyz (each opened on first use), and its payment gateway
  * connection (opened by its first payment). Besides: stdio and the log, the listening sockets, the
  * MySQL pool and its watcher, the Redis connections of the issue pipe,
- * the delivery reports and the relay, the reaper's MySQL and Redis
- * connections, and librdkafka's sockets and
+ * the delivery reports and the relay, the reaper's MySQL, Redis and
+ * gateway connections, the ticket relay's MySQL connection, and
+ * librdkafka's sockets and
  * wake-up pipes (three per broker; the cluster may have more brokers than
  * the bootstrap list names).
  */
 #define PER_THREAD 7
 
 static int fd_budget(const struct cpn_config *cfg, struct cpn_error *err) {
-        long fixed = 8 + list_len(cfg->http_addr) + (cfg->mysql_pool + 1) + 3 + 2 + 32 +
+        long fixed = 8 + list_len(cfg->http_addr) + (cfg->mysql_pool + 1) + 3 + 3 + 1 + 32 +
                      3 * (list_len(cfg->kafka_brokers) + 8);
         long need = fixed + PER_THREAD * cfg->http_threads;
         struct rlimit rl;
@@ -109,6 +111,7 @@ int main(int argc, char **argv) {
         struct cpn_http_product products[3];
         struct cpn_relay *relay = NULL;
         struct cpn_ticket_reaper *reaper = NULL;
+        struct cpn_ticket_relay *ticket_relay = NULL;
         enum cpn_log_level level = CPN_LOG_INFO;
         sigset_t sigs;
         int argi, sig, r;
@@ -172,6 +175,8 @@ int main(int argc, char **argv) {
                 r = cpn_relay_new(&relay, &cfg, &svc.redis_url, svc.producer, &err);
         if (!r)
                 r = cpn_ticket_reaper_new(&reaper, &cfg, &svc.db_url, &svc.redis_url, &err);
+        if (!r && cfg.ticket_relay)
+                r = cpn_ticket_relay_new(&ticket_relay, &cfg, &svc.db_url, svc.producer, &err);
         if (!r) {
                 process = (struct cpn_process){ .cfg = &cfg, .redis_url = &svc.redis_url,
                                                 .producer = svc.producer, .db_pool = svc.db_pool };
@@ -184,11 +189,13 @@ int main(int argc, char **argv) {
                 tickets.cfg = &cfg;
                 tickets.svc = &tickets_svc;
                 tickets.reaper = reaper;
+                tickets.relay = ticket_relay;
                 products[2] = cpn_ticket_http_product(&tickets);
                 r = cpn_server_new(&server, &cfg, products, 3, &err);
         }
         if (r) {
                 cpn_log_error("cannot start: %s", err.msg);
+                cpn_ticket_relay_free(ticket_relay);
                 cpn_ticket_reaper_free(reaper);
                 cpn_relay_free(relay);
                 cpn_store_pipe_free(svc.pipe);
@@ -217,6 +224,7 @@ int main(int argc, char **argv) {
         cpn_server_free(server);       /* answers what is in flight */
         cpn_store_pipe_free(svc.pipe); /* no caller is left */
         cpn_ticket_reaper_free(reaper);
+        cpn_ticket_relay_free(ticket_relay); /* before the producer it borrows */
         cpn_db_pool_free(svc.db_pool);
         cpn_relay_free(relay);
         cpn_producer_free(svc.producer, 5000); /* waits for Kafka's reports */

@@ -84,6 +84,12 @@ static const struct entry table[] = {
           "and couponctl's connect (their reads and writes get 5x, at least 30 s)" },
         { "COUPON_MYSQL_POOL", "mysql-pool", T_LONG, S(mysql_pool), "4", 1, 256, CPN_CFG_API,
           "MySQL connections of coupon-api for all its threads (plus one that watches MySQL)" },
+        { "COUPON_TICKET_TOPIC", "ticket-topic", T_STR, S(ticket_topic), "ticket.paid", 0, 0, ALL,
+          "topic of paid-ticket events (relayed from the MySQL outbox)" },
+        { "COUPON_TICKET_RELAY", "ticket-relay", T_LONG, S(ticket_relay), "1", 0, 1, CPN_CFG_API,
+          "1: coupon-api relays the ticket outbox to Kafka; 0: something else does (Debezium's outbox router)" },
+        { "COUPON_TICKET_RELAY_MS", "ticket-relay-ms", T_LONG, S(ticket_relay_ms), "100", 10, 60000, CPN_CFG_API,
+          "how often the ticket outbox relay looks for rows to publish while it finds none" },
         { "COUPON_PAYMENT_URL", "payment-url", T_STR, S(payment_url), NULL, 0, 0, CPN_CFG_API | CPN_CFG_WORKER,
           "base URL of the card payment gateway (http[s]://host[:port][/prefix]); unset: payments answer 503" },
         { "COUPON_PAYMENT_SECRET", "payment-secret", T_STR, S(payment_secret), NULL, 0, 0,
@@ -270,6 +276,9 @@ int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_err
                 return cpn_error_set(err, CPN_INVALID, "COUPON_WORKER_GROUP must not be empty");
         if (!*cfg->kafka_topic)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_KAFKA_TOPIC must not be empty");
+        if (!*cfg->ticket_topic || strcmp(cfg->ticket_topic, cfg->kafka_topic) == 0)
+                return cpn_error_set(err, CPN_INVALID,
+                                     "COUPON_TICKET_TOPIC must be set and differ from COUPON_KAFKA_TOPIC");
         return 0;
 }
 

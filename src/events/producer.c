@@ -41,6 +41,10 @@ struct delivery {
         struct cpn_issuance iss;
         struct cpn_waiter *w; /* NULL: nobody waits */
         uint64_t gen;
+        /* A message of cpn_producer_send_bytes: its report goes here
+         * instead (and no outbox entry is removed). */
+        void (*report)(void *ud, int err);
+        void *ud;
         struct delivery *next;
 };
 
@@ -98,6 +102,7 @@ static struct delivery *pool_get(struct cpn_producer *p) {
         d = p->free_list;
         p->free_list = d->next;
         pthread_mutex_unlock(&p->pool_mu);
+        d->report = NULL;
         return d;
 }
 
@@ -143,6 +148,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         (void)rk;
         if (!d)
                 return;
+        if (d->report) {
+                if (m->err) {
+                        atomic_fetch_add(&p->failed, 1);
+                        set_last_error(p, rd_kafka_err2str(m->err));
+                } else {
+                        atomic_fetch_add(&p->delivered, 1);
+                        atomic_store(&p->brokers_down, false);
+                }
+                d->report(d->ud, m->err ? -EIO : 0);
+                pool_put(p, d);
+                return;
+        }
         if (m->err) {
                 atomic_fetch_add(&p->failed, 1);
                 set_last_error(p, rd_kafka_err2str(m->err));
@@ -475,6 +492,28 @@ static rd_kafka_resp_err_t produce_one(struct cpn_producer *p, struct delivery *
         return e;
 }
 
+int cpn_producer_send_bytes(struct cpn_producer *p, const char *topic, const void *key, size_t key_len,
+                            const void *value, size_t len, void (*report)(void *ud, int err), void *ud) {
+        struct delivery *d = pool_get(p);
+        rd_kafka_resp_err_t e;
+
+        if (!d)
+                return -ENOMEM;
+        d->w = NULL;
+        d->report = report;
+        d->ud = ud;
+        e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+                              RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (e) {
+                pool_put(p, d);
+                atomic_fetch_add(&p->enqueue_failed, 1);
+                set_last_error(p, rd_kafka_err2str(e));
+                return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
+        }
+        return 0;
+}
+
 int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
                            const struct cpn_issuance *iss, size_t n, long wait_ms) {
         char value[512];
@@ -496,6 +535,7 @@ int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
                         d->iss = iss[i];
                         d->w = wait_ms > 0 ? w : NULL;
                         d->gen = gen;
+                        d->report = NULL;
                 }
                 e = produce_one(p, d, value, len);
                 if (e) {

@@ -303,6 +303,10 @@ static void metrics(void *data, FILE *f) {
                 fprintf(f, "# HELP coupon_ticket_expired_total Holds this process's reaper ended (stock given back).\n"
                            "# TYPE coupon_ticket_expired_total counter\ncoupon_ticket_expired_total %llu\n",
                         (unsigned long long)cpn_ticket_reaper_expired(th->reaper));
+        if (th->relay)
+                fprintf(f, "# HELP coupon_ticket_outbox_published_total Outbox rows this process relayed to Kafka.\n"
+                           "# TYPE coupon_ticket_outbox_published_total counter\ncoupon_ticket_outbox_published_total %llu\n",
+                        (unsigned long long)cpn_ticket_relay_published(th->relay));
         if (th->reaper)
                 fprintf(f, "# HELP coupon_ticket_settled_total Payments of unknown outcome settled by asking the gateway.\n"
                            "# TYPE coupon_ticket_settled_total counter\ncoupon_ticket_settled_total %llu\n",

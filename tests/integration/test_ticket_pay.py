@@ -22,7 +22,10 @@ Redis and MariaDB (docs/design.md, "Paid tickets": invariants 2 and 3).
 - 20 payments of one ticket at once with one key: one charge;
 - at the end, the gateway's ledger: every order charged at most once,
   charged = PAID + REFUNDED tickets, cancelled = REFUNDED; one outbox row
-  per PAID ticket; refused bodies changed nothing."""
+  per PAID ticket; refused bodies changed nothing;
+- the outbox relay: every row reaches ticket.paid, keyed by the ticket id,
+  its value exactly the payload; a row that commits after a later one
+  (a long transaction) is relayed too."""
 
 import collections
 import json
@@ -268,6 +271,48 @@ def test_ledger(svc):
     print("  %d charged, %d refunded, %d outbox rows" % (len(charged), len(refunded), len(per)), flush=True)
 
 
+def test_relay(svc):
+    print("the outbox relay", flush=True)
+    wait_until(lambda: svc.mysql("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL") == [("0",)], 30,
+               "every outbox row published")
+    rows = {r[0]: (r[1], json.loads(r[2])) for r in svc.mysql("SELECT id, aggregateid, payload FROM outbox")}
+    msgs = svc.kafka_consume_all("ticket.paid")
+    got = collections.Counter(m[1]["event_id"] for m in msgs)
+    check(set(got) == set(rows), "events on ticket.paid %s != outbox rows %s" % (sorted(got), sorted(rows)))
+    for key, value in msgs:
+        agg, payload = rows[value["event_id"]]
+        check(key == agg and value == payload, "message %s %s is not its row %s %s" % (key, value, agg, payload))
+    print("  %d rows, %d messages (%d duplicates)" % (len(rows), len(msgs), len(msgs) - len(rows)), flush=True)
+
+
+def test_relay_commit_order(svc):
+    """A row that commits after a later one (a long transaction) is still
+    relayed: the relay has no "last id seen"."""
+    print("a row committed out of seq order", flush=True)
+    import subprocess
+    slow = subprocess.Popen(
+        ["mariadb", "--no-defaults", "--protocol=tcp", "-h", "127.0.0.1", "-P", str(svc.mysql_port), "-ucoupon",
+         "-pcoupon", "-D", "coupon"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    slow.stdin.write("BEGIN; INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES"
+                     " ('00000000-0000-4000-8000-000000000001', 'ticket', 'early', 'ticket.paid',"
+                     " '{\"event_id\":\"00000000-0000-4000-8000-000000000001\",\"n\":1}');"
+                     " SELECT SLEEP(3); COMMIT;\n")
+    slow.stdin.close()
+    time.sleep(0.5)
+    svc.mysql("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES"
+              " ('00000000-0000-4000-8000-000000000002', 'ticket', 'late', 'ticket.paid',"
+              " '{\"event_id\":\"00000000-0000-4000-8000-000000000002\",\"n\":2}')")
+    wait_until(lambda: svc.mysql("SELECT published_at IS NOT NULL FROM outbox WHERE aggregateid = 'late'")
+               == [("1",)], 10, "the later row published")
+    slow.wait(timeout=30)
+    seqs = dict(svc.mysql("SELECT aggregateid, seq FROM outbox WHERE aggregateid IN ('early', 'late')"))
+    check(int(seqs["early"]) < int(seqs["late"]), "seqs %s" % seqs)
+    wait_until(lambda: svc.mysql("SELECT published_at IS NOT NULL FROM outbox WHERE aggregateid = 'early'")
+               == [("1",)], 10, "the row that committed late published")
+    keys = [m[0] for m in svc.kafka_consume_all("ticket.paid")]
+    check("early" in keys and "late" in keys, "keys on ticket.paid: %s" % keys[-5:])
+
+
 def run(svc):
     api = Api(svc, {"COUPON_PAYMENT_TIMEOUT_MS": str(TIMEOUT_MS), "COUPON_TICKET_REAP_MS": "100"}).start()
     create(api, "pay", 100)
@@ -282,6 +327,8 @@ def run(svc):
     test_slow_across_expiry(svc, api)
     test_timeout_end(svc, api, *timed_out)
     test_ledger(svc)
+    test_relay(svc)
+    test_relay_commit_order(svc)
     check(api.stop() == 0, "coupon-api did not exit 0")
 
 

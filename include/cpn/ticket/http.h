@@ -12,6 +12,7 @@
 
 #include "cpn/config.h"
 #include "cpn/http.h"
+#include "cpn/ticket/outbox.h"
 #include "cpn/ticket/reaper.h"
 #include "cpn/ticket/service.h"
 
@@ -33,6 +34,7 @@ struct cpn_ticket_http {
         const struct cpn_config *cfg;
         struct cpn_ticket_service *svc; /* borrowed; NULL only where no handler gets past validation */
         struct cpn_ticket_reaper *reaper; /* borrowed, may be NULL: its count joins /metrics */
+        struct cpn_ticket_relay *relay;   /* borrowed, may be NULL: likewise */
         _Atomic uint64_t reserve[_CPN_RESERVE_N];
         _Atomic uint64_t cancelled;
         _Atomic uint64_t pay[5]; /* paid, declined, hold expired, unknown, other refusals */
