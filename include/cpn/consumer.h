@@ -40,6 +40,9 @@ struct cpn_consumer_stats {
  * group) and subscribes to the topic. Returns 0, CPN_INVALID (bad Kafka
  * configuration) or a negative errno. */
 int cpn_consumer_new(struct cpn_consumer **ret, const struct cpn_config *cfg, struct cpn_error *err);
+/* The same for @topic as a member of @group (both copied by librdkafka). */
+int cpn_consumer_new_for(struct cpn_consumer **ret, const struct cpn_config *cfg, const char *topic,
+                         const char *group, struct cpn_error *err);
 
 /* Commits what was stored, leaves the group (its partitions go to the
  * others at once), frees. Accepts NULL. */

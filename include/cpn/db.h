@@ -239,14 +239,15 @@ struct cpn_db_retry_stats {
         char last_error[256];
 };
 
-/* Retries up to @limit failed events in one transaction (rows locked with
+/* Retries up to @limit failed events of @topic (the coupon topic: other
+ * products' events are theirs to retry) in one transaction (rows locked with
  * SKIP LOCKED: several workers share the work). Each is decoded and
  * persisted like a batch record; then marked resolved, or its attempts,
  * error and next_retry_at updated, or marked dead (after the policy's last
  * attempt; a dead row retried by an operator that fails again stays dead). Returns 0 or a negative
  * errno (transient ones as cpn_db_persist). */
-int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64_t id, size_t limit,
-                        const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st,
+int cpn_db_failed_retry(struct cpn_db *db, const char *topic, enum cpn_db_retry_which which, uint64_t id,
+                        size_t limit, const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st,
                         struct cpn_error *err);
 
 struct cpn_db_failed_row {

@@ -191,7 +191,7 @@ int cpn_ops_failed_retry(struct cpn_ops *ops, uint64_t id, struct cpn_error *err
         struct cpn_db_retry_stats st;
         int r;
 
-        r = cpn_db_failed_retry(ops->db, id ? CPN_DB_RETRY_ONE : CPN_DB_RETRY_ALL, id, 1000000, &pol, &st, err);
+        r = cpn_db_failed_retry(ops->db, ops->cfg->kafka_topic, id ? CPN_DB_RETRY_ONE : CPN_DB_RETRY_ALL, id, 1000000, &pol, &st, err);
         if (r)
                 return r;
         if (id && st.resolved + st.failed + st.dead == 0)

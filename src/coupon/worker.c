@@ -165,7 +165,7 @@ static long batch_backoff(unsigned attempts) {
 static void retry_failed(struct cpn_worker *w) {
         struct cpn_db_retry_stats rs;
         struct cpn_error err = { { 0 } };
-        int r = cpn_db_failed_retry(w->db, CPN_DB_RETRY_DUE, 0, FAILED_RETRY_LIMIT, &w->pol, &rs, &err);
+        int r = cpn_db_failed_retry(w->db, w->cfg->kafka_topic, CPN_DB_RETRY_DUE, 0, FAILED_RETRY_LIMIT, &w->pol, &rs, &err);
 
         if (r) {
                 cpn_log_debug("failed events: retry postponed: %s", err.msg);

@@ -618,10 +618,10 @@ static void free_due(struct due_row *rows, size_t n) {
         free(rows);
 }
 
-int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64_t id, size_t limit,
-                        const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st,
+int cpn_db_failed_retry(struct cpn_db *db, const char *topic, enum cpn_db_retry_which which, uint64_t id,
+                        size_t limit, const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st,
                         struct cpn_error *err) {
-        char sql[512], where[160];
+        char sql[1200], where[160], topic_q[2 * 249 + 1];
         struct due_row *rows = NULL;
         size_t n = 0;
         MYSQL_RES *res;
@@ -639,9 +639,15 @@ int cpn_db_failed_retry(struct cpn_db *db, enum cpn_db_retry_which which, uint64
         default:
                 snprintf(where, sizeof(where), "status IN ('open', 'dead')");
         }
+        if (strlen(topic) > 249)
+                return cpn_error_set(err, -EINVAL, "topic name too long");
+        r = cpn_db_ensure(db, err);
+        if (r)
+                return classify(db, r);
+        mysql_real_escape_string(db->m, topic_q, topic, (unsigned long)strlen(topic));
         snprintf(sql, sizeof(sql),
-                 "SELECT id, attempts, payload, status = 'dead' FROM failed_events WHERE %s ORDER BY id LIMIT %zu"
-                 " FOR UPDATE SKIP LOCKED", where, limit);
+                 "SELECT id, attempts, payload, status = 'dead' FROM failed_events WHERE %s AND topic = '%s'"
+                 " ORDER BY id LIMIT %zu FOR UPDATE SKIP LOCKED", where, topic_q, limit);
         r = cpn_db_exec(db, "START TRANSACTION", err);
         if (r)
                 return classify(db, r);

@@ -85,6 +85,11 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, struct cpn_e
 }
 
 int cpn_consumer_new(struct cpn_consumer **ret, const struct cpn_config *cfg, struct cpn_error *err) {
+        return cpn_consumer_new_for(ret, cfg, cfg->kafka_topic, cfg->worker_group, err);
+}
+
+int cpn_consumer_new_for(struct cpn_consumer **ret, const struct cpn_config *cfg, const char *topic,
+                         const char *group, struct cpn_error *err) {
         struct cpn_consumer *c = calloc(1, sizeof(*c));
         rd_kafka_topic_partition_list_t *topics;
         rd_kafka_conf_t *conf;
@@ -105,7 +110,7 @@ int cpn_consumer_new(struct cpn_consumer **ret, const struct cpn_config *cfg, st
                 r = cpn_kafka_conf_apply(conf, cfg, "coupon-worker", err);
         /* ... and what correctness needs, which nobody may. */
         if (!r)
-                r = set(conf, "group.id", cfg->worker_group, err);
+                r = set(conf, "group.id", group, err);
         if (!r)
                 r = set(conf, "enable.auto.offset.store", "false", err);
         if (!r)
@@ -128,11 +133,11 @@ int cpn_consumer_new(struct cpn_consumer **ret, const struct cpn_config *cfg, st
         }
         rd_kafka_poll_set_consumer(c->rk);
         topics = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(topics, cfg->kafka_topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
         e = rd_kafka_subscribe(c->rk, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (e) {
-                cpn_error_set(err, -EIO, "kafka: subscribe to %s: %s", cfg->kafka_topic, rd_kafka_err2str(e));
+                cpn_error_set(err, -EIO, "kafka: subscribe to %s: %s", topic, rd_kafka_err2str(e));
                 rd_kafka_destroy(c->rk);
                 free(c);
                 return -EIO;

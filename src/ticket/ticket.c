@@ -238,3 +238,53 @@ int cpn_ticket_json(char *buf, size_t n, const struct cpn_ticket *t) {
                 return -ENOBUFS;
         return r;
 }
+
+/* A string member of @o in a grammar, copied into @out (@cap bytes). */
+static bool take(const struct cpn_json *o, const char *name, bool (*valid)(const char *, size_t), char *out,
+                 size_t cap) {
+        const char *s;
+        size_t len;
+
+        if (cpn_json_string(o, name, &s, &len) != 0 || len >= cap || !valid(s, len))
+                return false;
+        memcpy(out, s, len + 1);
+        return true;
+}
+
+int cpn_ticket_event_parse(const char *buf, size_t n, struct cpn_ticket_event *out, struct cpn_error *err) {
+        struct cpn_json o;
+        const char *type;
+        int64_t v;
+        int r;
+
+        memset(out, 0, sizeof(*out));
+        if (n > CPN_TICKET_EVENT_MAX)
+                return cpn_error_set(err, CPN_INVALID, "message of %zu bytes; a ticket.paid event is at most %d", n,
+                                     CPN_TICKET_EVENT_MAX);
+        r = cpn_json_object(&o, buf, n, NULL, err);
+        if (r)
+                return r;
+        if (cpn_json_int(&o, "v", 1, 1, &v) != 0)
+                r = cpn_error_set(err, CPN_INVALID, "\"v\" missing or not 1");
+        else if (cpn_json_string(&o, "type", &type, NULL) != 0 || strcmp(type, "ticket.paid") != 0)
+                r = cpn_error_set(err, CPN_INVALID, "\"type\" missing or not \"ticket.paid\"");
+        else if (!take(&o, "event_id", cpn_uuid_valid, out->event_id, sizeof(out->event_id)))
+                r = cpn_error_set(err, CPN_INVALID, "\"event_id\" missing or not a UUID");
+        else if (!take(&o, "ticket_id", cpn_uuid_valid, out->ticket_id, sizeof(out->ticket_id)))
+                r = cpn_error_set(err, CPN_INVALID, "\"ticket_id\" missing or not a UUID");
+        else if (!take(&o, "ticket_type_id", cpn_id_valid, out->type_id, sizeof(out->type_id)))
+                r = cpn_error_set(err, CPN_INVALID, "\"ticket_type_id\" missing or not [A-Za-z0-9_-]{1,64}");
+        else if (!take(&o, "user_id", cpn_user_id_valid, out->user_id, sizeof(out->user_id)))
+                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" missing or not [A-Za-z0-9_.:-]{1,64}");
+        else if (cpn_json_int(&o, "amount", 0, CPN_PRICE_MAX, &out->amount) != 0)
+                r = cpn_error_set(err, CPN_INVALID, "\"amount\" missing or not an integer in 0..%lld",
+                                  (long long)CPN_PRICE_MAX);
+        else if (!take(&o, "currency", cpn_currency_valid, out->currency, sizeof(out->currency)))
+                r = cpn_error_set(err, CPN_INVALID, "\"currency\" missing or not an ISO 4217 code");
+        else if (!take(&o, "payment_key", cpn_payment_key_valid, out->payment_key, sizeof(out->payment_key)))
+                r = cpn_error_set(err, CPN_INVALID, "\"payment_key\" missing or not a payment key");
+        else if (cpn_json_time(&o, "paid_at", &out->paid_at_ms) != 0)
+                r = cpn_error_set(err, CPN_INVALID, "\"paid_at\" missing or not an RFC 3339 time");
+        cpn_json_clear(&o);
+        return r;
+}

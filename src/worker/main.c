@@ -3,6 +3,7 @@
  * issuances to MySQL and retries failed events. Run any number; the
  * topic's partitions spread the work. main owns the config and the worker.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "cpn/db.h"
 #include "cpn/log.h"
 #include "cpn/coupon/worker.h"
+#include "cpn/ticket/confirm.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -26,7 +28,9 @@ static void usage(FILE *f) {
         fprintf(f,
                 "Usage: coupon-worker [OPTION...]\n"
                 "\n"
-                "Persists the issuances of the Kafka topic to MySQL. Reads batches as a\n"
+                "Persists the issuances of the Kafka topic to MySQL, and confirms the paid\n"
+                "tickets of COUPON_TICKET_TOPIC (PAID -> CONFIRMED plus the payments row,\n"
+                "once, as group COUPON_WORKER_GROUP-tickets). Reads batches as a\n"
                 "member of the consumer group COUPON_WORKER_GROUP and writes each in one\n"
                 "transaction: one coupons row per (campaign, user) (a redelivered message\n"
                 "changes nothing) and the campaign's persisted count, which never exceeds\n"
@@ -50,6 +54,8 @@ int main(int argc, char **argv) {
         struct cpn_db_url db_url;
         struct cpn_error err = { { 0 } };
         struct cpn_worker *w = NULL;
+        struct cpn_ticket_confirmer *confirmer = NULL;
+        struct cpn_ticket_confirm_stats cs;
         struct cpn_worker_stats st;
         enum cpn_log_level level = CPN_LOG_INFO;
         struct sigaction sa;
@@ -98,7 +104,10 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         r = cpn_worker_new(&w, &cfg, &db_url, &err);
+        if (!r)
+                r = cpn_ticket_confirmer_new(&confirmer, &cfg, &db_url, &stop_requested, &err);
         if (r) {
+                cpn_worker_free(w);
                 cpn_log_error("cannot start: %s", err.msg[0] ? err.msg : "out of memory");
                 cpn_config_clear(&cfg);
                 return 1;
@@ -116,13 +125,21 @@ int main(int argc, char **argv) {
         cpn_log_info("consuming %s from %s as group %s, batches of up to %ld, into %s:%d/%s", cfg.kafka_topic,
                      cfg.kafka_brokers, cfg.worker_group, cfg.worker_batch,
                      db_url.unix_path[0] ? db_url.unix_path : db_url.host, db_url.port, db_url.database);
+        cpn_log_info("confirming paid tickets of %s as group %s-tickets", cfg.ticket_topic, cfg.worker_group);
         r = cpn_worker_run(w, &stop_requested, 10000, &err);
+        if (!r && cpn_ticket_confirmer_failed(confirmer, &err))
+                r = -EIO;
         cpn_worker_stats(w, &st);
         if (r)
                 cpn_log_error("stopping: %s", err.msg);
         else
                 cpn_log_info("stopping: leaving the group");
+        cpn_ticket_confirmer_stats(confirmer, &cs);
+        cpn_ticket_confirmer_free(confirmer);
         cpn_worker_free(w);
+        cpn_log_info("stopped: tickets: %llu messages, %llu confirmed, %llu duplicates, %llu to failed_events",
+                     (unsigned long long)cs.messages, (unsigned long long)cs.confirmed,
+                     (unsigned long long)cs.duplicates, (unsigned long long)cs.failed);
         cpn_log_info("stopped: %llu messages, %llu new coupons, %llu duplicates, %llu to failed_events",
                      (unsigned long long)st.messages, (unsigned long long)st.inserted,
                      (unsigned long long)st.duplicates, (unsigned long long)st.failed);

@@ -116,3 +116,20 @@ int cpn_ticket_parse_reserve(const char *body, size_t n, char *user_id, struct c
 int cpn_ticket_parse_payment(const char *body, size_t n, char *key, int64_t *amount, struct cpn_error *err);
 /* The answer for a ticket. Returns the length or -ENOBUFS. */
 int cpn_ticket_json(char *buf, size_t n, const struct cpn_ticket *t);
+
+/* A ticket.paid event (the outbox row's payload, Kafka's value). */
+struct cpn_ticket_event {
+        char event_id[CPN_TICKET_ID_LEN + 1];
+        char ticket_id[CPN_TICKET_ID_LEN + 1];
+        char type_id[CPN_ID_MAX + 1];
+        char user_id[CPN_ID_MAX + 1];
+        int64_t amount;
+        char currency[4];
+        char payment_key[CPN_PAYMENT_KEY_MAX + 1];
+        int64_t paid_at_ms;
+};
+#define CPN_TICKET_EVENT_MAX 4096 /* bytes; a larger message is not one */
+/* Decodes @buf[0..n): "v" 1, "type" "ticket.paid", every field of the
+ * event in its grammar; other members are tolerated (a newer coupon-api
+ * may add some). Returns 0 or CPN_INVALID (why, in valid UTF-8, in @err). */
+int cpn_ticket_event_parse(const char *buf, size_t n, struct cpn_ticket_event *out, struct cpn_error *err);

@@ -1,0 +1,40 @@
+#pragma once
+/*
+ * The confirmer: coupon-worker's thread that consumes COUPON_TICKET_TOPIC
+ * (group COUPON_WORKER_GROUP + "-tickets") and confirms each paid ticket
+ * once: in one transaction the guarded PAID -> CONFIRMED and the payments
+ * row (unique on the ticket and on the payment key), with offsets stored
+ * only after the commit. A redelivered or duplicated event changes
+ * nothing; one that cannot be applied (not an event, an unknown ticket, a
+ * ticket that is not PAID) becomes a failed_events row, as a coupon's
+ * would, and its offset is stored.
+ *
+ * Created and freed by coupon-worker's main; owns its consumer and MySQL
+ * connection.
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cpn/config.h"
+#include "cpn/db.h"
+#include "cpn/error.h"
+
+struct cpn_ticket_confirmer;
+
+struct cpn_ticket_confirm_stats {
+        uint64_t messages, confirmed, duplicates, failed;
+};
+
+/* Creates the consumer (on the calling thread; from then on only the
+ * confirmer's thread uses it) and starts the thread. When its consumer
+ * fails for good, the thread logs it, sets *@stop_process (may be NULL)
+ * and ends. */
+int cpn_ticket_confirmer_new(struct cpn_ticket_confirmer **ret, const struct cpn_config *cfg,
+                             const struct cpn_db_url *db_url, volatile sig_atomic_t *stop_process,
+                             struct cpn_error *err);
+/* Finishes the batch in hand, leaves the group, frees. Accepts NULL. */
+struct cpn_ticket_confirmer *cpn_ticket_confirmer_free(struct cpn_ticket_confirmer *c);
+void cpn_ticket_confirmer_stats(struct cpn_ticket_confirmer *c, struct cpn_ticket_confirm_stats *out);
+/* Whether its consumer failed for good (the thread has stopped: main exits 1). */
+bool cpn_ticket_confirmer_failed(struct cpn_ticket_confirmer *c, struct cpn_error *err);
