@@ -250,6 +250,67 @@ static void test_status_and_keys(void **state) {
         assert_false(cpn_currency_valid("KR", 2));
 }
 
+#define EVENT(extra)                                                                                   \
+        "{\"v\":1,\"event_id\":\"83c6286d-fffd-4d3e-a200-d8cb692d7c31\",\"type\":\"ticket.paid\","     \
+        "\"ticket_id\":\"bdb6f734-1ea4-4e5b-867c-5fd690a87aff\",\"ticket_type_id\":\"concert-a\","     \
+        "\"user_id\":\"u-42\",\"amount\":55000,\"currency\":\"KRW\",\"payment_key\":\"pk_1\","          \
+        "\"paid_at\":\"2026-11-21T10:00:00.250Z\"" extra "}"
+
+static void test_event_parse(void **state) {
+        struct cpn_ticket_event ev;
+        struct cpn_error err = { { 0 } };
+        const char *ok = EVENT(""), *newer = EVENT(",\"channel\":\"app\"");
+
+        assert_int_equal(cpn_ticket_event_parse(ok, strlen(ok), &ev, &err), 0);
+        assert_string_equal(ev.event_id, "83c6286d-fffd-4d3e-a200-d8cb692d7c31");
+        assert_string_equal(ev.ticket_id, "bdb6f734-1ea4-4e5b-867c-5fd690a87aff");
+        assert_string_equal(ev.type_id, "concert-a");
+        assert_string_equal(ev.user_id, "u-42");
+        assert_int_equal(ev.amount, 55000);
+        assert_string_equal(ev.currency, "KRW");
+        assert_string_equal(ev.payment_key, "pk_1");
+        assert_int_equal(ev.paid_at_ms, NOW + 250);
+        assert_int_equal(cpn_ticket_event_parse(newer, strlen(newer), &ev, NULL), 0); /* unknown members: fine */
+        static const char *const bad[] = {
+                "", "{}", "[]", "not json",
+                "{\"v\":2,\"event_id\":\"83c6286d-fffd-4d3e-a200-d8cb692d7c31\"}",
+                EVENT(",\"v\":1"),                 /* duplicate member */
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err.msg[0] = '\0';
+                if (cpn_ticket_event_parse(bad[i], strlen(bad[i]), &ev, &err) != CPN_INVALID || !err.msg[0])
+                        fail_msg("accepted: %s", bad[i]);
+        }
+        /* each field broken in turn */
+        static const char *const from[] = { "\"v\":1", "\"type\":\"ticket.paid\"", "\"event_id\":\"83c6",
+                                            "\"ticket_id\":\"bdb6", "\"ticket_type_id\":\"concert-a\"",
+                                            "\"user_id\":\"u-42\"", "\"amount\":55000", "\"currency\":\"KRW\"",
+                                            "\"payment_key\":\"pk_1\"", "\"paid_at\":\"2026" };
+        static const char *const to[] = { "\"v\":\"1\"", "\"type\":\"ticket.gone\"", "\"event_id\":\"X3c6",
+                                          "\"ticket_id\":\"BDB6", "\"ticket_type_id\":\"con.cert\"",
+                                          "\"user_id\":\"u 42\"", "\"amount\":-5", "\"currency\":\"krw\"",
+                                          "\"payment_key\":\"pk/1\"", "\"paid_at\":\"20x6" };
+        for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+                char buf[1024], *p;
+
+                snprintf(buf, sizeof(buf), "%s", ok);
+                p = strstr(buf, from[i]);
+                assert_non_null(p);
+                memmove(p + strlen(to[i]), p + strlen(from[i]), strlen(p + strlen(from[i])) + 1);
+                memcpy(p, to[i], strlen(to[i]));
+                if (cpn_ticket_event_parse(buf, strlen(buf), &ev, NULL) != CPN_INVALID)
+                        fail_msg("accepted: %s", buf);
+        }
+        {
+                char big[CPN_TICKET_EVENT_MAX + 2];
+
+                memset(big, ' ', sizeof(big));
+                big[sizeof(big) - 1] = '\0';
+                memcpy(big, ok, strlen(ok));
+                assert_int_equal(cpn_ticket_event_parse(big, strlen(big), &ev, NULL), CPN_INVALID);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_type_parse_full),
@@ -260,6 +321,7 @@ int main(void) {
                 cmocka_unit_test(test_reserve_and_payment_bodies),
                 cmocka_unit_test(test_ticket_json),
                 cmocka_unit_test(test_status_and_keys),
+                cmocka_unit_test(test_event_parse),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
