@@ -15,6 +15,7 @@
 #include "cpn/log.h"
 #include "cpn/coupon/ops.h"
 #include "cpn/coupon/service.h"
+#include "cpn/ticket/service.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -29,6 +30,11 @@ static void usage(FILE *f) {
                 "                                RFC 3339 (2026-11-21T10:00:00Z); starts now and\n"
                 "                                never ends by default\n"
                 "  campaign show ID              print the campaign as GET /v1/campaigns/ID does\n"
+                "  ticket-type create --id ID --name NAME --price N --currency XYZ --total N\n"
+                "                     [--hold-seconds S] [--starts-at T] [--ends-at T]\n"
+                "                                create a ticket type in MySQL and Redis; price in the\n"
+                "                                currency's minor unit, holds of S seconds (default 600)\n"
+                "  ticket-type show ID           print the type as GET /v1/ticket-types/ID does\n"
                 "  failed list [--status open|dead|resolved] [--campaign ID] [--limit N]\n"
                 "                                failed events, newest first (default: open, 100)\n"
                 "  failed retry ID|--all         retry one failed event (open or dead), or all of\n"
@@ -56,9 +62,10 @@ static void usage(FILE *f) {
                 "  -V, --version    show the version and exit\n"
                 "\n");
         cpn_config_usage(f, CPN_CFG_CTL);
-        fprintf(f, "\nExit status: 0 on success (campaign create also when the campaign already\n"
-                   "exists with the same fields), 1 on failure, 2 on bad usage or a bad setting;\n"
-                   "campaign create exits 3 when a campaign with that id and other fields exists;\n"
+        fprintf(f, "\nExit status: 0 on success (campaign and ticket-type create also when it\n"
+                   "already exists with the same fields), 1 on failure, 2 on bad usage or a bad\n"
+                   "setting; campaign and ticket-type create exit 3 when one with that id and other\n"
+                   "fields exists;\n"
                    "reconcile exits 4 when differences remain that it did not repair, audit 4\n"
                    "when a check fails; reconcile and rebuild exit 5 when another reconcile or\n"
                    "rebuild is changing the campaign (it holds its lease; the lease of one that\n"
@@ -179,6 +186,114 @@ static int cmd_campaign_create(struct cpn_session *s, int argc, char **argv) {
         else if (r)
                 return fail("campaign create", &err);
         return cmd_campaign_show(s, c.id);
+}
+
+static int cmd_ticket_type_show(struct cpn_ticket_session *s, const char *id) {
+        struct cpn_error err = { { 0 } };
+        struct cpn_ticket_type_state st;
+        char out[4096];
+        int r;
+
+        if (!cpn_id_valid(id, strlen(id))) {
+                fprintf(stderr, "couponctl: ticket type id must match [A-Za-z0-9_-]{1,64}\n");
+                return 2;
+        }
+        r = cpn_ticket_type_get(s, id, &st, &err);
+        if (r == CPN_TICKET_TYPE_NOT_FOUND) {
+                fprintf(stderr, "couponctl: no ticket type %s\n", id);
+                return 1;
+        }
+        if (r)
+                return fail("ticket-type show", &err);
+        if (cpn_ticket_type_json(out, sizeof(out), &st) < 0)
+                return fail("ticket-type show", &(struct cpn_error){ "ticket type too large to print" });
+        printf("%s\n", out);
+        return 0;
+}
+
+/* Appends ,"@name":<@value as a JSON string> to @body. */
+static int add_string(char *body, size_t cap, const char *name, const char *value) {
+        char q[1024];
+        size_t l = strlen(body);
+
+        if (cpn_json_quote(q, sizeof(q), value) < 0)
+                return -ENOBUFS;
+        return (size_t)snprintf(body + l, cap - l, "%s\"%s\":%s", l > 1 ? "," : "", name, q) >= cap - l ? -ENOBUFS
+                                                                                                          : 0;
+}
+
+/* Appends ,"@name":<@value, digits only> to @body; -EINVAL when it is no integer. */
+static int add_int(char *body, size_t cap, const char *name, const char *value) {
+        size_t l = strlen(body);
+
+        if (!*value || strspn(value, "0123456789") != strlen(value) || strlen(value) > 15)
+                return -EINVAL;
+        return (size_t)snprintf(body + l, cap - l, "%s\"%s\":%s", l > 1 ? "," : "", name, value) >= cap - l ? -ENOBUFS
+                                                                                                            : 0;
+}
+
+static int cmd_ticket_type_create(struct cpn_ticket_session *s, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "id", required_argument, NULL, 'i' },       { "name", required_argument, NULL, 'n' },
+                { "price", required_argument, NULL, 'p' },    { "currency", required_argument, NULL, 'c' },
+                { "total", required_argument, NULL, 't' },    { "hold-seconds", required_argument, NULL, 'h' },
+                { "starts-at", required_argument, NULL, 's' }, { "ends-at", required_argument, NULL, 'e' },
+                { NULL, 0, NULL, 0 },
+        };
+        struct cpn_error err = { { 0 } };
+        struct cpn_ticket_type t;
+        struct cpn_ticket_type_state st;
+        char body[4096] = "{";
+        int ch, r = 0;
+
+        optind = 1;
+        while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1 && r == 0) {
+                switch (ch) {
+                case 'i': r = add_string(body, sizeof(body), "id", optarg); break;
+                case 'n': r = add_string(body, sizeof(body), "name", optarg); break;
+                case 'c': r = add_string(body, sizeof(body), "currency", optarg); break;
+                case 's': r = add_string(body, sizeof(body), "starts_at", optarg); break;
+                case 'e': r = add_string(body, sizeof(body), "ends_at", optarg); break;
+                case 'p': r = add_int(body, sizeof(body), "price", optarg); break;
+                case 't': r = add_int(body, sizeof(body), "total", optarg); break;
+                case 'h': r = add_int(body, sizeof(body), "hold_seconds", optarg); break;
+                default: return 2;
+                }
+                if (r == -EINVAL) {
+                        fprintf(stderr, "couponctl: ticket-type create: --%s must be a non-negative integer\n",
+                                ch == 'p' ? "price" : ch == 't' ? "total" : "hold-seconds");
+                        return 2;
+                }
+        }
+        if (r) {
+                fprintf(stderr, "couponctl: ticket-type create: arguments too long\n");
+                return 2;
+        }
+        if (optind < argc) {
+                fprintf(stderr, "couponctl: ticket-type create: unexpected argument '%s' (see --help)\n",
+                        argv[optind]);
+                return 2;
+        }
+        strcat(body, "}");
+        /* The same strict validation as POST /v1/ticket-types. */
+        r = cpn_ticket_type_parse(body, strlen(body), cpn_time_now_ms(), &t, &err);
+        if (r) {
+                fprintf(stderr, "couponctl: ticket-type create: %s\n", err.msg);
+                return 2;
+        }
+        r = cpn_ticket_type_create(s, &t, &st, &err);
+        if (r == CPN_TICKET_TYPE_EXISTS) {
+                fprintf(stderr, "couponctl: ticket-type create: %s\n", err.msg);
+                return 3;
+        }
+        if (r == CPN_TICKET_TYPE_SAME)
+                fprintf(stderr, "couponctl: ticket type %s already existed with these fields\n", t.id);
+        else if (r == CPN_TICKET_TYPE_PARTIAL)
+                return fail("ticket-type create", &(struct cpn_error){
+                        "recorded in MySQL, Redis not written: run the same command again to complete it" });
+        else if (r)
+                return fail("ticket-type create", &err);
+        return cmd_ticket_type_show(s, t.id);
 }
 
 static int parse_count(const char *s, long max, long *out) {
@@ -368,6 +483,8 @@ int main(int argc, char **argv) {
         struct cpn_service svc = { 0 };
         struct cpn_error err = { { 0 } };
         struct cpn_session *s = NULL;
+        struct cpn_ticket_service tsvc = { 0 };
+        struct cpn_ticket_session *ts = NULL;
         enum cpn_log_level level = CPN_LOG_WARN;
         int argi, r;
 
@@ -402,10 +519,17 @@ int main(int argc, char **argv) {
                 cpn_config_clear(&cfg);
                 return 2;
         }
-        if (cpn_db_pool_new(&svc.db_pool, &svc.db_url, 1, cfg.mysql_timeout_ms,
-                            CPN_DB_SLOW_RW_MS(cfg.mysql_timeout_ms), false, &err) < 0 ||
-            cpn_session_new(&s, &svc) < 0) {
+        r = cpn_db_pool_new(&svc.db_pool, &svc.db_url, 1, cfg.mysql_timeout_ms,
+                            CPN_DB_SLOW_RW_MS(cfg.mysql_timeout_ms), false, &err);
+        tsvc = (struct cpn_ticket_service){ .cfg = &cfg, .redis_url = &svc.redis_url, .db_pool = svc.db_pool };
+        if (!r)
+                r = cpn_session_new(&s, &svc);
+        if (!r)
+                r = cpn_ticket_session_new(&ts, &tsvc);
+        if (r) {
                 fprintf(stderr, "couponctl: out of memory\n");
+                cpn_session_free(s);
+                cpn_db_pool_free(svc.db_pool);
                 cpn_config_clear(&cfg);
                 return 1;
         }
@@ -431,6 +555,19 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "couponctl: usage: campaign create --id ID --name NAME --total N ... | "
                                 "campaign show ID (see --help)\n");
                 r = 2;
+        } else if (!strcmp(argv[0], "ticket-type") && argc >= 2 && !strcmp(argv[1], "create")) {
+                r = cmd_ticket_type_create(ts, argc - 1, argv + 1);
+        } else if (!strcmp(argv[0], "ticket-type") && argc >= 2 && !strcmp(argv[1], "show")) {
+                if (argc == 3 && argv[2][0] != '-') {
+                        r = cmd_ticket_type_show(ts, argv[2]);
+                } else {
+                        fprintf(stderr, "couponctl: usage: ticket-type show ID\n");
+                        r = 2;
+                }
+        } else if (!strcmp(argv[0], "ticket-type")) {
+                fprintf(stderr, "couponctl: usage: ticket-type create --id ID --name NAME --price N --currency XYZ "
+                                "--total N ... | ticket-type show ID (see --help)\n");
+                r = 2;
         } else if (!strcmp(argv[0], "failed") || !strcmp(argv[0], "reconcile") || !strcmp(argv[0], "rebuild") ||
                    !strcmp(argv[0], "lag") || !strcmp(argv[0], "audit")) {
                 r = cmd_ops(&svc, argc, argv);
@@ -438,6 +575,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "couponctl: unknown command '%s' (see --help)\n", argv[0]);
                 r = 2;
         }
+        cpn_ticket_session_free(ts);
         cpn_session_free(s);
         cpn_db_pool_free(svc.db_pool);
         cpn_config_clear(&cfg);

@@ -20,6 +20,8 @@ tickets": invariants 1 and 4).
   refusals of a sold-out type never reach MySQL.
 - the live-ticket key: MySQL itself refuses a second live ticket of a
   (type, user), not only Redis.
+- couponctl ticket-type create|show: the same type as the API's, exit 0
+  for a repeat, 3 for other fields, 2 for bad usage with nothing written;
 - bad input: 40+ requests answered 4xx with the right code, nothing
   changed in MySQL or Redis."""
 
@@ -34,7 +36,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ["COUPON_SOURCE_DIR"], "tests", "support"))
-from apitest import ADMIN_TOKEN, Api, burst, check, main, wait_until  # noqa: E402
+from apitest import ADMIN_TOKEN, Api, burst, check, ctl, main, wait_until  # noqa: E402
 
 
 def type_body(tid, total, **f):
@@ -101,6 +103,36 @@ def test_create(svc, api):
     res = burst([lambda: api.admin("POST", "/v1/ticket-types", body) for _ in range(8)])
     codes = collections.Counter(r[0] for r in res)
     check(codes == {201: 1, 409: 7}, "8 identical creates: %s" % dict(codes))
+
+
+def test_ctl(svc, api):
+    print("couponctl ticket-type", flush=True)
+    args = ["ticket-type", "create", "--id", "cli", "--name", "CLI \"type\"", "--price", "1999", "--currency",
+            "USD", "--total", "7", "--hold-seconds", "30", "--starts-at", "2026-01-01T00:00:00Z"]
+    _, out = ctl(svc, *args)
+    t = json.loads(out)
+    check(t["id"] == "cli" and t["name"] == 'CLI "type"' and t["price"] == 1999 and t["total"] == 7 and
+          t["hold_seconds"] == 30 and t["state"] == "open", "created %s" % t)
+    _, again = ctl(svc, *args)                                   # identical: 0
+    check(json.loads(again) == t, "repeat printed %s" % again)
+    other = list(args)
+    other[other.index("--total") + 1] = "8"
+    ctl(svc, *other, check_rc=3)                                 # other fields: 3
+    _, shown = ctl(svc, "ticket-type", "show", "cli")
+    check(json.loads(shown) == t, "show printed %s" % shown)
+    st, _, g = api.request("GET", "/v1/ticket-types/cli")
+    check(st == 200 and g == t, "the API sees %s" % g)
+    st, _, r = reserve(api, "cli", "cli-user")
+    check(st == 201 and r["price"] == 1999 and r["currency"] == "USD", "reserve of a couponctl type: %s" % r)
+    ctl(svc, "ticket-type", "show", "nope", check_rc=1)
+    for bad in (["ticket-type", "show"], ["ticket-type", "show", "a.b"], ["ticket-type", "frob"],
+                ["ticket-type", "create", "--id", "x", "--name", "X", "--price", "-5", "--currency", "KRW",
+                 "--total", "1"],
+                ["ticket-type", "create", "--id", "x", "--name", "X", "--price", "5", "--currency", "KRW"],
+                ["ticket-type", "create", "--id", "x", "--name", "X", "--price", "5", "--currency", "KRW",
+                 "--total", "1", "extra"]):
+        ctl(svc, *bad, check_rc=2)
+    check(svc.mysql("SELECT COUNT(*) FROM ticket_types WHERE id = 'x'") == [("0",)], "a refused create wrote x")
 
 
 def keepalive_worker(addr, jobs, out, lock):
@@ -383,6 +415,7 @@ def run(svc):
     test_one_user(svc, api)
     test_live_key(svc, api)
     test_mysql_is_truth(svc, api)
+    test_ctl(svc, api)
     test_expiry(svc, api)
     test_exactness(svc, api)
     check(api.stop() == 0, "coupon-api did not exit 0")
