@@ -138,6 +138,30 @@ for c in $lg_conns; do
   fi
 done
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
+
+# Ticket reservations: the sold-out flood (the gate's refusals, answered
+# from Redis) and reservations that take stock (one MySQL transaction each,
+# durable: innodb_flush_log_at_trx_commit=1), at the middle connection
+# count, against the bare handler in the same run.
+"$build/src/couponctl" ticket-type create --id flood --name flood --price 1 --currency KRW --total 1 >/dev/null
+"$build/src/couponctl" ticket-type create --id stock --name stock --price 1 --currency KRW --total 10000000 >/dev/null
+lgt() { # lgt ADDR TYPE PREFIX CONNS -> "rps p50 p99 p999 max statuses"
+  "$build/tests/support/cpn-loadgen" --addr "$1" --campaign "$2" --path "/v1/ticket-types/{campaign}/reservations" \
+    --connections "$4" --duration "$duration" --user-prefix "$3" --timeout-ms 10000 |
+    awk -F= '{v[$1] = $2} END {
+      s = ""; for (k in v) if (k ~ /^status_/) s = s sprintf("%s%s:%s", s == "" ? "" : ",", substr(k, 8), v[k])
+      printf "%.0f %s %s %s %s %s\n", v["rps"], v["p50_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"], s }'
+}
+tc=$(echo "$lg_conns" | awk '{print $(NF > 1 ? 2 : 1)}')
+read -r br b50 b99 b999 bmax bst < <(lgt "127.0.0.1:$bare_port" flood "tb$tc-" "$tc")
+read -r fr f50 f99 f999 fmax fst < <(lgt "127.0.0.1:$api_port" flood "tf$tc-" "$tc")
+read -r sr s50 s99 s999 smax sst < <(lgt "127.0.0.1:$api_port" stock "ts$tc-" "$tc")
+printf '%-30s %9s %8s %8s %8s %8s  %s\n' "tickets, $duration s, $tc conns" req/s p50_ms p99_ms p999_ms max_ms statuses
+printf '%-30s %9s %8s %8s %8s %8s  %s\n' "bare civetweb" "$br" "$b50" "$b99" "$b999" "$bmax" "$bst"
+printf '%-30s %9s %8s %8s %8s %8s  %s\n' "reserve, sold out (gate)" "$fr" "$f50" "$f99" "$f999" "$fmax" "$fst"
+printf '%-30s %9s\n' "  ratio to bare" "$(python3 -c "print('%.2f' % ($fr / $br))")"
+printf '%-30s %9s %8s %8s %8s %8s  %s\n' "reserve, taking stock (MySQL)" "$sr" "$s50" "$s99" "$s999" "$smax" "$sst"
+printf '%-30s %9s\n' "  ratio to bare" "$(python3 -c "print('%.2f' % ($sr / $br))")"
 echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status) (64 MiB = 65536 kB)"
 
 if [ "$worker_messages" -gt 0 ]; then
