@@ -81,6 +81,12 @@ struct cpn_redis_answer {
 int cpn_redis_script(struct cpn_redis *r, const char *name, bool safe, int nkeys, int nargs, const char **kv,
                      struct cpn_redis_answer *out, bool *sent, struct cpn_error *err);
 
+/* Calls @fn for every field of the hash @key (HSCAN: a field changed
+ * meanwhile may be seen twice or not at all; strings borrowed for the
+ * call). A non-zero return of @fn stops the walk and is returned. */
+int cpn_redis_hash_each(struct cpn_redis *r, const char *key,
+                        int (*fn)(const char *field, const char *value, void *ud), void *ud, struct cpn_error *err);
+
 /*
  * Runs lua/issue.lua for (@campaign_id, @user_id), both already validated.
  * Returns 0 with @out filled (seq, outbox id, issued_at), CPN_ISSUE_DUPLICATE,

@@ -15,6 +15,7 @@
 #include "cpn/log.h"
 #include "cpn/coupon/ops.h"
 #include "cpn/coupon/service.h"
+#include "cpn/ticket/reconcile.h"
 #include "cpn/ticket/service.h"
 
 static void usage(FILE *f) {
@@ -35,6 +36,12 @@ static void usage(FILE *f) {
                 "                                create a ticket type in MySQL and Redis; price in the\n"
                 "                                currency's minor unit, holds of S seconds (default 600)\n"
                 "  ticket-type show ID           print the type as GET /v1/ticket-types/ID does\n"
+                "  ticket-type reconcile ID [--dry-run]\n"
+                "                                compare the type's Redis gate with MySQL (the truth):\n"
+                "                                restore its meta and the holds of live tickets Redis\n"
+                "                                lost, give back holds of nothing live older than 30 s;\n"
+                "                                never writes MySQL; after Redis lost data, run it for\n"
+                "                                every type\n"
                 "  failed list [--status open|dead|resolved] [--campaign ID] [--limit N]\n"
                 "                                failed events, newest first (default: open, 100)\n"
                 "  failed retry ID|--all         retry one failed event (open or dead), or all of\n"
@@ -66,7 +73,8 @@ static void usage(FILE *f) {
                    "already exists with the same fields), 1 on failure, 2 on bad usage or a bad\n"
                    "setting; campaign and ticket-type create exit 3 when one with that id and other\n"
                    "fields exists;\n"
-                   "reconcile exits 4 when differences remain that it did not repair, audit 4\n"
+                   "reconcile (and ticket-type reconcile) exits 4 when differences remain that it\n"
+                   "did not repair, audit 4\n"
                    "when a check fails; reconcile and rebuild exit 5 when another reconcile or\n"
                    "rebuild is changing the campaign (it holds its lease; the lease of one that\n"
                    "died expires within 15 s).\n");
@@ -294,6 +302,58 @@ static int cmd_ticket_type_create(struct cpn_ticket_session *s, int argc, char *
         else if (r)
                 return fail("ticket-type create", &err);
         return cmd_ticket_type_show(s, t.id);
+}
+
+static int cmd_ticket_type_reconcile(const struct cpn_service *svc, int argc, char **argv) {
+        struct cpn_ticket_reconcile_report rep;
+        struct cpn_error err = { { 0 } };
+        struct cpn_redis *redis = NULL;
+        struct cpn_db *db = NULL;
+        bool dry = false;
+        const char *id = NULL;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--dry-run"))
+                        dry = true;
+                else if (argv[i][0] != '-' && !id)
+                        id = argv[i];
+                else {
+                        fprintf(stderr, "couponctl: usage: ticket-type reconcile ID [--dry-run]\n");
+                        return 2;
+                }
+        }
+        if (!id || !cpn_id_valid(id, strlen(id))) {
+                fprintf(stderr, "couponctl: usage: ticket-type reconcile ID [--dry-run] (ID: [A-Za-z0-9_-]{1,64})\n");
+                return 2;
+        }
+        r = cpn_db_new(&db, &svc->db_url, svc->cfg->mysql_timeout_ms, CPN_DB_SLOW_RW_MS(svc->cfg->mysql_timeout_ms));
+        if (!r)
+                r = cpn_redis_new(&redis, &svc->redis_url, svc->cfg->redis_timeout_ms);
+        if (!r)
+                r = cpn_ticket_reconcile(db, redis, id, dry, &rep, &err);
+        cpn_redis_free(redis);
+        cpn_db_free(db);
+        if (r == CPN_TICKET_TYPE_NOT_FOUND) {
+                fprintf(stderr, "couponctl: no ticket type %s in MySQL\n", id);
+                return 1;
+        }
+        if (r)
+                return fail("ticket-type reconcile", &err);
+        printf("{\"ticket_type\":\"%s\",\"dry_run\":%s,\"issued\":%lld,\"live\":%lld,\"holds\":%lld,"
+               "\"meta_restored\":%s,\"missing_holds\":%lld,\"holds_restored\":%lld,\"stale_holds\":%lld,"
+               "\"stale_released\":%lld,\"in_progress\":%lld}\n",
+               id, dry ? "true" : "false", (long long)rep.issued, (long long)rep.live, (long long)rep.holds,
+               rep.meta_restored ? "true" : "false", (long long)rep.missing_holds, (long long)rep.holds_restored,
+               (long long)rep.stale_holds, (long long)rep.stale_released, (long long)rep.in_progress);
+        if (rep.issued != rep.live)
+                fprintf(stderr, "couponctl: MySQL's issued (%lld) is not its live tickets (%lld): look at "
+                                "ticket_types and tickets (nothing changed there)\n",
+                        (long long)rep.issued, (long long)rep.live);
+        return rep.issued == rep.live && rep.in_progress == 0 && rep.holds_restored == rep.missing_holds &&
+                               rep.stale_released == rep.stale_holds
+                       ? 0
+                       : 4;
 }
 
 static int parse_count(const char *s, long max, long *out) {
@@ -564,9 +624,11 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "couponctl: usage: ticket-type show ID\n");
                         r = 2;
                 }
+        } else if (!strcmp(argv[0], "ticket-type") && argc >= 2 && !strcmp(argv[1], "reconcile")) {
+                r = cmd_ticket_type_reconcile(&svc, argc - 1, argv + 1);
         } else if (!strcmp(argv[0], "ticket-type")) {
                 fprintf(stderr, "couponctl: usage: ticket-type create --id ID --name NAME --price N --currency XYZ "
-                                "--total N ... | ticket-type show ID (see --help)\n");
+                                "--total N ... | ticket-type show ID | ticket-type reconcile ID (see --help)\n");
                 r = 2;
         } else if (!strcmp(argv[0], "failed") || !strcmp(argv[0], "reconcile") || !strcmp(argv[0], "rebuild") ||
                    !strcmp(argv[0], "lag") || !strcmp(argv[0], "audit")) {

@@ -839,6 +839,37 @@ int cpn_store_outbox_delete(struct cpn_redis *r, const struct cpn_issuance *cons
         return ret;
 }
 
+int cpn_redis_hash_each(struct cpn_redis *r, const char *key,
+                        int (*fn)(const char *field, const char *value, void *ud), void *ud, struct cpn_error *err) {
+        char cursor[32] = "0";
+        int ret = ensure(r, err);
+
+        if (ret)
+                return ret;
+        do {
+                redisReply *rep, *items;
+
+                ret = run(r, &rep, err, 5, (const char *[]){ "HSCAN", key, cursor, "COUNT", "1000" },
+                          (size_t[]){ 5, strlen(key), strlen(cursor), 5, 4 });
+                if (ret)
+                        return ret;
+                if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+                    rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY ||
+                    rep->element[0]->len >= sizeof(cursor)) {
+                        freeReplyObject(rep);
+                        return cpn_error_set(err, -EPROTO, "redis HSCAN %s: unexpected reply", key);
+                }
+                memcpy(cursor, rep->element[0]->str, rep->element[0]->len + 1);
+                items = rep->element[1];
+                for (size_t i = 0; i + 1 < items->elements && ret == 0; i += 2)
+                        if (items->element[i]->type == REDIS_REPLY_STRING &&
+                            items->element[i + 1]->type == REDIS_REPLY_STRING)
+                                ret = fn(items->element[i]->str, items->element[i + 1]->str, ud);
+                freeReplyObject(rep);
+        } while (ret == 0 && strcmp(cursor, "0") != 0);
+        return ret;
+}
+
 int cpn_store_campaigns_each(struct cpn_redis *r, int (*fn)(const char *id, void *ud), void *ud,
                              struct cpn_error *err) {
         redisReply *rep;

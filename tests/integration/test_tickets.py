@@ -22,6 +22,10 @@ tickets": invariants 1 and 4).
   (type, user), not only Redis.
 - couponctl ticket-type create|show: the same type as the API's, exit 0
   for a repeat, 3 for other fields, 2 for bad usage with nothing written;
+- couponctl ticket-type reconcile: after Redis lost a type's gate (its
+  reservations then 404), restores the meta and the live tickets' holds
+  (a dry run only reports, exit 4); gives back a hold of nothing older
+  than 30 s, leaves a young one (exit 4);
 - bad input: 40+ requests answered 4xx with the right code, nothing
   changed in MySQL or Redis."""
 
@@ -133,6 +137,41 @@ def test_ctl(svc, api):
                  "--total", "1", "extra"]):
         ctl(svc, *bad, check_rc=2)
     check(svc.mysql("SELECT COUNT(*) FROM ticket_types WHERE id = 'x'") == [("0",)], "a refused create wrote x")
+
+
+def test_reconcile(svc, api):
+    print("couponctl ticket-type reconcile after Redis lost the gate", flush=True)
+    create(api, "rec", 5)
+    held = {u: reserve(api, "rec", u)[2]["ticket_id"] for u in ("r1", "r2", "r3")}
+    svc.redis("DEL", "ticket:{rec}:meta", "ticket:{rec}:users")  # Redis lost its data
+    st, _, e = reserve(api, "rec", "r4")
+    check(st == 404, "with the gate gone: %s %s" % (st, e))
+    rc, out = ctl(svc, "ticket-type", "reconcile", "rec", "--dry-run", check_rc=4)
+    rep = json.loads(out)
+    check(rep["missing_holds"] == 3 and rep["live"] == 3 and rep["issued"] == 3 and not rep["meta_restored"],
+          "dry run %s" % rep)
+    check(svc.redis("EXISTS", "ticket:{rec}:meta") == 0, "the dry run wrote Redis")
+    _, out = ctl(svc, "ticket-type", "reconcile", "rec")
+    rep = json.loads(out)
+    check(rep["meta_restored"] and rep["holds_restored"] == 3, "reconcile %s" % rep)
+    check(redis_holds(svc, "rec") == held, "holds after reconcile %s" % redis_holds(svc, "rec"))
+    st, _, again = reserve(api, "rec", "r1")
+    check(st == 200 and again["ticket_id"] == held["r1"], "r1 after reconcile: %s %s" % (st, again))
+    codes = [reserve(api, "rec", u)[0] for u in ("r4", "r5", "r6")]
+    check(codes == [201, 201, 410], "the cap after reconcile: %s" % codes)
+    # A hold of nothing: old ones are given back, young ones left alone.
+    old_ms = int(time.time() * 1000) - 60000
+    svc.redis("HSET", "ticket:{rec}:users", "ghost", "0f8fad5b-d9cb-469f-a165-70867728950e:%d" % old_ms)
+    svc.redis("HSET", "ticket:{rec}:users", "young", "1f8fad5b-d9cb-469f-a165-70867728950e:%d" % (old_ms + 60000))
+    rc, out = ctl(svc, "ticket-type", "reconcile", "rec", check_rc=4)
+    rep = json.loads(out)
+    check(rep["stale_released"] == 1 and rep["in_progress"] == 1, "ghosts %s" % rep)
+    check(svc.redis("HEXISTS", "ticket:{rec}:users", "ghost") == 0 and
+          svc.redis("HEXISTS", "ticket:{rec}:users", "young") == 1, "ghost handling")
+    svc.redis("HDEL", "ticket:{rec}:users", "young")
+    ctl(svc, "ticket-type", "reconcile", "rec", check_rc=0)
+    ctl(svc, "ticket-type", "reconcile", "nope", check_rc=1)
+    ctl(svc, "ticket-type", "reconcile", check_rc=2)
 
 
 def keepalive_worker(addr, jobs, out, lock):
@@ -416,6 +455,7 @@ def run(svc):
     test_live_key(svc, api)
     test_mysql_is_truth(svc, api)
     test_ctl(svc, api)
+    test_reconcile(svc, api)
     test_expiry(svc, api)
     test_exactness(svc, api)
     check(api.stop() == 0, "coupon-api did not exit 0")
