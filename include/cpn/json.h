@@ -57,6 +57,16 @@ int cpn_json_int(const struct cpn_json *o, const char *name, int64_t min, int64_
  * CPN_JSON_ABSENT or CPN_INVALID. */
 int cpn_json_time(const struct cpn_json *o, const char *name, int64_t *ms);
 
+/* An optional time member: absent or null is @def (*@absent, may be NULL,
+ * says which). Returns 0, or CPN_INVALID with a message fit for the
+ * client in @err. */
+int cpn_json_time_or(const struct cpn_json *o, const char *name, int64_t def, int64_t *ms, bool *absent,
+                     struct cpn_error *err);
+
+/* The body {"user_id":"..."} that both products' hot paths take (issue,
+ * reserve): 0 with @user_id (CPN_ID_MAX + 1 bytes) or CPN_INVALID. */
+int cpn_json_user_body(const char *body, size_t n, char *user_id, struct cpn_error *err);
+
 /* Writes a JSON string literal (quotes included) of @s into @buf, escaping
  * as RFC 8259 requires. Returns the length or -ENOBUFS. */
 int cpn_json_quote(char *buf, size_t n, const char *s);

@@ -376,3 +376,39 @@ int cpn_json_time(const struct cpn_json *o, const char *name, int64_t *ms) {
                 return CPN_INVALID;
         return 0;
 }
+
+int cpn_json_time_or(const struct cpn_json *o, const char *name, int64_t def, int64_t *ms, bool *absent,
+                     struct cpn_error *err) {
+        int r = cpn_json_time(o, name, ms);
+
+        if (absent)
+                *absent = r == CPN_JSON_ABSENT;
+        if (r == CPN_JSON_ABSENT) {
+                *ms = def;
+                return 0;
+        }
+        if (r)
+                return cpn_error_set(err, CPN_INVALID,
+                                     "\"%s\" must be an RFC 3339 time such as 2026-11-21T10:00:00Z", name);
+        return 0;
+}
+
+int cpn_json_user_body(const char *body, size_t n, char *user_id, struct cpn_error *err) {
+        static const char *const allowed[] = { "user_id", NULL };
+        struct cpn_json o;
+        const char *u;
+        size_t len;
+        int r;
+
+        r = cpn_json_object(&o, body, n, allowed, err);
+        if (r)
+                return r;
+        if (cpn_json_string(&o, "user_id", &u, &len) != 0)
+                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" is required and must be a string");
+        else if (!cpn_user_id_valid(u, len))
+                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" must match [A-Za-z0-9_.:-]{1,64}");
+        else
+                memcpy(user_id, u, len + 1);
+        cpn_json_clear(&o);
+        return r;
+}

@@ -55,4 +55,6 @@ int cpn_db_exec(struct cpn_db *db, const char *sql, struct cpn_error *err);
 int cpn_db_query_row(struct cpn_db *db, const char *sql, MYSQL_RES **res_out, MYSQL_ROW *row_out,
                      struct cpn_error *err);
 void cpn_db_fmt_dt(int64_t ms, char *buf, size_t n);
+/* Unix ms as a DATETIME(3) in UTC, for a bound parameter. */
+void cpn_db_to_time(int64_t ms, MYSQL_TIME *t);
 int cpn_db_parse_dt(const char *s, int64_t *ms);

@@ -139,22 +139,6 @@ static void bind_ll(MYSQL_BIND *b, long long *v) {
         b->buffer = v;
 }
 
-static void to_mysql_time(int64_t ms, MYSQL_TIME *t) {
-        time_t s = (time_t)(ms / 1000);
-        struct tm tm;
-
-        gmtime_r(&s, &tm);
-        memset(t, 0, sizeof(*t));
-        t->year = (unsigned)tm.tm_year + 1900;
-        t->month = (unsigned)tm.tm_mon + 1;
-        t->day = (unsigned)tm.tm_mday;
-        t->hour = (unsigned)tm.tm_hour;
-        t->minute = (unsigned)tm.tm_min;
-        t->second = (unsigned)tm.tm_sec;
-        t->second_part = (unsigned long)(ms % 1000) * 1000;
-        t->time_type = MYSQL_TIMESTAMP_DATETIME;
-}
-
 static long backoff_ms(const struct cpn_db_retry_policy *pol, long attempts) {
         double d = (double)pol->base_ms;
 
@@ -253,7 +237,7 @@ static int insert_rows(struct cpn_db *db, const struct cpn_issuance *const *rows
                         bind_str(&b[4 * i + 1], iss->user_id, &len[2 * i + 1]);
                         seq[i] = iss->seq;
                         bind_ll(&b[4 * i + 2], &seq[i]);
-                        to_mysql_time(iss->issued_at_ms, &at[i]);
+                        cpn_db_to_time(iss->issued_at_ms, &at[i]);
                         memset(&b[4 * i + 3], 0, sizeof(b[0]));
                         b[4 * i + 3].buffer_type = MYSQL_TYPE_DATETIME;
                         b[4 * i + 3].buffer = &at[i];

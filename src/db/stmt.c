@@ -67,7 +67,7 @@ static int prepared(struct cpn_db *db, const char *sql, MYSQL_STMT **out, struct
         return 0;
 }
 
-static void to_time(int64_t ms, MYSQL_TIME *t) {
+void cpn_db_to_time(int64_t ms, MYSQL_TIME *t) {
         time_t s = (time_t)(ms / 1000);
         struct tm tm;
 
@@ -121,7 +121,7 @@ static void bind_in(struct binds *b, const struct cpn_db_val *in, size_t n) {
                         x->length = &b->lin[i];
                         break;
                 case CPN_DB_TIME:
-                        to_time(in[i].i, &b->tin[i]);
+                        cpn_db_to_time(in[i].i, &b->tin[i]);
                         x->buffer_type = MYSQL_TYPE_DATETIME;
                         x->buffer = &b->tin[i];
                         break;

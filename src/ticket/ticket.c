@@ -66,24 +66,6 @@ bool cpn_payment_key_valid(const char *s, size_t len) {
         return true;
 }
 
-/* An optional time member: absent or null is @def (*@absent, may be NULL,
- * says which). */
-static int get_time(const struct cpn_json *o, const char *name, int64_t def, int64_t *out, bool *absent,
-                    struct cpn_error *err) {
-        int r = cpn_json_time(o, name, out);
-
-        if (absent)
-                *absent = r == CPN_JSON_ABSENT;
-        if (r == CPN_JSON_ABSENT) {
-                *out = def;
-                return 0;
-        }
-        if (r)
-                return cpn_error_set(err, CPN_INVALID,
-                                     "\"%s\" must be an RFC 3339 time such as 2026-11-21T10:00:00Z", name);
-        return 0;
-}
-
 int cpn_ticket_type_parse(const char *body, size_t n, int64_t now_ms, struct cpn_ticket_type *out,
                           struct cpn_error *err) {
         static const char *const allowed[] = { "id",           "name",      "price",   "currency", "total",
@@ -138,10 +120,10 @@ int cpn_ticket_type_parse(const char *body, size_t n, int64_t now_ms, struct cpn
                                   CPN_HOLD_MIN_S, CPN_HOLD_MAX_S);
                 goto out;
         }
-        r = get_time(&o, "starts_at", now_ms, &out->starts_at_ms, &out->starts_now, err);
+        r = cpn_json_time_or(&o, "starts_at", now_ms, &out->starts_at_ms, &out->starts_now, err);
         if (r)
                 goto out;
-        r = get_time(&o, "ends_at", CPN_TIME_NEVER, &out->ends_at_ms, NULL, err);
+        r = cpn_json_time_or(&o, "ends_at", CPN_TIME_NEVER, &out->ends_at_ms, NULL, err);
         if (r)
                 goto out;
         if (out->ends_at_ms <= out->starts_at_ms)
@@ -180,23 +162,7 @@ int cpn_ticket_type_json(char *buf, size_t n, const struct cpn_ticket_type_state
 }
 
 int cpn_ticket_parse_reserve(const char *body, size_t n, char *user_id, struct cpn_error *err) {
-        static const char *const allowed[] = { "user_id", NULL };
-        struct cpn_json o;
-        const char *u;
-        size_t len;
-        int r;
-
-        r = cpn_json_object(&o, body, n, allowed, err);
-        if (r)
-                return r;
-        if (cpn_json_string(&o, "user_id", &u, &len) != 0)
-                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" is required and must be a string");
-        else if (!cpn_user_id_valid(u, len))
-                r = cpn_error_set(err, CPN_INVALID, "\"user_id\" must match [A-Za-z0-9_.:-]{1,64}");
-        else
-                memcpy(user_id, u, len + 1);
-        cpn_json_clear(&o);
-        return r;
+        return cpn_json_user_body(body, n, user_id, err);
 }
 
 int cpn_ticket_parse_payment(const char *body, size_t n, char *key, int64_t *amount, struct cpn_error *err) {
