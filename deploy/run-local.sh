@@ -35,8 +35,11 @@ export COUPON_HTTP_ADDR=${COUPON_HTTP_ADDR:-127.0.0.1:8080}
 # threads (it says how many fit) rather than fail.
 if [ -z "${COUPON_HTTP_THREADS:-}" ]; then
   hard=$(ulimit -Hn)
-  if [ "$hard" != unlimited ] && [ "$hard" -lt 4400 ]; then
-    COUPON_HTTP_THREADS=$(( (hard - 200) / 4 ))
+  # coupon-api needs up to 7 descriptors per thread (it says so and exits
+  # when they do not fit): fewer threads than the default where the limit
+  # is low.
+  if [ "$hard" != unlimited ] && [ "$hard" -lt 7500 ]; then
+    COUPON_HTTP_THREADS=$(( (hard - 200) / 7 ))
     [ "$COUPON_HTTP_THREADS" -ge 4 ] || COUPON_HTTP_THREADS=4
     export COUPON_HTTP_THREADS
     echo "run-local: open-files limit $hard: COUPON_HTTP_THREADS=$COUPON_HTTP_THREADS (raise ulimit -n for the default 1024)" >&2
