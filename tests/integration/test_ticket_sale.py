@@ -2,13 +2,14 @@
 of its payments and coupon-worker killed while it confirms (docs/design.md,
 "Paid tickets": every invariant at the end).
 
-A type of 150 with 12 s holds; 1,500 users reserve at once over 48
-keep-alive connections. The 150 winners then pay, 24 at a time: most with
+Two coupon-api instances (so two reapers, settlers and outbox relays work
+on the same tables); a type of 150 with 12 s holds; 1,500 users reserve at
+once over 48 keep-alive connections spread over both. The 150 winners then pay, 24 at a time: most with
 a card that is approved, some declined first and then approved, some with
 a card whose answer is lost, 60 slow (1.2 s, so that many are in flight
 when coupon-api dies); 15 never pay (their holds expire
-and the stock is reserved again by 15 late users, who pay). coupon-api is
-killed with SIGKILL while payments are in flight and started again;
+and the stock is reserved again by 15 late users, who pay). one coupon-api
+is killed with SIGKILL while payments are in flight and started again;
 coupon-worker is killed once too. Once quiet:
 - MySQL: issued = PENDING + PAID + CONFIRMED <= total, no two live
   tickets of one user; every PAID ticket became CONFIRMED with one
@@ -35,9 +36,14 @@ TOTAL, USERS, HOLD_S, TIMEOUT_MS = 150, 1500, 12, 3000
 
 
 class Client:
-    """A keep-alive connection that reconnects (coupon-api is killed)."""
+    """A keep-alive connection that reconnects (coupon-api is killed);
+    clients alternate between the two coupon-api instances."""
+    n = 0
 
     def __init__(self, api):
+        if isinstance(api, (list, tuple)):
+            Client.n += 1
+            api = api[Client.n % len(api)]
         self.api = api
         self.conn = None
 
@@ -103,6 +109,8 @@ def run(svc):
     env = {"COUPON_PAYMENT_TIMEOUT_MS": str(TIMEOUT_MS), "COUPON_TICKET_REAP_MS": "100",
            "COUPON_HTTP_THREADS": "200"}
     api = Api(svc, env).start()
+    other = Api(svc, env, name="api-b").start()  # a second instance: two reapers, settlers and relays
+    apis = (api, other)
     worker = Worker(svc).start()
     st, _, b = api.admin("POST", "/v1/ticket-types", {"id": "sale", "name": "The sale", "price": 55000,
                                                        "currency": "KRW", "total": TOTAL, "hold_seconds": HOLD_S})
@@ -112,7 +120,7 @@ def run(svc):
     jobs = ["u-%d" % i for i in range(USERS)]
     rng.shuffle(jobs)
     t0 = time.monotonic()
-    res = run_all(api, jobs, 48, lambda c, u: c.call("POST", "/v1/ticket-types/sale/reservations", {"user_id": u}))
+    res = run_all(apis, jobs, 48, lambda c, u: c.call("POST", "/v1/ticket-types/sale/reservations", {"user_id": u}))
     by = collections.Counter(r[0] for _, r in res)
     print("reservations: %s in %.1f s" % (dict(by), time.monotonic() - t0), flush=True)
     winners = {u: r[1]["ticket_id"] for u, r in res if r[0] == 201}
@@ -143,7 +151,7 @@ def run(svc):
     k = threading.Thread(target=killer)
     k.start()
     jobs = [(u, winners[u], plans[u][1]) for u in users if plans[u][1]]
-    paid = run_all(api, jobs, 24, lambda c, j: pay_until_done(c, j[1], j[2]))
+    paid = run_all(apis, jobs, 24, lambda c, j: pay_until_done(c, j[1], j[2]))
     k.join()
     answers = collections.Counter(st for _, a in paid for _, st in a)
     print("payment answers: %s" % dict(answers), flush=True)
@@ -207,8 +215,9 @@ def run(svc):
     check(holds == live_rows, "Redis holds (%d) differ from live tickets (%d)" % (len(holds), len(live_rows)))
     print("sale settled: %d confirmed, %d refunded, %d charges, %d events on Kafka" % (
         len(confirmed), len(refunded), len(charged), len(events)), flush=True)
+    check(int(counts.get("EXPIRED", 0)) == 15, "expired %s, expected the 15 unpaid" % counts.get("EXPIRED"))
     check(worker.stop() == 0, "coupon-worker did not exit 0")
-    check(api.stop() == 0, "coupon-api did not exit 0")
+    check(api.stop() == 0 and other.stop() == 0, "a coupon-api did not exit 0")
 
 
 if __name__ == "__main__":
