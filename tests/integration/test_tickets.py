@@ -26,6 +26,8 @@ tickets": invariants 1 and 4).
   reservations then 404), restores the meta and the live tickets' holds
   (a dry run only reports, exit 4); gives back a hold of nothing older
   than 30 s, leaves a young one (exit 4);
+- Redis, then MySQL, not answering (SIGSTOP): 503 with Retry-After,
+  nothing taken and no hold left in the gate;
 - bad input: 40+ requests answered 4xx with the right code, nothing
   changed in MySQL or Redis."""
 
@@ -172,6 +174,40 @@ def test_reconcile(svc, api):
     ctl(svc, "ticket-type", "reconcile", "rec", check_rc=0)
     ctl(svc, "ticket-type", "reconcile", "nope", check_rc=1)
     ctl(svc, "ticket-type", "reconcile", check_rc=2)
+
+
+def test_backends_down(svc, api):
+    """Redis or MySQL not answering: 503 with Retry-After, nothing taken,
+    nothing left held."""
+    import signal
+    print("Redis, then MySQL, not answering", flush=True)
+    create(api, "outage", 3)
+    before = state(svc, "outage")
+    svc.signal_service("redis", signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st, hd, e = reserve(api, "outage", "o-1")
+        took = time.monotonic() - t0
+    finally:
+        svc.signal_service("redis", signal.SIGCONT)
+    check(st == 503 and e["error"]["code"] == "unavailable" and "retry-after" in hd,
+          "Redis stopped: %s %s" % (st, e))
+    print("  Redis stopped: 503 after %.1f s" % took, flush=True)
+    check(state(svc, "outage") == before, "a reservation refused while Redis was stopped changed state")
+    svc.signal_service("mysql", signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st, hd, e = reserve(api, "outage", "o-2")
+        took = time.monotonic() - t0
+    finally:
+        svc.signal_service("mysql", signal.SIGCONT)
+    check(st == 503 and e["error"]["code"] == "unavailable" and "retry-after" in hd,
+          "MySQL stopped: %s %s" % (st, e))
+    print("  MySQL stopped: 503 after %.1f s, the Redis hold given back" % took, flush=True)
+    check(redis_holds(svc, "outage") == {}, "a hold was left after MySQL refused: %s" % redis_holds(svc, "outage"))
+    wait_until(lambda: reserve(api, "outage", "o-2")[0] == 201, 30, "reservations once MySQL answers again",
+               interval=0.5)
+    check(issued(svc, "outage") == 1, "issued %d" % issued(svc, "outage"))
 
 
 def keepalive_worker(addr, jobs, out, lock):
@@ -456,6 +492,7 @@ def run(svc):
     test_mysql_is_truth(svc, api)
     test_ctl(svc, api)
     test_reconcile(svc, api)
+    test_backends_down(svc, api)
     test_expiry(svc, api)
     test_exactness(svc, api)
     check(api.stop() == 0, "coupon-api did not exit 0")
