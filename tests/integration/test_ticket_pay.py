@@ -353,19 +353,38 @@ def test_confirm(svc, worker):
                "the two bad messages in failed_events")
     errors = [r[0] for r in svc.mysql("SELECT error FROM failed_events WHERE topic = 'ticket.paid' ORDER BY id")]
     check(any("no ticket 0f8fad5b" in e for e in errors), "failed_events errors %s" % errors)
+    # The unknown ticket turns up (PAID): the retry of its event will find it.
+    svc.mysql("INSERT INTO tickets (id, ticket_type_id, user_id, status, price, currency, expires_at, paid_at,"
+              " payment_key) VALUES ('0f8fad5b-d9cb-469f-a165-70867728950e', 'pay', 'nobody', 'PAID', 1, 'KRW',"
+              " NOW(3), NOW(3), 'pk_nobody'); UPDATE ticket_types SET issued = issued + 1 WHERE id = 'pay'")
+
     wait_until(lambda: svc.mysql("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL") == [("0",)], 30,
                "the events published again")
     time.sleep(2)
-    check(svc.mysql("SELECT id, status, confirmed_at FROM tickets WHERE status = 'CONFIRMED' ORDER BY id") == before,
-          "a redelivered event changed a confirmed ticket")
+    late = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    check([r for r in svc.mysql("SELECT id, status, confirmed_at FROM tickets WHERE status = 'CONFIRMED' ORDER BY id")
+           if r[0] != late] == before, "a redelivered event changed a confirmed ticket")
+    # Failed events are retried like a coupon's: the event of the unknown
+    # ticket resolves once the ticket is there (PAID); the rest die after
+    # COUPON_RETRY_MAX_ATTEMPTS.
+    wait_until(lambda: svc.mysql("SELECT status FROM tickets WHERE id = '0f8fad5b-d9cb-469f-a165-70867728950e'")
+               == [("CONFIRMED",)], 30, "the retried event to confirm its ticket")
+    check(svc.mysql("SELECT status FROM failed_events WHERE error LIKE 'no ticket 0f8fad5b%'") == [("resolved",)],
+          "the retried event is not resolved")
+    wait_until(lambda: svc.mysql("SELECT COUNT(*) FROM failed_events WHERE topic = 'ticket.paid'"
+                                 " AND status = 'dead' AND attempts = 4") == [("3",)], 60,
+               "the three that cannot be applied marked dead after 4 attempts", interval=0.5)
+    paid.add(late)
     check(svc.mysql("SELECT COUNT(*) FROM payments") == [(str(len(paid)),)], "payments rows after redelivery")
     check(worker.proc.poll() is None, "coupon-worker exited")
-    print("  %d confirmed once; redelivery and 2 bad messages changed nothing else" % len(paid), flush=True)
+    print("  %d confirmed once; redelivery and 2 bad messages changed nothing else; failed events retried"
+          % len(paid), flush=True)
 
 
 def run(svc):
     api = Api(svc, {"COUPON_PAYMENT_TIMEOUT_MS": str(TIMEOUT_MS), "COUPON_TICKET_REAP_MS": "100"}).start()
-    worker = Worker(svc).start()
+    worker = Worker(svc, {"COUPON_RETRY_BASE_MS": "500", "COUPON_RETRY_MAX_MS": "1000",
+                          "COUPON_RETRY_MAX_ATTEMPTS": "4"}).start()
     create(api, "pay", 100)
     timed_out = start_timeout(svc, api)
     test_approve(svc, api)

@@ -7,7 +7,10 @@
  * only after the commit. A redelivered or duplicated event changes
  * nothing; one that cannot be applied (not an event, an unknown ticket, a
  * ticket that is not PAID) becomes a failed_events row, as a coupon's
- * would, and its offset is stored.
+ * would, and its offset is stored. Those rows are retried like a
+ * coupon's: after COUPON_RETRY_BASE_MS, doubling up to COUPON_RETRY_MAX_MS,
+ * marked dead after COUPON_RETRY_MAX_ATTEMPTS (several workers share them:
+ * each attempt is claimed by a guarded UPDATE).
  *
  * Created and freed by coupon-worker's main; owns its consumer and MySQL
  * connection.
