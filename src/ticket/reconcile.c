@@ -137,8 +137,10 @@ int cpn_ticket_reconcile(struct cpn_db *db, struct cpn_redis *redis, const char 
                         goto out;
                 rep->meta_restored = created;
         }
-        qsort(live.v, live.n, sizeof(*live.v), by_user);
-        qsort(holds.v, holds.n, sizeof(*holds.v), by_user);
+        if (live.n)
+                qsort(live.v, live.n, sizeof(*live.v), by_user);
+        if (holds.n)
+                qsort(holds.v, holds.n, sizeof(*holds.v), by_user);
         while (r == 0 && (i < live.n || k < holds.n)) {
                 int c = i == live.n ? 1 : k == holds.n ? -1 : strcmp(live.v[i].user, holds.v[k].user);
                 bool young = c >= 0 && now.i - holds.v[k].since_ms < STALE_HOLD_MS;
