@@ -1,7 +1,7 @@
 """The issue pipe (COUPON_REDIS_PIPELINE=1, the default) under the faults it
 must absorb without a wrong answer, while 200 connections issue:
 
-- its connection killed mid-batch (CLIENT KILL, every 0.2 s): the calls of
+- its connection killed mid-batch (CLIENT KILL, 15 times a second): the calls of
   that batch went out without an answer and are asked again on a new
   connection, whose answer is true of both attempts;
 - the script cache emptied (SCRIPT FLUSH, in between): the batch gets
@@ -35,20 +35,26 @@ def run(svc):
     api = Api(svc, {"COUPON_LOG_LEVEL": "debug"}).start()
     api.create_campaign("pipe", TOTAL)
     stop = threading.Event()
-    faults = {"kills": 0, "killed": 0, "flushes": 0}
+    faults = {"kills": 0, "killed": 0, "hits": 0, "flushes": 0}
 
+    # A kill lands mid-batch only when one is in flight: on a busy 2-core
+    # machine the pipe may be between batches most of the time, so kill
+    # often (15/s; at 5/s all 8 kills of a 1.7 s load once missed), and
+    # flush the script cache between them (5/s).
     def chaos():
         time.sleep(0.2)
+        i = 0
         while not stop.is_set():
-            n = svc.redis("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-            faults["kills"] += 1
-            faults["killed"] += n
-            stop.wait(0.1)
-            if stop.is_set():
-                break
-            svc.redis("SCRIPT", "FLUSH")
-            faults["flushes"] += 1
-            stop.wait(0.1)
+            i += 1
+            if i % 3:
+                n = svc.redis("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+                faults["kills"] += 1
+                faults["killed"] += n
+                faults["hits"] += n > 0
+            else:
+                svc.redis("SCRIPT", "FLUSH")
+                faults["flushes"] += 1
+            stop.wait(0.066)
 
     t = threading.Thread(target=chaos)
     t.start()
@@ -61,7 +67,9 @@ def run(svc):
     print("loadgen: " + " ".join("%s=%s" % kv for kv in sorted(summary.items())), flush=True)
     print("faults: %s" % faults, flush=True)
     check(faults["kills"] >= 3 and faults["flushes"] >= 3, "the load ended before the faults: %s" % faults)
-    check(faults["killed"] >= faults["kills"], "a CLIENT KILL found no connection to kill: %s" % faults)
+    # Between two kills 66 ms apart a connection may not be back yet: at
+    # least three must have found one (the pipe's own is proven below).
+    check(faults["hits"] >= 3, "the CLIENT KILLs found no connection to kill: %s" % faults)
     check(len(recs) == REQUESTS, "expected %d records, got %d" % (REQUESTS, len(recs)))
 
     by_status = collections.Counter(r[1] for r in recs)
