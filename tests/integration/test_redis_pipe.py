@@ -1,7 +1,7 @@
 """The issue pipe (COUPON_REDIS_PIPELINE=1, the default) under the faults it
 must absorb without a wrong answer, while 200 connections issue:
 
-- its connection killed mid-batch (CLIENT KILL, 15 times a second): the calls of
+- its connection killed mid-batch (CLIENT KILL, 10 times a second): the calls of
   that batch went out without an answer and are asked again on a new
   connection, whose answer is true of both attempts;
 - the script cache emptied (SCRIPT FLUSH, in between): the batch gets
@@ -39,7 +39,7 @@ def run(svc):
 
     # A kill lands mid-batch only when one is in flight: on a busy 2-core
     # machine the pipe may be between batches most of the time, so kill
-    # often (15/s; at 5/s all 8 kills of a 1.7 s load once missed), and
+    # often (10/s; at 5/s all 8 kills of a 1.7 s load once missed), and
     # flush the script cache between them (5/s).
     def chaos():
         time.sleep(0.2)
