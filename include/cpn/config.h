@@ -36,7 +36,6 @@ struct cpn_config {
         long relay_after_ms;
         long relay_interval_ms;
         long redis_timeout_ms;
-        long redis_pipeline;
         long mysql_timeout_ms;
         long mysql_pool;
         char *ticket_topic;         /* COUPON_TICKET_TOPIC */

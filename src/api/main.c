@@ -24,7 +24,7 @@ static void usage(FILE *f) {
                 "Usage: coupon-api [OPTION...]\n"
                 "\n"
                 "The HTTP front of the coupon issuance service. Each POST\n"
-                "/v1/campaigns/{id}/issue is decided atomically in Redis (lua/issue.lua),\n"
+                "/v1/campaigns/{id}/issue is decided atomically in Redis (lua/coupon/issue.lua),\n"
                 "handed to Kafka (idempotent producer, acks=all) and answered 202 once Kafka\n"
                 "has it or COUPON_KAFKA_ACK_TIMEOUT_MS has passed; the Redis outbox keeps\n"
                 "what Kafka does not have yet and a relay thread delivers it later.\n"
@@ -109,6 +109,7 @@ int main(int argc, char **argv) {
         struct cpn_ticket_http tickets = { 0 };
         struct cpn_process process = { 0 };
         struct cpn_http_product products[3];
+        struct cpn_coupon_outbox *outbox = NULL; /* the producer's sink; freed after it */
         struct cpn_relay *relay = NULL;
         struct cpn_ticket_reaper *reaper = NULL;
         struct cpn_ticket_relay *ticket_relay = NULL;
@@ -165,12 +166,21 @@ int main(int argc, char **argv) {
 
         r = cpn_gateway_global_init() == 0 ? 0 : cpn_error_set(&err, -EIO, "libcurl cannot initialise");
         if (!r)
-                r = cpn_producer_new(&svc.producer, &cfg, &svc.redis_url, &err);
+                r = cpn_coupon_outbox_new(&outbox, &svc.redis_url, cfg.redis_timeout_ms) == 0
+                            ? 0
+                            : cpn_error_set(&err, -ENOMEM, "out of memory");
+        if (!r) {
+                struct cpn_producer_sink sink = cpn_coupon_outbox_sink(outbox);
+
+                r = cpn_producer_new(&svc.producer, &cfg, &sink, &err);
+        }
+        if (!r)
+                r = cpn_producer_topic(svc.producer, cfg.kafka_topic, &svc.topic, &err);
         if (!r)
                 r = cpn_db_pool_new(&svc.db_pool, &svc.db_url, (size_t)cfg.mysql_pool, cfg.mysql_timeout_ms,
                                     cfg.mysql_timeout_ms, true, &err);
-        if (!r && cfg.redis_pipeline)
-                r = cpn_store_pipe_new(&svc.pipe, &svc.redis_url, cfg.redis_timeout_ms, &err);
+        if (!r)
+                r = cpn_redis_pipe_new(&svc.pipe, &svc.redis_url, cfg.redis_timeout_ms, &err);
         if (!r)
                 r = cpn_relay_new(&relay, &cfg, &svc.redis_url, svc.producer, &err);
         if (!r)
@@ -179,7 +189,8 @@ int main(int argc, char **argv) {
                 r = cpn_ticket_relay_new(&ticket_relay, &cfg, &svc.db_url, svc.producer, &err);
         if (!r) {
                 process = (struct cpn_process){ .cfg = &cfg, .redis_url = &svc.redis_url,
-                                                .producer = svc.producer, .db_pool = svc.db_pool };
+                                                .producer = svc.producer, .outbox = outbox,
+                                                .db_pool = svc.db_pool };
                 coupon.cfg = &cfg;
                 coupon.svc = &svc;
                 products[0] = cpn_process_http_product(&process);
@@ -198,9 +209,10 @@ int main(int argc, char **argv) {
                 cpn_ticket_relay_free(ticket_relay);
                 cpn_ticket_reaper_free(reaper);
                 cpn_relay_free(relay);
-                cpn_store_pipe_free(svc.pipe);
+                cpn_redis_pipe_free(svc.pipe);
                 cpn_db_pool_free(svc.db_pool);
                 cpn_producer_free(svc.producer, 0);
+                cpn_coupon_outbox_free(outbox);
                 cpn_config_clear(&cfg);
                 return 1;
         }
@@ -222,12 +234,13 @@ int main(int argc, char **argv) {
                 ;
         cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         cpn_server_free(server);       /* answers what is in flight */
-        cpn_store_pipe_free(svc.pipe); /* no caller is left */
+        cpn_redis_pipe_free(svc.pipe); /* no caller is left */
         cpn_ticket_reaper_free(reaper);
         cpn_ticket_relay_free(ticket_relay); /* before the producer it borrows */
         cpn_db_pool_free(svc.db_pool);
         cpn_relay_free(relay);
         cpn_producer_free(svc.producer, 5000); /* waits for Kafka's reports */
+        cpn_coupon_outbox_free(outbox);        /* the producer's sink, used until then */
         cpn_log_info("stopped");
         cpn_config_clear(&cfg);
         return 0;

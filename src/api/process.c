@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cpn/coupon/store.h"
 #include "process.h"
 
 /* A worker thread's state: its own Redis connection, opened on the first
@@ -25,8 +26,8 @@ static void handle_readyz(void *thread, const struct cpn_request *rq, struct cpn
         char bl[24];
 
         (void)rq;
-        redis_ok = cpn_store_ping(t->redis, &err) == 0;
-        if (redis_ok && cpn_store_outbox_backlog(t->redis, &backlog, &err) != 0)
+        redis_ok = cpn_redis_ping(t->redis, &err) == 0;
+        if (redis_ok && cpn_coupon_store_outbox_backlog(t->redis, &backlog, &err) != 0)
                 backlog = -1;
         cpn_db_pool_stats(t->p->db_pool, &ds);
         cpn_producer_stats(t->p->producer, &ps);
@@ -94,7 +95,7 @@ static void metrics(void *data, FILE *f) {
                    "# TYPE coupon_kafka_brokers_down gauge\ncoupon_kafka_brokers_down %d\n",
                 (unsigned long long)ps.delivered, (unsigned long long)ps.failed,
                 (unsigned long long)ps.enqueue_failed, (long long)ps.in_flight,
-                (unsigned long long)ps.outbox_deleted, ps.brokers_down ? 1 : 0);
+                (unsigned long long)cpn_coupon_outbox_deleted(p->outbox), ps.brokers_down ? 1 : 0);
         cpn_db_pool_stats(p->db_pool, &ds);
         fprintf(f, "# HELP coupon_mysql_pool_connections MySQL connections of the pool (COUPON_MYSQL_POOL).\n"
                    "# TYPE coupon_mysql_pool_connections gauge\ncoupon_mysql_pool_connections %zu\n"

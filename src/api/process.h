@@ -6,6 +6,7 @@
  */
 #include "cpn/config.h"
 #include "cpn/db.h"
+#include "cpn/coupon/delivery.h"
 #include "cpn/events.h"
 #include "cpn/http.h"
 #include "cpn/store.h"
@@ -15,6 +16,7 @@ struct cpn_process {
         const struct cpn_config *cfg;
         const struct cpn_redis_url *redis_url;
         struct cpn_producer *producer;
+        struct cpn_coupon_outbox *outbox; /* the producer's sink: coupon_outbox_deleted_total */
         struct cpn_db_pool *db_pool;
 };
 

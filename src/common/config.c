@@ -74,8 +74,6 @@ static const struct entry table[] = {
           "outbox entries older than this are produced again (must exceed message timeout)" },
         { "COUPON_RELAY_INTERVAL_MS", "relay-interval-ms", T_LONG, S(relay_interval_ms), "1000", 50,
           600000, CPN_CFG_API, "how often the outbox relay looks" },
-        { "COUPON_REDIS_PIPELINE", "redis-pipeline", T_LONG, S(redis_pipeline), "1", 0, 1, CPN_CFG_API,
-          "1: issue calls of all threads share one pipelined Redis connection; 0: one connection per thread" },
         { "COUPON_REDIS_TIMEOUT_MS", "redis-timeout-ms", T_LONG, S(redis_timeout_ms), "2000", 10,
           60000, ALL, "connect and reply timeout of Redis calls" },
         { "COUPON_MYSQL_TIMEOUT_MS", "mysql-timeout-ms", T_LONG, S(mysql_timeout_ms), "2000", 100,

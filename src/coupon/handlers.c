@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cpn/coupon/store.h"
 #include "cpn/error.h"
 #include "cpn/http.h"
 #include "cpn/json.h"
@@ -258,9 +259,9 @@ void cpn_coupon_http_metrics(void *data, FILE *f) {
                 (unsigned long long)atomic_load(&ch->delivery[1]),
                 (unsigned long long)atomic_load(&ch->delivery[2]));
         if (ch->svc && ch->svc->pipe) {
-                struct cpn_store_pipe_stats st;
+                struct cpn_redis_pipe_stats st;
 
-                cpn_store_pipe_stats(ch->svc->pipe, &st);
+                cpn_redis_pipe_stats(ch->svc->pipe, &st);
                 fprintf(f, "# HELP coupon_redis_pipe_batches_total Pipelined batches of issue scripts written to Redis.\n"
                            "# TYPE coupon_redis_pipe_batches_total counter\ncoupon_redis_pipe_batches_total %llu\n"
                            "# HELP coupon_redis_pipe_calls_total Issue calls carried by those batches.\n"

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpn/coupon/delivery.h"
+#include "cpn/coupon/store.h"
 #include "cpn/clock.h"
 #include "cpn/consumer.h"
 #include "cpn/events.h"
@@ -69,7 +71,7 @@ static void *renew_main(void *arg) {
                 {
                         struct cpn_error err = { { 0 } };
                         char holder[160] = "";
-                        int r = cpn_store_lease_take(l->redis, l->campaign_id, CPN_LEASE_OPS, l->token, l->what,
+                        int r = cpn_coupon_store_lease_take(l->redis, l->campaign_id, CPN_LEASE_OPS, l->token, l->what,
                                                      LEASE_TTL_MS, holder, sizeof(holder), NULL, &err);
 
                         if (r == CPN_HELD && !atomic_exchange(&l->lost, true))
@@ -103,7 +105,7 @@ static int hold(struct cpn_ops *ops, const char *id, const char *cmd, struct cpn
         snprintf(l->campaign_id, sizeof(l->campaign_id), "%s", id);
         snprintf(l->what, sizeof(l->what), "couponctl %s on %s pid %d", cmd, host, (int)getpid());
         l->token = ops->run_id;
-        r = cpn_store_lease_take(ops->redis, id, CPN_LEASE_OPS, l->token, l->what, LEASE_TTL_MS, holder,
+        r = cpn_coupon_store_lease_take(ops->redis, id, CPN_LEASE_OPS, l->token, l->what, LEASE_TTL_MS, holder,
                                  sizeof(holder), &left, err);
         if (r == CPN_HELD)
                 r = cpn_error_set(err, -EBUSY,
@@ -119,7 +121,7 @@ static int hold(struct cpn_ops *ops, const char *id, const char *cmd, struct cpn
                 if (r) {
                         pthread_cond_destroy(&l->cv);
                         pthread_mutex_destroy(&l->mu);
-                        cpn_store_lease_drop(ops->redis, id, CPN_LEASE_OPS, l->token, NULL);
+                        cpn_coupon_store_lease_drop(ops->redis, id, CPN_LEASE_OPS, l->token, NULL);
                         cpn_error_set(err, r, "cannot start the lease's thread");
                 }
         }
@@ -153,7 +155,7 @@ static void unhold(struct cpn_ops *ops) {
         pthread_mutex_unlock(&l->mu);
         pthread_join(l->thread, NULL);
         if (!atomic_load(&l->lost))
-                cpn_store_lease_drop(ops->redis, l->campaign_id, CPN_LEASE_OPS, l->token, NULL);
+                cpn_coupon_store_lease_drop(ops->redis, l->campaign_id, CPN_LEASE_OPS, l->token, NULL);
         pthread_cond_destroy(&l->cv);
         pthread_mutex_destroy(&l->mu);
         cpn_redis_free(l->redis);
@@ -165,6 +167,7 @@ void cpn_ops_clear(struct cpn_ops *ops) {
         unhold(ops);
         if (ops->producer)
                 ops->producer = cpn_producer_free(ops->producer, 10000);
+        ops->outbox = cpn_coupon_outbox_free(ops->outbox);
 }
 
 /* ---- failed events ---- */
@@ -228,7 +231,7 @@ struct stager {
 
 static int stage_flush(struct stager *s) {
         for (int p = 0; p < 2 && s->parts[p]; p++) {
-                int r = cpn_store_scratch_add(s->ops->redis, s->campaign_id, s->parts[p], s->ptrs, s->n, s->err);
+                int r = cpn_coupon_store_scratch_add(s->ops->redis, s->campaign_id, s->parts[p], s->ptrs, s->n, s->err);
 
                 if (r)
                         return r;
@@ -314,17 +317,17 @@ static int look_missing(struct cpn_ops *ops, const char *id, struct idlist *miss
         int r;
 
         missing->n = 0;
-        r = cpn_store_scratch_reset(ops->redis, id, RC_MYSQL, err);
+        r = cpn_coupon_store_scratch_reset(ops->redis, id, RC_MYSQL, err);
         if (!r)
-                r = cpn_store_scratch_reset(ops->redis, id, RC_KNOWN, err);
+                r = cpn_coupon_store_scratch_reset(ops->redis, id, RC_KNOWN, err);
         if (!r)
                 r = stage(ops, id, RC_MYSQL, RC_KNOWN, true, false, seen_seq, seq_max, err);
         if (!r)
                 r = stage(ops, id, RC_KNOWN, NULL, false, true, NULL, 0, err);
         if (!r)
-                r = cpn_store_outbox_users_into(ops->redis, id, RC_KNOWN, &entries, err);
+                r = cpn_coupon_store_outbox_users_into(ops->redis, id, RC_KNOWN, &entries, err);
         if (!r)
-                r = cpn_store_diff_each(ops->redis, id, "users", RC_KNOWN, idlist_add, missing, err);
+                r = cpn_coupon_store_diff_each(ops->redis, id, "users", RC_KNOWN, idlist_add, missing, err);
         return r;
 }
 
@@ -342,8 +345,17 @@ static int republish(struct cpn_ops *ops, const char *id, const struct idlist *u
         *delivered = 0;
         if (!batch)
                 return -ENOMEM;
-        if (!ops->producer)
-                r = cpn_producer_new(&ops->producer, ops->cfg, ops->redis_url, err);
+        if (!ops->producer) {
+                struct cpn_producer_sink sink;
+
+                r = ops->outbox ? 0 : cpn_coupon_outbox_new(&ops->outbox, ops->redis_url, ops->cfg->redis_timeout_ms);
+                if (!r) {
+                        sink = cpn_coupon_outbox_sink(ops->outbox);
+                        r = cpn_producer_new(&ops->producer, ops->cfg, &sink, err);
+                }
+                if (!r)
+                        r = cpn_producer_topic(ops->producer, ops->cfg->kafka_topic, &ops->topic, err);
+        }
         if (!r)
                 r = cpn_waiter_new(ops->producer, &w);
         for (size_t i = 0; !r && i < users->n; i++) {
@@ -355,12 +367,12 @@ static int republish(struct cpn_ops *ops, const char *id, const struct idlist *u
                 snprintf(iss->user_id, sizeof(iss->user_id), "%s", users->v[i]);
                 iss->seq = seen_seq && next <= seq_max ? next++ : 0;
                 iss->issued_at_ms = now;
-                r = cpn_store_outbox_add(ops->redis, iss, ops->run_id, err);
+                r = cpn_coupon_store_outbox_add(ops->redis, iss, ops->run_id, err);
                 if (r == CPN_HELD)
                         r = cpn_error_set(err, -EBUSY, "campaign %s: the operator lease was lost; stopped", id);
         }
         if (!r) {
-                int d = cpn_producer_send_wait(ops->producer, w, batch, users->n,
+                int d = cpn_coupon_send_wait(ops->producer, ops->topic, w, batch, users->n,
                                                ops->cfg->kafka_message_timeout_ms + 2000);
 
                 if (d == 0)
@@ -407,7 +419,7 @@ static int reconcile_held(const char *id, void *ud) {
         }
         if (r)
                 return r;
-        r = cpn_store_campaign_get(ops->redis, id, &rs, err);
+        r = cpn_coupon_store_get(ops->redis, id, &rs, err);
         if (r == CPN_CAMPAIGN_NOT_FOUND) {
                 fprintf(ops->out,
                         "campaign=%s verdict=differs reason=not_in_redis mysql_rows=%" PRId64 " (%s: run "
@@ -421,7 +433,7 @@ static int reconcile_held(const char *id, void *ud) {
         }
         if (r)
                 return r;
-        r = cpn_store_scard(ops->redis, id, "users", &scard, err);
+        r = cpn_coupon_store_scard(ops->redis, id, "users", &scard, err);
         if (r)
                 return r;
         seq_max = rs.issued > dc.total ? dc.total : rs.issued;
@@ -430,7 +442,7 @@ static int reconcile_held(const char *id, void *ud) {
                 return -ENOMEM;
         r = look_missing(ops, id, &missing, seen, seq_max, err);
         if (!r)
-                r = cpn_store_diff_each(ops->redis, id, RC_MYSQL, "users", idlist_add, &extra, err);
+                r = cpn_coupon_store_diff_each(ops->redis, id, RC_MYSQL, "users", idlist_add, &extra, err);
         if (r)
                 goto out;
 
@@ -469,18 +481,18 @@ static int reconcile_held(const char *id, void *ud) {
                         goto out;
         }
         if (rs.issued < scard) {
-                r = cpn_store_count_raise(ops->redis, id, &raised_before, &raised_after, err);
+                r = cpn_coupon_store_count_raise(ops->redis, id, &raised_before, &raised_after, err);
                 if (r)
                         goto out;
         }
         if (missing.n) {
                 /* A user accepted a moment ago may be between the outbox and
                  * MySQL (in Kafka): only what stays missing is re-published. */
-                r = cpn_store_scratch_reset(ops->redis, id, RC_MISSING, err);
+                r = cpn_coupon_store_scratch_reset(ops->redis, id, RC_MISSING, err);
                 for (size_t i = 0; !r && i < missing.n; i++) {
                         const char *u = missing.v[i];
 
-                        r = cpn_store_scratch_add(ops->redis, id, RC_MISSING, &u, 1, err);
+                        r = cpn_coupon_store_scratch_add(ops->redis, id, RC_MISSING, &u, 1, err);
                 }
                 if (r)
                         goto out;
@@ -491,7 +503,7 @@ static int reconcile_held(const char *id, void *ud) {
                 if (r)
                         goto out;
                 missing.n = 0;
-                r = cpn_store_diff_each(ops->redis, id, RC_MISSING, RC_KNOWN, idlist_add, &missing, err);
+                r = cpn_coupon_store_diff_each(ops->redis, id, RC_MISSING, RC_KNOWN, idlist_add, &missing, err);
                 if (!r && missing.n)
                         r = republish(ops, id, &missing, seen, seq_max, &delivered, err);
                 if (r)
@@ -511,9 +523,9 @@ static int reconcile_held(const char *id, void *ud) {
         if (extra.n || rs.issued > scard)
                 x->differing++;
 out:
-        cpn_store_scratch_reset(ops->redis, id, RC_MYSQL, NULL);
-        cpn_store_scratch_reset(ops->redis, id, RC_KNOWN, NULL);
-        cpn_store_scratch_reset(ops->redis, id, RC_MISSING, NULL);
+        cpn_coupon_store_scratch_reset(ops->redis, id, RC_MYSQL, NULL);
+        cpn_coupon_store_scratch_reset(ops->redis, id, RC_KNOWN, NULL);
+        cpn_coupon_store_scratch_reset(ops->redis, id, RC_MISSING, NULL);
         free(missing.v);
         free(extra.v);
         free(seen);
@@ -585,7 +597,7 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
         r = hold(ops, campaign_id, "rebuild", err);
         if (r)
                 return r;
-        r = cpn_store_campaign_pause(ops->redis, &c, true, &restored, err);
+        r = cpn_coupon_store_pause(ops->redis, &c, true, &restored, err);
         if (r)
                 goto out;
         fprintf(ops->out, "paused %s%s\n", campaign_id, restored ? " (its meta was missing: written again from MySQL)" : "");
@@ -612,15 +624,15 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
         }
         r = still_held(ops, err);
         if (!r)
-                r = cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, err);
+                r = cpn_coupon_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, err);
         if (!r)
                 r = stage(ops, campaign_id, RC_REBUILD, NULL, true, true, NULL, 0, err);
         /* Paused: the outbox can only shrink now, and what left it is in
          * Kafka, hence (lag 0) in MySQL already. */
         if (!r)
-                r = cpn_store_outbox_users_into(ops->redis, campaign_id, RC_REBUILD, &outbox_entries, err);
+                r = cpn_coupon_store_outbox_users_into(ops->redis, campaign_id, RC_REBUILD, &outbox_entries, err);
         if (!r)
-                r = cpn_store_campaign_rebuild(ops->redis, campaign_id, RC_REBUILD, ops->run_id, out, err);
+                r = cpn_coupon_store_rebuild(ops->redis, campaign_id, RC_REBUILD, ops->run_id, out, err);
         if (r == CPN_HELD)
                 r = cpn_error_set(err, -EBUSY, "another command took the operator lease from this run");
         if (r) {
@@ -631,7 +643,7 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
                           " (mysql rows %" PRId64 "); resumed\n", campaign_id, out[0], out[1], out[2], out[3],
                 persisted);
 out:
-        cpn_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, NULL);
+        cpn_coupon_store_scratch_reset(ops->redis, campaign_id, RC_REBUILD, NULL);
         unhold(ops);
         return r;
 }
@@ -658,7 +670,7 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
         for (;;) {
                 struct cpn_error lerr = { { 0 } };
 
-                r = cpn_store_campaign_get(ops->redis, id, &rs, err);
+                r = cpn_coupon_store_get(ops->redis, id, &rs, err);
                 if (r == CPN_CAMPAIGN_NOT_FOUND)
                         return cpn_error_set(err, CPN_CAMPAIGN_NOT_FOUND, "no campaign %s in Redis", id);
                 if (r)
@@ -673,13 +685,13 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
         if (r == CPN_CAMPAIGN_NOT_FOUND)
                 return cpn_error_set(err, CPN_CAMPAIGN_NOT_FOUND, "no campaign %s in MySQL", id);
         if (!r)
-                r = cpn_store_scard(ops->redis, id, "users", &scard, err);
+                r = cpn_coupon_store_scard(ops->redis, id, "users", &scard, err);
         if (!r)
                 r = look_missing(ops, id, &missing, NULL, 0, err);
         if (!r)
-                r = cpn_store_diff_each(ops->redis, id, RC_MYSQL, "users", idlist_add, &extra, err);
-        cpn_store_scratch_reset(ops->redis, id, RC_MYSQL, NULL);
-        cpn_store_scratch_reset(ops->redis, id, RC_KNOWN, NULL);
+                r = cpn_coupon_store_diff_each(ops->redis, id, RC_MYSQL, "users", idlist_add, &extra, err);
+        cpn_coupon_store_scratch_reset(ops->redis, id, RC_MYSQL, NULL);
+        cpn_coupon_store_scratch_reset(ops->redis, id, RC_KNOWN, NULL);
         if (r)
                 goto out;
 

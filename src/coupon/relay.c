@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpn/coupon/store.h"
 #include "cpn/clock.h"
+#include "cpn/coupon/delivery.h"
 #include "cpn/events.h"
 #include "cpn/log.h"
 
@@ -25,6 +27,7 @@
 struct cpn_relay {
         const struct cpn_config *cfg;
         struct cpn_producer *producer;    /* borrowed */
+        struct cpn_topic *topic;          /* the producer's */
         struct cpn_redis *redis;          /* relay thread's own connection */
         struct cpn_waiter *waiter;
         char owner[96];                   /* lease value: host:pid */
@@ -46,20 +49,20 @@ static int relay_campaign(const char *id, void *ud) {
         size_t n, read, malformed, bad = 0;
         int ret;
 
-        ret = cpn_store_relay_lease(r->redis, id, r->owner, ttl, &err);
+        ret = cpn_coupon_store_relay_lease(r->redis, id, r->owner, ttl, &err);
         if (ret == CPN_HELD)
                 return 0; /* another coupon-api relays this campaign */
         if (ret)
                 return ret;
         do {
-                ret = cpn_store_outbox_stale(r->redis, id, r->cfg->relay_after_ms, cursor, sizeof(cursor),
+                ret = cpn_coupon_store_outbox_stale(r->redis, id, r->cfg->relay_after_ms, cursor, sizeof(cursor),
                                              r->batch, RELAY_BATCH, &n, &read, &malformed, &err);
                 if (ret)
                         return ret;
                 bad += malformed;
                 if (n == 0)
                         continue;
-                ret = cpn_producer_send_wait(r->producer, r->waiter, r->batch, n,
+                ret = cpn_coupon_send_wait(r->producer, r->topic, r->waiter, r->batch, n,
                                              r->cfg->kafka_message_timeout_ms + 2000);
                 if (ret == 0) {
                         atomic_fetch_add(&r->relayed, n);
@@ -90,7 +93,7 @@ static void *relay_thread(void *arg) {
                 int ret;
 
                 pthread_mutex_unlock(&r->mu);
-                ret = cpn_store_campaigns_each(r->redis, relay_campaign, r, &err);
+                ret = cpn_coupon_store_campaigns_each(r->redis, relay_campaign, r, &err);
                 if (ret < 0 && !r->redis_failing)
                         cpn_log_warn("relay: %s", err.msg);
                 else if (ret == 0 && r->redis_failing)
@@ -115,6 +118,11 @@ int cpn_relay_new(struct cpn_relay **ret, const struct cpn_config *cfg,
         r->producer = p;
         gethostname(host, sizeof(host) - 1);
         snprintf(r->owner, sizeof(r->owner), "%s:%d", host, (int)getpid());
+        e = cpn_producer_topic(p, cfg->kafka_topic, &r->topic, err);
+        if (e) {
+                free(r);
+                return e;
+        }
         e = cpn_redis_new(&r->redis, redis, cfg->redis_timeout_ms);
         if (!e)
                 e = cpn_waiter_new(p, &r->waiter);

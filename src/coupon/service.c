@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "cpn/coupon/service.h"
+#include "cpn/coupon/delivery.h"
+#include "cpn/coupon/store.h"
 
 /* How long a read waits for a pooled MySQL connection before it answers
  * without MySQL ("persisted": null): a busy pool must not hold it up. */
@@ -48,7 +50,7 @@ struct cpn_session *cpn_session_free(struct cpn_session *s) {
 
 /* An issue call in flight through the pipe: the request thread's. */
 struct piped_issue {
-        struct cpn_store_call call;
+        struct cpn_coupon_issue call;
         const struct cpn_service *svc;
         struct cpn_waiter *w;
         uint64_t gen;
@@ -56,42 +58,36 @@ struct piped_issue {
 
 /* On the pipe's thread: hands the decision (and an issued coupon) to the
  * producer, which wakes the request when Kafka has it. */
-static void piped_issue_done(struct cpn_store_call *c, int ret) {
+static void piped_issue_done(struct cpn_coupon_issue *c, int ret) {
         struct piped_issue *pi = c->ud;
 
-        cpn_producer_decide(pi->svc->producer, pi->w, pi->gen, ret, c->out,
-                            pi->svc->cfg->kafka_ack_timeout_ms);
+        cpn_coupon_decide(pi->svc->producer, pi->svc->topic, pi->w, pi->gen, ret, c->out,
+                          pi->svc->cfg->kafka_ack_timeout_ms);
 }
 
 int cpn_service_issue(struct cpn_session *s, const char *campaign_id, const char *user_id,
                       struct cpn_issuance *out, int *delivery, struct cpn_error *err) {
         long ack_ms = s->svc->cfg->kafka_ack_timeout_ms;
+        struct cpn_error local = { { 0 } };
+        struct piped_issue pi = {
+                .call = { .campaign_id = campaign_id, .user_id = user_id, .out = out,
+                          .err = err ? err : &local, .done = piped_issue_done, .ud = &pi },
+                .svc = s->svc,
+                .w = s->waiter,
+        };
         int r;
 
-        if (s->svc->pipe && s->waiter) {
-                /* One sleep per request: the pipe decides, produces, and
-                 * the delivery report wakes this thread. */
-                struct cpn_error local = { { 0 } };
-                struct piped_issue pi = {
-                        .call = { .campaign_id = campaign_id, .user_id = user_id, .out = out,
-                                  .err = err ? err : &local, .done = piped_issue_done, .ud = &pi },
-                        .svc = s->svc,
-                        .w = s->waiter,
-                };
-
-                pi.gen = cpn_waiter_arm(s->waiter, ack_ms);
-                r = cpn_store_pipe_submit(s->svc->pipe, &pi.call);
-                if (r)
-                        return r;
-                return cpn_waiter_wait(s->waiter, ack_ms, delivery);
-        }
-        r = cpn_store_issue(s->redis, campaign_id, user_id, out, err);
+        if (!s->svc->pipe || !s->waiter)
+                return cpn_error_set(err, -EINVAL, "issue: no pipe or producer");
+        /* One sleep per request: the pipe decides, the producer produces,
+         * and the delivery report wakes this thread. From a decision of 0
+         * on, the answer is 202 whatever Kafka does: the outbox entry
+         * written with the decision carries it. */
+        pi.gen = cpn_waiter_arm(s->waiter, ack_ms);
+        r = cpn_coupon_store_issue(s->svc->pipe, &pi.call);
         if (r)
                 return r;
-        /* From here on the answer is 202 whatever Kafka does: the outbox
-         * entry written with the decision carries it. */
-        *delivery = cpn_producer_send_wait(s->svc->producer, s->waiter, out, 1, ack_ms);
-        return 0;
+        return cpn_waiter_wait(s->waiter, ack_ms, delivery);
 }
 
 struct insert_args {
@@ -119,7 +115,7 @@ int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign
          * that stopped half-way completes when it is repeated. */
         in_db = cpn_db_pool_run(s->svc->db_pool, s->svc->cfg->mysql_timeout_ms, insert_one, &ia, err);
         if (in_db == CPN_CAMPAIGN_EXISTS) {
-                if (cpn_store_campaign_get(s->redis, c->id, &st, NULL) == CPN_CAMPAIGN_NOT_FOUND)
+                if (cpn_coupon_store_get(s->redis, c->id, &st, NULL) == CPN_CAMPAIGN_NOT_FOUND)
                         return cpn_error_set(err, CPN_CAMPAIGN_EXISTS,
                                              "campaign %s is in MySQL with other fields and not in Redis: a create "
                                              "that did not complete (repeat it with its original fields) or Redis "
@@ -129,7 +125,7 @@ int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign
         }
         if (in_db != 0 && in_db != CPN_CAMPAIGN_SAME)
                 return in_db; /* nothing was written */
-        r = cpn_store_campaign_create(s->redis, &stored, err);
+        r = cpn_coupon_store_create(s->redis, &stored, err);
         if (r == CPN_CAMPAIGN_SAME)
                 return cpn_error_set(err, CPN_CAMPAIGN_SAME, "campaign %s already exists with these fields", c->id);
         if (r == CPN_CAMPAIGN_EXISTS)
@@ -159,7 +155,7 @@ int cpn_service_campaign_get(struct cpn_session *s, const char *id, struct cpn_c
         struct persisted_args pa = { .id = id, .persisted = persisted };
         int r;
 
-        r = cpn_store_campaign_get(s->redis, id, st, err);
+        r = cpn_coupon_store_get(s->redis, id, st, err);
         if (r)
                 return r;
         /* MySQL down, slow, busy or the row missing: the read still answers. */
@@ -186,7 +182,7 @@ int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const c
         struct exists_args ea = { campaign_id, user_id, &persisted };
         int r;
 
-        r = cpn_store_user_get(s->redis, campaign_id, user_id, &issued, err);
+        r = cpn_coupon_store_user_get(s->redis, campaign_id, user_id, &issued, err);
         if (r)
                 return r;
         if (issued && cpn_db_pool_run(s->svc->db_pool, READ_POOL_WAIT_MS, exists_one, &ea, &ea.err) != 0)
@@ -196,5 +192,5 @@ int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const c
 }
 
 int cpn_service_ping_redis(struct cpn_session *s, struct cpn_error *err) {
-        return cpn_store_ping(s->redis, err);
+        return cpn_redis_ping(s->redis, err);
 }

@@ -1,11 +1,11 @@
 /*
- * The Kafka producer and its report thread. Only this file and relay.c see
- * librdkafka.
+ * The Kafka producer and its report thread. Only this file and consumer.c
+ * see librdkafka.
  *
  * Ownership: each produced message carries a struct delivery from the
  * producer's pool as its opaque. The report thread owns it from the
- * delivery report on and returns it to the pool after the outbox entry of a
- * delivered message is removed. A request waits on its thread's own
+ * delivery report on and returns it to the pool once the sink has had the
+ * tag of a delivered message. A request waits on its thread's own
  * struct cpn_waiter; a report that arrives after the request stopped waiting
  * sees a newer generation and leaves the waiter alone.
  */
@@ -38,11 +38,12 @@ struct cpn_waiter {
 };
 
 struct delivery {
-        struct cpn_issuance iss;
+        unsigned char tag[CPN_PRODUCER_TAG_MAX]; /* for the sink once delivered */
+        size_t tag_len;                          /* 0: no tag */
         struct cpn_waiter *w; /* NULL: nobody waits */
         uint64_t gen;
         /* A message of cpn_producer_send_bytes: its report goes here
-         * instead (and no outbox entry is removed). */
+         * instead. */
         void (*report)(void *ud, int err);
         void *ud;
         struct delivery *next;
@@ -55,13 +56,20 @@ struct chunk {
         struct delivery items[POOL_CHUNK];
 };
 
+struct cpn_topic {
+        struct cpn_topic *next;
+        rd_kafka_topic_t *rkt;
+        char name[];
+};
+
 struct cpn_producer {
         rd_kafka_t *rk;
-        rd_kafka_topic_t *rkt;
         pthread_t thread;
         atomic_bool stop;
         long drain_ms;
-        struct cpn_redis *redis;          /* used by the report thread only */
+        struct cpn_producer_sink sink;    /* called on the report thread only */
+        pthread_mutex_t topics_mu;        /* guards the list; never held across I/O */
+        struct cpn_topic *topics;
 
         pthread_mutex_t pool_mu;          /* guards the pool lists only, never held across I/O */
         struct delivery *free_list;
@@ -69,13 +77,13 @@ struct cpn_producer {
         struct cpn_waiter *waiters;       /* all, in use or free (guarded by pool_mu) */
         struct cpn_waiter *free_waiters;
 
-        /* Delivered during one poll, removed from the outbox after it.
-         * Touched by the report thread only (callbacks run there). */
+        /* Delivered during one poll with a tag, handed to the sink after
+         * it. Touched by the report thread only (callbacks run there). */
         struct delivery **done;
         size_t ndone, done_cap;
-        const struct cpn_issuance **done_items;
+        const void **done_tags;
 
-        _Atomic uint64_t delivered, failed, enqueue_failed, outbox_deleted;
+        _Atomic uint64_t delivered, failed, enqueue_failed;
         atomic_bool brokers_down;
         pthread_mutex_t err_mu;
         char last_error[160];
@@ -103,6 +111,7 @@ static struct delivery *pool_get(struct cpn_producer *p) {
         p->free_list = d->next;
         pthread_mutex_unlock(&p->pool_mu);
         d->report = NULL;
+        d->tag_len = 0;
         return d;
 }
 
@@ -164,23 +173,28 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 atomic_fetch_add(&p->failed, 1);
                 set_last_error(p, rd_kafka_err2str(m->err));
                 notify(d, false);
-                pool_put(p, d); /* the outbox keeps the entry; the relay sends it again */
+                pool_put(p, d); /* the product keeps what it must send again */
                 return;
         }
         atomic_fetch_add(&p->delivered, 1);
         atomic_store(&p->brokers_down, false);
         notify(d, true);
+        if (d->tag_len == 0 || !p->sink.delivered) {
+                pool_put(p, d);
+                return;
+        }
         if (p->ndone == p->done_cap) {
                 size_t cap = p->done_cap ? p->done_cap * 2 : 1024;
                 struct delivery **nd = realloc(p->done, cap * sizeof(*nd));
-                const struct cpn_issuance **ni = realloc(p->done_items, cap * sizeof(*ni));
+                const void **nt = realloc(p->done_tags, cap * sizeof(*nt));
 
                 if (nd)
                         p->done = nd;
-                if (ni)
-                        p->done_items = ni;
-                if (!nd || !ni) {
-                        /* Out of memory: the entry stays in the outbox and is relayed again. */
+                if (nt)
+                        p->done_tags = nt;
+                if (!nd || !nt) {
+                        /* Out of memory: the sink does not hear of it (the
+                         * product sends it again from its outbox). */
                         pool_put(p, d);
                         return;
                 }
@@ -196,7 +210,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         set_last_error(p, reason);
         if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
                 if (!atomic_exchange(&p->brokers_down, true))
-                        cpn_log_warn("kafka: all brokers down; issuing goes on, the outbox holds the backlog");
+                        cpn_log_warn("kafka: all brokers down; messages wait in librdkafka's queue and the products' outboxes");
         } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
                 char why[256];
 
@@ -207,21 +221,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         }
 }
 
-/* Removes the outbox entries of what was delivered, then recycles. */
+/* Hands the tags of what was delivered to the sink, then recycles. */
 static void flush_done(struct cpn_producer *p) {
-        struct cpn_error err = { { 0 } };
-        int r;
-
         if (p->ndone == 0)
                 return;
         for (size_t i = 0; i < p->ndone; i++)
-                p->done_items[i] = &p->done[i]->iss;
-        r = cpn_store_outbox_delete(p->redis, p->done_items, p->ndone, &err);
-        if (r < 0)
-                cpn_log_warn("outbox: could not remove %zu delivered entries (%s); the relay will send them again",
-                             p->ndone, err.msg);
-        else
-                atomic_fetch_add(&p->outbox_deleted, p->ndone);
+                p->done_tags[i] = p->done[i]->tag;
+        p->sink.delivered(p->sink.ud, p->done_tags, p->ndone);
         for (size_t i = 0; i < p->ndone; i++)
                 pool_put(p, p->done[i]);
         p->ndone = 0;
@@ -319,8 +325,8 @@ int cpn_kafka_conf_apply(void *vconf, const struct cpn_config *cfg, const char *
         return r;
 }
 
-int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg,
-                     const struct cpn_redis_url *redis, struct cpn_error *err) {
+int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg, const struct cpn_producer_sink *sink,
+                     struct cpn_error *err) {
         struct cpn_producer *p;
         rd_kafka_conf_t *conf;
         char errstr[512], num[32];
@@ -331,10 +337,10 @@ int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg,
                 return -ENOMEM;
         pthread_mutex_init(&p->pool_mu, NULL);
         pthread_mutex_init(&p->err_mu, NULL);
+        pthread_mutex_init(&p->topics_mu, NULL);
         p->drain_ms = 5000;
-        r = cpn_redis_new(&p->redis, redis, cfg->redis_timeout_ms);
-        if (r)
-                goto fail;
+        if (sink)
+                p->sink = *sink;
 
         conf = rd_kafka_conf_new();
         r = cpn_kafka_conf_apply(conf, cfg, "coupon-api", err);
@@ -363,12 +369,6 @@ int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg,
                 r = cpn_error_set(err, CPN_INVALID, "kafka: %s", errstr);
                 goto fail;
         }
-        p->rkt = rd_kafka_topic_new(p->rk, cfg->kafka_topic, NULL);
-        if (!p->rkt) {
-                r = cpn_error_set(err, -EINVAL, "kafka: topic %s: %s", cfg->kafka_topic,
-                                  rd_kafka_err2str(rd_kafka_last_error()));
-                goto fail;
-        }
         r = -pthread_create(&p->thread, NULL, report_thread, p);
         if (r) {
                 cpn_error_set(err, r, "cannot start the delivery report thread");
@@ -379,12 +379,45 @@ int cpn_producer_new(struct cpn_producer **ret, const struct cpn_config *cfg,
         *ret = p;
         return 0;
 fail:
-        if (p->rkt)
-                rd_kafka_topic_destroy(p->rkt);
         if (p->rk)
                 rd_kafka_destroy(p->rk);
-        cpn_redis_free(p->redis);
+        pthread_mutex_destroy(&p->topics_mu);
+        pthread_mutex_destroy(&p->pool_mu);
+        pthread_mutex_destroy(&p->err_mu);
         free(p);
+        return r;
+}
+
+int cpn_producer_topic(struct cpn_producer *p, const char *name, struct cpn_topic **ret, struct cpn_error *err) {
+        struct cpn_topic *t;
+        int r = 0;
+
+        pthread_mutex_lock(&p->topics_mu);
+        for (t = p->topics; t && strcmp(t->name, name) != 0; t = t->next)
+                ;
+        if (!t) {
+                size_t len = strlen(name);
+
+                t = calloc(1, sizeof(*t) + len + 1);
+                if (!t) {
+                        r = cpn_error_set(err, -ENOMEM, "out of memory");
+                } else {
+                        memcpy(t->name, name, len + 1);
+                        t->rkt = rd_kafka_topic_new(p->rk, name, NULL);
+                        if (!t->rkt) {
+                                r = cpn_error_set(err, -EINVAL, "kafka: topic %s: %s", name,
+                                                  rd_kafka_err2str(rd_kafka_last_error()));
+                                free(t);
+                                t = NULL;
+                        } else {
+                                t->next = p->topics;
+                                p->topics = t;
+                        }
+                }
+        }
+        pthread_mutex_unlock(&p->topics_mu);
+        if (t)
+                *ret = t;
         return r;
 }
 
@@ -397,15 +430,20 @@ struct cpn_producer *cpn_producer_free(struct cpn_producer *p, long drain_ms) {
         atomic_store(&p->stop, true);
         pthread_join(p->thread, NULL);
         if (rd_kafka_outq_len(p->rk) > 0)
-                cpn_log_warn("kafka: %d messages undelivered at shutdown; their outbox entries will be relayed",
+                cpn_log_warn("kafka: %d messages undelivered at shutdown; what keeps them (an outbox) sends them again",
                              rd_kafka_outq_len(p->rk));
         /* Remaining reports (purged messages) arrive on this thread now. */
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(p->rk, 0);
         flush_done(p);
-        rd_kafka_topic_destroy(p->rkt);
+        while (p->topics) {
+                struct cpn_topic *t = p->topics;
+
+                p->topics = t->next;
+                rd_kafka_topic_destroy(t->rkt);
+                free(t);
+        }
         rd_kafka_destroy(p->rk);
-        cpn_redis_free(p->redis);
         while ((c = p->chunks)) {
                 p->chunks = c->next;
                 free(c);
@@ -419,7 +457,8 @@ struct cpn_producer *cpn_producer_free(struct cpn_producer *p, long drain_ms) {
                 free(w);
         }
         free(p->done);
-        free(p->done_items);
+        free(p->done_tags);
+        pthread_mutex_destroy(&p->topics_mu);
         pthread_mutex_destroy(&p->pool_mu);
         pthread_mutex_destroy(&p->err_mu);
         free(p);
@@ -470,18 +509,33 @@ struct cpn_waiter *cpn_waiter_free(struct cpn_producer *p, struct cpn_waiter *w)
         return NULL;
 }
 
-/* Hands @d (value @len bytes) to librdkafka. Returns 0 or the error, @d
- * given back on failure. */
-static rd_kafka_resp_err_t produce_one(struct cpn_producer *p, struct delivery *d, char *value, int len) {
+/* Takes @m's tag into @d. Returns false when it does not fit. */
+static bool take_tag(struct delivery *d, const struct cpn_outgoing *m) {
+        if (!m->tag || m->tag_len == 0) {
+                d->tag_len = 0;
+                return true;
+        }
+        if (m->tag_len > sizeof(d->tag))
+                return false;
+        memcpy(d->tag, m->tag, m->tag_len);
+        d->tag_len = m->tag_len;
+        return true;
+}
+
+/* Hands @d (message @m, or NULL when it could not be made) to librdkafka.
+ * Returns 0 or the error, @d given back on failure. */
+static rd_kafka_resp_err_t produce_one(struct cpn_producer *p, struct delivery *d, const struct cpn_outgoing *m) {
         rd_kafka_resp_err_t e;
 
-        if (!d || len < 0) {
+        if (!d || !m || !m->topic) {
                 e = RD_KAFKA_RESP_ERR__FAIL;
         } else {
-                e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                e = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(m->topic->rkt),
+                                      RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_KEY(d->iss.user_id, strlen(d->iss.user_id)),
-                                      RD_KAFKA_V_VALUE(value, (size_t)len), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+                                      RD_KAFKA_V_KEY(m->key, m->key_len),
+                                      RD_KAFKA_V_VALUE((void *)m->value, m->len), RD_KAFKA_V_OPAQUE(d),
+                                      RD_KAFKA_V_END);
         }
         if (e) {
                 if (d)
@@ -514,9 +568,8 @@ int cpn_producer_send_bytes(struct cpn_producer *p, const char *topic, const voi
         return 0;
 }
 
-int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
-                           const struct cpn_issuance *iss, size_t n, long wait_ms) {
-        char value[512];
+int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w, size_t n,
+                           int (*next)(void *ud, size_t i, struct cpn_outgoing *m), void *ud, long wait_ms) {
         uint64_t gen;
         int ret = 0;
 
@@ -528,16 +581,15 @@ int cpn_producer_send_wait(struct cpn_producer *p, struct cpn_waiter *w,
 
         for (size_t i = 0; i < n; i++) {
                 struct delivery *d = pool_get(p);
-                int len = cpn_issuance_json(&iss[i], value, sizeof(value));
+                struct cpn_outgoing m = { 0 };
+                bool made = next(ud, i, &m) == 0;
                 rd_kafka_resp_err_t e;
 
-                if (d && len >= 0) {
-                        d->iss = iss[i];
+                if (d && made && take_tag(d, &m)) {
                         d->w = wait_ms > 0 ? w : NULL;
                         d->gen = gen;
-                        d->report = NULL;
                 }
-                e = produce_one(p, d, value, len);
+                e = produce_one(p, d, made && d && (m.tag_len <= sizeof(d->tag)) ? &m : NULL);
                 if (e) {
                         ret = e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
                         pthread_mutex_lock(&w->mu);
@@ -584,27 +636,27 @@ uint64_t cpn_waiter_arm(struct cpn_waiter *w, long wait_ms) {
 }
 
 void cpn_producer_decide(struct cpn_producer *p, struct cpn_waiter *w, uint64_t gen, int decision,
-                         const struct cpn_issuance *iss, long wait_ms) {
+                         const struct cpn_outgoing *m, long wait_ms) {
         struct delivery *d = NULL;
-        char value[512];
-        int len = -1;
+        const struct cpn_outgoing *use = NULL;
         bool wake, failed = false;
 
         if (decision == 0) {
-                /* Everything needed from @iss is copied before the owner
-                 * can see the decision: from then on it may return and
-                 * free @iss. */
+                /* The tag is copied now; the key and value by librdkafka
+                 * when produced, which is before the owner can see the
+                 * decision when nobody waits, and else before the wake-up
+                 * that only the report gives: the owner sleeps until then
+                 * (or its deadline, which the produce below precedes). */
                 d = pool_get(p);
-                len = cpn_issuance_json(iss, value, sizeof(value));
-                if (d && len >= 0) {
-                        d->iss = *iss;
+                if (d && m && take_tag(d, m)) {
                         d->w = wait_ms > 0 ? w : NULL;
                         d->gen = gen;
+                        use = m;
                 }
                 /* Nobody waits for the report: produce first, so the
                  * answer can say whether Kafka even took the message. */
                 if (wait_ms <= 0)
-                        failed = produce_one(p, d, value, len) != 0;
+                        failed = produce_one(p, d, use) != 0;
         }
         pthread_mutex_lock(&w->mu);
         if (w->gen != gen) { /* cannot happen: the owner waits for the decision */
@@ -619,11 +671,11 @@ void cpn_producer_decide(struct cpn_producer *p, struct cpn_waiter *w, uint64_t 
         /* The report must find the waiter pending: set before producing. */
         w->pending = decision == 0 && wait_ms > 0 ? 1 : 0;
         w->failed = failed ? 1 : 0;
-        /* An issued coupon wakes its owner with the delivery report (or at
+        /* A produced message wakes its owner with the delivery report (or at
          * its deadline); anything else, now. */
         wake = w->pending == 0 || w->asleep_undecided;
         pthread_mutex_unlock(&w->mu);
-        if (decision == 0 && wait_ms > 0 && produce_one(p, d, value, len) != 0) {
+        if (decision == 0 && wait_ms > 0 && produce_one(p, d, use) != 0) {
                 pthread_mutex_lock(&w->mu);
                 if (w->gen == gen && w->pending > 0) {
                         w->pending = 0;
@@ -678,7 +730,6 @@ void cpn_producer_stats(struct cpn_producer *p, struct cpn_producer_stats *out) 
         out->delivered = atomic_load(&p->delivered);
         out->failed = atomic_load(&p->failed);
         out->enqueue_failed = atomic_load(&p->enqueue_failed);
-        out->outbox_deleted = atomic_load(&p->outbox_deleted);
         out->in_flight = rd_kafka_outq_len(p->rk);
         out->brokers_down = atomic_load(&p->brokers_down);
         pthread_mutex_lock(&p->err_mu);

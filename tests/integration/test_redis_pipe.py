@@ -1,4 +1,4 @@
-"""The issue pipe (COUPON_REDIS_PIPELINE=1, the default) under the faults it
+"""The issue pipe (every issue call goes through it) under the faults it
 must absorb without a wrong answer, while 200 connections issue:
 
 - its connection killed mid-batch (CLIENT KILL, 10 times a second): the calls of

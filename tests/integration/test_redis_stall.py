@@ -122,7 +122,7 @@ def run(svc):
     check(rc == 0, "coupon-api exited %s on SIGTERM" % rc)
     with open(api.log) as f:
         log = f.read()
-    check("issue requests are refused (503) until Redis answers again" in log, "no log line when it went down")
+    check("calls are refused (503) until Redis answers again" in log, "no log line when it went down")
     check("Redis answers again after" in log, "no log line when it came back")
 
 

@@ -9,12 +9,11 @@
 # coupon-api and the bare civetweb handler (same civetweb settings), and
 # runs wrk with a new user per request against each, then cpn-loadgen
 # (which times every request: p99.9, max, starved connections); measures
-# the Redis ceiling (redis-benchmark running lua/issue.lua, new user each,
+# the Redis ceiling (redis-benchmark running lua/coupon/issue.lua, new user each,
 # unpipelined and 32 deep) and, last, the worker's persistence rate on a
 # backlog (tests/load/worker_bench.py, --worker-messages, default 100000;
-# 0 skips). A second coupon-api with COUPON_REDIS_PIPELINE=0 (one Redis
-# connection per thread) runs the middle loadgen row for comparison, and
-# so does the bare handler with --handoff (each answer waits for another
+# 0 skips). The bare handler with --handoff runs the middle loadgen row
+# for comparison (each answer waits for another
 # thread to wake it, as coupon-api's wait for Redis and Kafka does): the
 # ceiling of a thread-per-connection server that cannot answer at once.
 # Two more rows there measure an event-driven front (cpn-bare-epoll: two
@@ -55,7 +54,7 @@ eval "$("$root/deploy/local-services.sh" env --dir "$dir")"
 "$build/src/couponctl" campaign create --id bench --name bench --total 100000000 >/dev/null
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port=$(port); bare_port=$(port); nopipe_port=$(port); handoff_port=$(port)
+api_port=$(port); bare_port=$(port); handoff_port=$(port)
 epoll_port=$(port); epoll_handoff_port=$(port)
 COUPON_HTTP_ADDR=127.0.0.1:$api_port COUPON_LOG_LEVEL=warn "$build/src/coupon-api" 2>"$dir/api.log" &
 pids+=($!)
@@ -67,17 +66,14 @@ pids+=($!)
 pids+=($!)
 "$build/tests/load/cpn-bare-epoll" --handoff "127.0.0.1:$epoll_handoff_port" 2 &
 pids+=($!)
-COUPON_HTTP_ADDR=127.0.0.1:$nopipe_port COUPON_LOG_LEVEL=warn COUPON_REDIS_PIPELINE=0 COUPON_HTTP_THREADS=300 \
-  "$build/src/coupon-api" 2>"$dir/api-nopipe.log" &
-pids+=($!)
-for p in $api_port $bare_port $nopipe_port $handoff_port $epoll_port $epoll_handoff_port; do
+for p in $api_port $bare_port $handoff_port $epoll_port $epoll_handoff_port; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
 done
 
 # The Redis ceiling: the issue script itself, one call per round trip.
 rport=${COUPON_REDIS_URL##*:}; rport=${rport%%/*}
 redis-cli -p "$rport" HSET 'coupon:{rb}:meta' total 100000000 starts_at 0 >/dev/null
-sha=$(redis-cli -p "$rport" SCRIPT LOAD "$(cat "$root/lua/issue.lua")")
+sha=$(redis-cli -p "$rport" SCRIPT LOAD "$(cat "$root/lua/coupon/issue.lua")")
 redis_rps=$(redis-benchmark -p "$rport" -c 50 -n $((duration * 20000)) -r 100000000 -q \
   EVALSHA "$sha" 4 'coupon:{rb}:meta' 'coupon:{rb}:count' 'coupon:{rb}:users' 'coupon:{rb}:outbox' \
   'u-__rand_int__' 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($(i+1) == "requests") print $i}' | tail -1)
@@ -123,9 +119,6 @@ for c in $lg_conns; do
   printf '%-30s %9s   (api/redis %s)\n' "  ratio api/bare" "$(python3 -c "print('%.2f' % ($ar / $br))")" \
     "$(python3 -c "print('%.2f' % ($ar / $redis_rps))")"
   if [ "$c" = 256 ]; then
-    read -r nr n50 n99 n999 nmax nerr nst < <(lg "127.0.0.1:$nopipe_port" "ln$c-" "$c")
-    printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "  same, COUPON_REDIS_PIPELINE=0" "$nr" "$n50" "$n99" "$n999" "$nmax" "$nerr" "$nst"
-    printf '%-30s %9s\n' "    ratio to bare" "$(python3 -c "print('%.2f' % ($nr / $br))")"
     read -r hr h50 h99 h999 hmax herr hst < <(lg "127.0.0.1:$handoff_port" "lh$c-" "$c")
     printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "  bare civetweb --handoff" "$hr" "$h50" "$h99" "$h999" "$hmax" "$herr" "$hst"
     printf '%-30s %9s   (coupon-api/handoff %s)\n' "    ratio to bare" "$(python3 -c "print('%.2f' % ($hr / $br))")" \

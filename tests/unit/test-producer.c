@@ -1,10 +1,11 @@
 /*
- * Unit tests of the one-sleep issue wait in src/events/producer.c
+ * Unit tests of the one-sleep wait in src/events/producer.c
  * (cpn_waiter_arm / cpn_producer_decide / cpn_waiter_wait): when the
  * request wakes, and with what, for each way the decision can come. The
  * producer has no broker (bootstrap.servers is empty), so nothing leaves
- * the process and no delivery report comes within these tests: an issued
- * coupon's wait must end at its deadline, counted from the decision.
+ * the process and no delivery report comes within these tests: a produced
+ * message's wait must end at its deadline, counted from the decision. The
+ * decisions are a product's codes; the producer hands them through.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,9 +22,12 @@
 #include "cpn/config.h"
 #include "cpn/events.h"
 
+/* A product's outcomes, as the waiter carries them. */
+enum { REFUSED = 1000, OTHER_REFUSAL, NOT_FOUND };
+
 static struct cpn_config cfg;
 static struct cpn_producer *producer;
-static struct cpn_redis_url redis_url;
+static struct cpn_topic *topic;
 
 static long now_ms(void) {
         struct timespec ts;
@@ -50,12 +54,13 @@ struct decider {
 
 static void *decide_later(void *arg) {
         struct decider *d = arg;
-        struct cpn_issuance iss = { .campaign_id = "c", .user_id = "u-1", .seq = 1,
-                                    .issued_at_ms = 1795255200000LL, .outbox_id = "1-0" };
+        static const char tag[] = "c 1-0";
+        struct cpn_outgoing m = { .topic = topic, .key = "u-1", .key_len = 3, .value = "{}", .len = 2,
+                                  .tag = tag, .tag_len = sizeof(tag) };
 
         sleep_ms(d->after_ms);
         d->decided_at = now_ms();
-        cpn_producer_decide(producer, d->w, d->gen, d->decision, &iss, d->wait_ms);
+        cpn_producer_decide(producer, d->w, d->gen, d->decision, d->decision == 0 ? &m : NULL, d->wait_ms);
         return NULL;
 }
 
@@ -84,8 +89,8 @@ static int setup(void **state) {
         assert_int_equal(cpn_config_init(&cfg), 0);
         free(cfg.kafka_brokers);
         cfg.kafka_brokers = strdup("");
-        assert_int_equal(cpn_redis_url_parse(&redis_url, "redis://127.0.0.1:1/0", &err), 0);
-        assert_int_equal(cpn_producer_new(&producer, &cfg, &redis_url, &err), 0);
+        assert_int_equal(cpn_producer_new(&producer, &cfg, NULL, &err), 0);
+        assert_int_equal(cpn_producer_topic(producer, "test.topic", &topic, &err), 0);
         return 0;
 }
 
@@ -104,7 +109,7 @@ static void test_refusal_wakes_at_once(void **state) {
 
         (void)state;
         assert_int_equal(cpn_waiter_new(producer, &w), 0);
-        assert_int_equal(run(w, CPN_ISSUE_SOLD_OUT, 50, 2000, &delivery, &decided, &woke), CPN_ISSUE_SOLD_OUT);
+        assert_int_equal(run(w, REFUSED, 50, 2000, &delivery, &decided, &woke), REFUSED);
         assert_true(woke >= decided);
         assert_true(woke < decided + 300);
         cpn_waiter_free(producer, w);
@@ -170,7 +175,7 @@ static void test_waits_in_a_row(void **state) {
         (void)state;
         assert_int_equal(cpn_waiter_new(producer, &w), 0);
         for (int i = 0; i < 20; i++) {
-                int want = i % 3 == 0 ? CPN_ISSUE_DUPLICATE : i % 3 == 1 ? 0 : CPN_CAMPAIGN_NOT_FOUND;
+                int want = i % 3 == 0 ? OTHER_REFUSAL : i % 3 == 1 ? 0 : NOT_FOUND;
 
                 delivery = -1;
                 assert_int_equal(run(w, want, i % 2, 30, &delivery, &decided, &woke), want);
@@ -183,6 +188,51 @@ static void test_waits_in_a_row(void **state) {
         cpn_waiter_free(producer, w);
 }
 
+/* One handle per topic name; another name gets another. */
+static void test_topic_handles(void **state) {
+        struct cpn_error err = { { 0 } };
+        struct cpn_topic *a = NULL, *b = NULL;
+
+        (void)state;
+        assert_int_equal(cpn_producer_topic(producer, "test.topic", &a, &err), 0);
+        assert_ptr_equal(a, topic);
+        assert_int_equal(cpn_producer_topic(producer, "other.topic", &b, &err), 0);
+        assert_ptr_not_equal(b, topic);
+}
+
+static int never_made(void *ud, size_t i, struct cpn_outgoing *m) {
+        (void)ud;
+        (void)i;
+        (void)m;
+        return -ENOBUFS;
+}
+
+static int oversized_tag(void *ud, size_t i, struct cpn_outgoing *m) {
+        static char tag[CPN_PRODUCER_TAG_MAX + 1];
+
+        (void)ud;
+        (void)i;
+        *m = (struct cpn_outgoing){ .topic = topic, .key = "k", .key_len = 1, .value = "{}", .len = 2,
+                                    .tag = tag, .tag_len = sizeof(tag) };
+        return 0;
+}
+
+/* A message that cannot be made, or whose tag does not fit, is not
+ * produced: the send says so (a negative errno) at once instead of sitting
+ * out its deadline for a report that cannot come. */
+static void test_unmade_messages_fail_at_once(void **state) {
+        struct cpn_waiter *w;
+        long start;
+
+        (void)state;
+        assert_int_equal(cpn_waiter_new(producer, &w), 0);
+        start = now_ms();
+        assert_true(cpn_producer_send_wait(producer, w, 3, never_made, NULL, 2000) < 0);
+        assert_true(cpn_producer_send_wait(producer, w, 1, oversized_tag, NULL, 2000) < 0);
+        assert_true(now_ms() - start < 1000);
+        cpn_waiter_free(producer, w);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_refusal_wakes_at_once),
@@ -190,6 +240,8 @@ int main(void) {
                 cmocka_unit_test(test_late_decision_wakes_the_sleeper),
                 cmocka_unit_test(test_no_wait_answers_with_the_decision),
                 cmocka_unit_test(test_waits_in_a_row),
+                cmocka_unit_test(test_topic_handles),
+                cmocka_unit_test(test_unmade_messages_fail_at_once),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -62,6 +62,12 @@ struct cpn_issuance {
         char outbox_id[48]; /* Redis stream entry id, "<ms>-<n>" */
 };
 
+/* An outbox entry: what a delivered message's tag names. */
+struct cpn_outbox_ref {
+        char campaign_id[CPN_ID_MAX + 1];
+        char outbox_id[48];
+};
+
 enum cpn_campaign_phase cpn_campaign_phase(const struct cpn_campaign_state *st);
 const char *cpn_campaign_phase_name(enum cpn_campaign_phase p);
 

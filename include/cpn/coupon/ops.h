@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "cpn/config.h"
+#include "cpn/coupon/delivery.h"
 #include "cpn/db.h"
 #include "cpn/error.h"
 #include "cpn/store.h"
@@ -29,6 +30,8 @@ struct cpn_ops {
         FILE *out;
 
         struct cpn_producer *producer; /* owned; created when reconcile re-publishes */
+        struct cpn_coupon_outbox *outbox; /* owned: the producer's sink, freed after it */
+        struct cpn_topic *topic;       /* the producer's */
         struct cpn_ops_lease *lease;   /* owned: the campaign this run holds, if any */
         char run_id[17];               /* random per run: its scratch keys and lease token */
         char scratch[4][40];           /* the run's scratch parts, "rc:<run>:<name>" */

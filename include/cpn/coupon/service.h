@@ -22,8 +22,8 @@ struct cpn_service {
         struct cpn_redis_url redis_url;
         struct cpn_db_url db_url;
         struct cpn_producer *producer; /* borrowed; owned by main */
-        struct cpn_store_pipe *pipe;   /* borrowed; owned by main. NULL: each
-                                        * session issues on its own connection */
+        struct cpn_topic *topic;       /* COUPON_KAFKA_TOPIC, the producer's */
+        struct cpn_redis_pipe *pipe;   /* borrowed; owned by main: every issue goes through it */
         struct cpn_db_pool *db_pool;   /* borrowed; owned by main */
 };
 
@@ -33,7 +33,7 @@ int cpn_session_new(struct cpn_session **ret, const struct cpn_service *svc);
 struct cpn_session *cpn_session_free(struct cpn_session *s);
 
 /*
- * Decides in Redis, then hands off to Kafka, waiting up to
+ * Decides in Redis (through the pipe), then hands off to Kafka, waiting up to
  * COUPON_KAFKA_ACK_TIMEOUT_MS for the delivery report. Returns 0 (issued:
  * @out filled; *@delivery is 0, CPN_DELIVERY_PENDING or _FAILED: the
  * outbox carries what Kafka does not have yet), CPN_ISSUE_DUPLICATE,
