@@ -161,22 +161,6 @@ void cpn_db_pool_stats(struct cpn_db_pool *p, struct cpn_db_pool_stats *out);
  * @out (may be NULL). Idempotent. */
 int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err);
 
-/* Inserts the campaigns row. Returns 0 (inserted), CPN_CAMPAIGN_SAME (present with
- * the fields @c asks for: a repeated create; a create without starts_at,
- * @c->starts_now, matches any stored start) or CPN_CAMPAIGN_EXISTS (present and
- * different); in those three cases *@stored is the row as MySQL has it.
- * Safe to repeat. */
-int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_campaign *stored,
-                           struct cpn_error *err);
-
-/* Returns 0 with @out and *@persisted filled, or CPN_CAMPAIGN_NOT_FOUND. */
-int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *out,
-                        int64_t *persisted, struct cpn_error *err);
-
-/* Sets *@found to whether coupons holds (campaign, user). */
-int cpn_db_coupon_exists(struct cpn_db *db, const char *campaign_id, const char *user_id,
-                         bool *found, struct cpn_error *err);
-
 /* ---- the worker's side: batches of Kafka messages into coupons ---- */
 
 /* One message taken from the topic. @iss is NULL when it could not be
@@ -274,29 +258,8 @@ int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *campai
 
 /* ---- reconcile / rebuild ---- */
 
-/* Calls @fn for each campaign id in MySQL, in id order. */
-int cpn_db_campaigns_each(struct cpn_db *db, int (*fn)(const char *id, void *ud), void *ud,
-                          struct cpn_error *err);
-
-struct cpn_db_campaign_counts {
-        int64_t total;
-        int64_t rows;        /* COUNT(*) of coupons */
-        int64_t persisted;   /* campaigns.persisted */
-        int64_t open_failed; /* open failed events of the campaign */
-};
-/* Returns 0 or CPN_CAMPAIGN_NOT_FOUND. */
-int cpn_db_campaign_counts(struct cpn_db *db, const char *id, struct cpn_db_campaign_counts *out,
-                           struct cpn_error *err);
-
 /* Calls @fn for each user holding a coupons row of @id (@failed false), or
  * each user of an open failed event of @id (@failed true; seq 0). */
 int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
                                int (*fn)(const char *user_id, int64_t seq, void *ud), void *ud,
                                struct cpn_error *err);
-
-/* Sets campaigns.persisted to the number of coupons rows when they differ
- * (rows deleted by hand, ...), under the campaign's row lock. *@before and
- * *@after say what it was and is. Returns 0, CPN_CAMPAIGN_NOT_FOUND, or CPN_INVALID
- * when the rows exceed total (nothing changed: a person must look). */
-int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *before,
-                                  int64_t *after, struct cpn_error *err);

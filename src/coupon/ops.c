@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpn/coupon/db.h"
 #include "cpn/coupon/delivery.h"
 #include "cpn/coupon/store.h"
 #include "cpn/clock.h"
@@ -400,7 +401,7 @@ static int reconcile_held(const char *id, void *ud) {
         struct reconcile_ctx *x = ud;
         struct cpn_ops *ops = x->ops;
         struct cpn_error *err = x->err;
-        struct cpn_db_campaign_counts dc;
+        struct cpn_coupon_db_counts dc;
         struct cpn_campaign_state rs;
         struct idlist missing = { 0 }, extra = { 0 };
         unsigned char *seen = NULL;
@@ -411,7 +412,7 @@ static int reconcile_held(const char *id, void *ud) {
         int r;
 
         x->campaigns++;
-        r = cpn_db_campaign_counts(ops->db, id, &dc, err);
+        r = cpn_coupon_db_counts(ops->db, id, &dc, err);
         if (r == CPN_CAMPAIGN_NOT_FOUND) {
                 fprintf(ops->out, "campaign=%s verdict=differs reason=not_in_mysql\n", id);
                 x->differing++;
@@ -472,7 +473,7 @@ static int reconcile_held(const char *id, void *ud) {
         if (r)
                 goto out;
         if (dc.persisted != dc.rows) {
-                r = cpn_db_campaign_fix_persisted(ops->db, id, &fixed_before, &fixed_after, err);
+                r = cpn_coupon_db_fix_persisted(ops->db, id, &fixed_before, &fixed_after, err);
                 if (r == CPN_INVALID) {
                         cpn_log_warn("%s", err->msg);
                         r = 0;
@@ -568,7 +569,7 @@ int cpn_ops_reconcile(struct cpn_ops *ops, const char *campaign_id, long grace_s
         if (campaign_id)
                 r = reconcile_one(campaign_id, &x);
         else
-                r = cpn_db_campaigns_each(ops->db, reconcile_one, &x, err);
+                r = cpn_coupon_db_campaigns_each(ops->db, reconcile_one, &x, err);
         if (r)
                 return r;
         fprintf(ops->out, "campaigns=%zu differing=%zu busy=%zu\n", x.campaigns, x.differing, x.busy);
@@ -588,7 +589,7 @@ int cpn_ops_rebuild(struct cpn_ops *ops, const char *campaign_id, long wait_s, b
         bool restored = false;
         int r;
 
-        r = cpn_db_campaign_get(ops->db, campaign_id, &c, &persisted, err);
+        r = cpn_coupon_db_get(ops->db, campaign_id, &c, &persisted, err);
         if (r)
                 return r;
         /* One command changes a campaign at a time: two rebuilds at once
@@ -657,7 +658,7 @@ static void verdict_line(FILE *out, bool ok, const char *what, const char *detai
 }
 
 int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_s, struct cpn_error *err) {
-        struct cpn_db_campaign_counts dc;
+        struct cpn_coupon_db_counts dc;
         struct cpn_campaign_state rs;
         struct idlist missing = { 0 }, extra = { 0 };
         int64_t lag = -1, scard = 0, deadline = cpn_mono_ms() + wait_s * 1000;
@@ -681,7 +682,7 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
                         break;
                 usleep(500 * 1000);
         }
-        r = cpn_db_campaign_counts(ops->db, id, &dc, err);
+        r = cpn_coupon_db_counts(ops->db, id, &dc, err);
         if (r == CPN_CAMPAIGN_NOT_FOUND)
                 return cpn_error_set(err, CPN_CAMPAIGN_NOT_FOUND, "no campaign %s in MySQL", id);
         if (!r)

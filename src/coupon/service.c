@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpn/coupon/service.h"
+#include "cpn/coupon/db.h"
 #include "cpn/coupon/delivery.h"
 #include "cpn/coupon/store.h"
 
@@ -99,7 +100,7 @@ struct insert_args {
 static int insert_one(struct cpn_db *db, void *ud) {
         struct insert_args *a = ud;
 
-        return cpn_db_campaign_insert(db, a->c, a->stored, a->err);
+        return cpn_coupon_db_insert(db, a->c, a->stored, a->err);
 }
 
 int cpn_service_campaign_create(struct cpn_session *s, const struct cpn_campaign *c,
@@ -147,7 +148,7 @@ static int persisted_one(struct cpn_db *db, void *ud) {
         struct persisted_args *a = ud;
         struct cpn_campaign row;
 
-        return cpn_db_campaign_get(db, a->id, &row, a->persisted, &a->err);
+        return cpn_coupon_db_get(db, a->id, &row, a->persisted, &a->err);
 }
 
 int cpn_service_campaign_get(struct cpn_session *s, const char *id, struct cpn_campaign_state *st,
@@ -173,7 +174,7 @@ struct exists_args {
 static int exists_one(struct cpn_db *db, void *ud) {
         struct exists_args *a = ud;
 
-        return cpn_db_coupon_exists(db, a->campaign_id, a->user_id, a->found, &a->err);
+        return cpn_coupon_db_coupon_exists(db, a->campaign_id, a->user_id, a->found, &a->err);
 }
 
 int cpn_service_user_get(struct cpn_session *s, const char *campaign_id, const char *user_id,

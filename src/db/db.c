@@ -15,6 +15,7 @@
 
 #include "cpn/db.h"
 #include "cpn/log.h"
+#include "cpn/url.h"
 
 #include "db-internal.h"
 
@@ -26,77 +27,32 @@ extern const struct cpn_embedded cpn_sql_files[];
 
 /* ---- URL ---- */
 
-/* Copies @s[0..len) percent-decoded; refuses NUL and overflow. */
-static int pct_copy(char *dst, size_t n, const char *s, size_t len) {
-        size_t o = 0;
-
-        for (size_t i = 0; i < len; i++) {
-                int c = (unsigned char)s[i];
-
-                if (c == '%') {
-                        int hi, lo;
-
-                        if (i + 2 >= len)
-                                return -EINVAL;
-                        hi = cpn_hex_value(s[i + 1]);
-                        lo = cpn_hex_value(s[i + 2]);
-                        if (hi < 0 || lo < 0)
-                                return -EINVAL;
-                        c = hi * 16 + lo;
-                        i += 2;
-                }
-                if (o + 1 >= n || c == 0)
-                        return -EINVAL;
-                dst[o++] = (char)c;
-        }
-        dst[o] = '\0';
-        return 0;
-}
-
 int cpn_db_url_parse(struct cpn_db_url *out, const char *url, struct cpn_error *err) {
-        const char *p, *at, *slash, *colon, *q;
+        struct cpn_url u;
+        int r = cpn_url_parse(&u, url, err);
 
         memset(out, 0, sizeof(*out));
         out->port = 3306;
-        if (strncmp(url, "mysql://", 8) != 0 && strncmp(url, "mariadb://", 10) != 0)
+        if (r)
+                return cpn_error_prefix(err, CPN_INVALID, "mysql url");
+        if (strcmp(u.scheme, "mysql") != 0 && strcmp(u.scheme, "mariadb") != 0)
                 return cpn_error_set(err, CPN_INVALID, "mysql url must start with mysql://");
-        p = strstr(url, "://") + 3;
-        slash = strchr(p, '/');
-        if (!slash)
+        if (!u.host[0])
+                return cpn_error_set(err, CPN_INVALID, "mysql url: missing host");
+        if (!u.path[0])
                 return cpn_error_set(err, CPN_INVALID, "mysql url: missing /database");
-        at = memrchr(p, '@', (size_t)(slash - p));
-        if (at) {
-                colon = memchr(p, ':', (size_t)(at - p));
-                if (pct_copy(out->user, sizeof(out->user), p, (size_t)((colon ? colon : at) - p)) ||
-                    (colon && pct_copy(out->password, sizeof(out->password), colon + 1,
-                                       (size_t)(at - colon - 1))))
-                        return cpn_error_set(err, CPN_INVALID, "mysql url: bad credentials");
-                p = at + 1;
-        }
-        colon = memchr(p, ':', (size_t)(slash - p));
-        if (colon) {
-                char *end;
-                long port = strtol(colon + 1, &end, 10);
-
-                if (end != slash || port < 1 || port > 65535)
-                        return cpn_error_set(err, CPN_INVALID, "mysql url: bad port");
-                out->port = (int)port;
-        } else {
-                colon = slash;
-        }
-        if (colon == p || (size_t)(colon - p) >= sizeof(out->host))
-                return cpn_error_set(err, CPN_INVALID, "mysql url: missing or too long host");
-        memcpy(out->host, p, (size_t)(colon - p));
-        q = strchr(slash, '?');
-        if (pct_copy(out->database, sizeof(out->database), slash + 1,
-                     q ? (size_t)(q - slash - 1) : strlen(slash + 1)) ||
-            !out->database[0])
+        if (!u.path[1] || strchr(u.path + 1, '/') ||
+            snprintf(out->database, sizeof(out->database), "%s", u.path + 1) >= (int)sizeof(out->database))
                 return cpn_error_set(err, CPN_INVALID, "mysql url: missing or bad database name");
-        if (q) {
-                if (strncmp(q, "?socket=", 8) != 0 ||
-                    pct_copy(out->unix_path, sizeof(out->unix_path), q + 8, strlen(q + 8)))
-                        return cpn_error_set(err, CPN_INVALID, "mysql url: only ?socket=PATH is understood");
-        }
+        snprintf(out->host, sizeof(out->host), "%s", u.host);
+        snprintf(out->user, sizeof(out->user), "%s", u.user);
+        snprintf(out->password, sizeof(out->password), "%s", u.password);
+        if (u.port)
+                out->port = u.port;
+        if (u.query[0] && (strncmp(u.query, "socket=", 7) != 0 ||
+                           cpn_url_query_get(u.query, "socket", out->unix_path, sizeof(out->unix_path)) != 1 ||
+                           strchr(u.query, '&')))
+                return cpn_error_set(err, CPN_INVALID, "mysql url: only ?socket=PATH is understood");
         return 0;
 }
 
@@ -341,126 +297,4 @@ int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err) {
                 (void)mysql_query(db->m, "DO RELEASE_LOCK('coupon_migrate')");
         }
         return r;
-}
-
-/* ---- campaigns ---- */
-
-int cpn_db_campaign_get(struct cpn_db *db, const char *id, struct cpn_campaign *out,
-                        int64_t *persisted, struct cpn_error *err) {
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-        char sql[256];
-        int r;
-
-        /* @id is validated to [A-Za-z0-9_-]: safe to inline. */
-        if (!cpn_id_valid(id, strlen(id)))
-                return cpn_error_set(err, -EINVAL, "bad campaign id");
-        snprintf(sql, sizeof(sql),
-                 "SELECT id, name, total, starts_at, ends_at, persisted FROM campaigns WHERE id = '%s'", id);
-        r = cpn_db_query_row(db, sql, &res, &row, err);
-        if (r)
-                return r;
-        if (!row) {
-                mysql_free_result(res);
-                return CPN_CAMPAIGN_NOT_FOUND;
-        }
-        memset(out, 0, sizeof(*out));
-        snprintf(out->id, sizeof(out->id), "%s", row[0]);
-        snprintf(out->name, sizeof(out->name), "%s", row[1] ? row[1] : "");
-        out->total = strtoll(row[2], NULL, 10);
-        if (cpn_db_parse_dt(row[3], &out->starts_at_ms) < 0)
-                out->starts_at_ms = 0;
-        if (!row[4] || cpn_db_parse_dt(row[4], &out->ends_at_ms) < 0)
-                out->ends_at_ms = CPN_TIME_NEVER;
-        if (persisted)
-                *persisted = strtoll(row[5], NULL, 10);
-        mysql_free_result(res);
-        return 0;
-}
-
-/* Whether the stored @row is what the create @c asks for. A create without
- * starts_at meant "now" when it was first made: a repeat of it, whenever
- * it comes, matches the start the first one stored. */
-static bool same_campaign(const struct cpn_campaign *row, const struct cpn_campaign *c) {
-        return strcmp(row->id, c->id) == 0 && strcmp(row->name, c->name) == 0 && row->total == c->total &&
-               (c->starts_now || row->starts_at_ms == c->starts_at_ms) && row->ends_at_ms == c->ends_at_ms;
-}
-
-int cpn_db_campaign_insert(struct cpn_db *db, const struct cpn_campaign *c, struct cpn_campaign *stored,
-                           struct cpn_error *err) {
-        static const char sql[] = "INSERT INTO campaigns (id, name, total, starts_at, ends_at) "
-                                  "VALUES (?, ?, ?, ?, ?)";
-        char starts[40], ends[40];
-        unsigned long lens[5];
-        unsigned long long total = (unsigned long long)c->total;
-        my_bool ends_null = c->ends_at_ms == CPN_TIME_NEVER;
-        MYSQL_BIND b[5];
-        MYSQL_STMT *st;
-        struct cpn_campaign cur;
-        int r = cpn_db_ensure(db, err);
-
-        if (r)
-                return r;
-        cpn_db_fmt_dt(c->starts_at_ms, starts, sizeof(starts));
-        if (!ends_null)
-                cpn_db_fmt_dt(c->ends_at_ms, ends, sizeof(ends));
-        else
-                ends[0] = '\0';
-        memset(b, 0, sizeof(b));
-        lens[0] = strlen(c->id);
-        lens[1] = strlen(c->name);
-        lens[3] = strlen(starts);
-        lens[4] = strlen(ends);
-        b[0] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = (void *)c->id, .length = &lens[0] };
-        b[1] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = (void *)c->name, .length = &lens[1] };
-        b[2] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &total, .is_unsigned = 1 };
-        b[3] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = starts, .length = &lens[3] };
-        b[4] = (MYSQL_BIND){ .buffer_type = MYSQL_TYPE_STRING, .buffer = ends, .length = &lens[4],
-                             .is_null = &ends_null };
-        st = mysql_stmt_init(db->m);
-        if (!st)
-                return cpn_db_fail(db, err, "stmt_init");
-        if (mysql_stmt_prepare(st, sql, sizeof(sql) - 1) || mysql_stmt_bind_param(st, b) ||
-            mysql_stmt_execute(st)) {
-                unsigned e = mysql_stmt_errno(st);
-
-                cpn_error_set(err, -EPROTO, "mysql insert campaign: %s (%u)", mysql_stmt_error(st), e);
-                mysql_stmt_close(st);
-                if (cpn_db_is_connection_error(e)) {
-                        cpn_db_drop(db);
-                        return -EIO;
-                }
-                if (e != ER_DUP_ENTRY)
-                        return -EPROTO;
-                /* Present: identical means a retried create, else a conflict. */
-                r = cpn_db_campaign_get(db, c->id, &cur, NULL, err);
-                if (r)
-                        return r < 0 ? r : CPN_CAMPAIGN_EXISTS;
-                *stored = cur;
-                return same_campaign(&cur, c) ? CPN_CAMPAIGN_SAME : CPN_CAMPAIGN_EXISTS;
-        }
-        mysql_stmt_close(st);
-        *stored = *c;
-        stored->starts_now = false;
-        return 0;
-}
-
-int cpn_db_coupon_exists(struct cpn_db *db, const char *campaign_id, const char *user_id,
-                         bool *found, struct cpn_error *err) {
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-        char sql[256];
-        int r;
-
-        if (!cpn_id_valid(campaign_id, strlen(campaign_id)) ||
-            !cpn_user_id_valid(user_id, strlen(user_id)))
-                return cpn_error_set(err, -EINVAL, "bad id");
-        snprintf(sql, sizeof(sql), "SELECT 1 FROM coupons WHERE campaign_id = '%s' AND user_id = '%s'",
-                 campaign_id, user_id);
-        r = cpn_db_query_row(db, sql, &res, &row, err);
-        if (r)
-                return r;
-        *found = row != NULL;
-        mysql_free_result(res);
-        return 0;
 }

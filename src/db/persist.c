@@ -766,54 +766,6 @@ int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *campai
 
 /* ---- reconcile ---- */
 
-int cpn_db_campaigns_each(struct cpn_db *db, int (*fn)(const char *id, void *ud), void *ud,
-                          struct cpn_error *err) {
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-        int r = cpn_db_ensure(db, err);
-
-        if (r)
-                return r;
-        if (mysql_query(db->m, "SELECT id FROM campaigns ORDER BY id") || !(res = mysql_store_result(db->m)))
-                return cpn_db_fail(db, err, "select campaigns");
-        while ((row = mysql_fetch_row(res)) && r == 0)
-                r = fn(row[0], ud);
-        mysql_free_result(res);
-        return r;
-}
-
-static int count_of(struct cpn_db *db, const char *sql, int64_t *out, struct cpn_error *err) {
-        MYSQL_RES *res;
-        MYSQL_ROW row;
-        int r = cpn_db_query_row(db, sql, &res, &row, err);
-
-        if (r)
-                return r;
-        *out = row && row[0] ? strtoll(row[0], NULL, 10) : 0;
-        mysql_free_result(res);
-        return 0;
-}
-
-int cpn_db_campaign_counts(struct cpn_db *db, const char *id, struct cpn_db_campaign_counts *out,
-                           struct cpn_error *err) {
-        struct cpn_campaign c;
-        char sql[256];
-        int r;
-
-        memset(out, 0, sizeof(*out));
-        r = cpn_db_campaign_get(db, id, &c, &out->persisted, err);
-        if (r)
-                return r;
-        out->total = c.total;
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM coupons WHERE campaign_id = '%s'", id);
-        r = count_of(db, sql, &out->rows, err);
-        if (r)
-                return r;
-        snprintf(sql, sizeof(sql),
-                 "SELECT COUNT(*) FROM failed_events WHERE campaign_id = '%s' AND status = 'open'", id);
-        return count_of(db, sql, &out->open_failed, err);
-}
-
 int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
                                int (*fn)(const char *user_id, int64_t seq, void *ud), void *ud,
                                struct cpn_error *err) {
@@ -846,47 +798,5 @@ int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
                 return r;
         }
         mysql_free_result(res);
-        return r;
-}
-
-int cpn_db_campaign_fix_persisted(struct cpn_db *db, const char *id, int64_t *before, int64_t *after,
-                                  struct cpn_error *err) {
-        int64_t total, persisted, rows;
-        char sql[256];
-        bool found;
-        int r;
-
-        if (!cpn_id_valid(id, strlen(id)))
-                return cpn_error_set(err, -EINVAL, "bad campaign id");
-        r = cpn_db_exec(db, "START TRANSACTION", err);
-        if (r)
-                return r;
-        r = lock_campaign(db, id, &found, &total, &persisted, err);
-        if (r)
-                goto abort;
-        if (!found) {
-                rollback(db);
-                return CPN_CAMPAIGN_NOT_FOUND;
-        }
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM coupons WHERE campaign_id = '%s'", id);
-        r = count_of(db, sql, &rows, err);
-        if (r)
-                goto abort;
-        *before = *after = persisted;
-        if (rows > total) {
-                rollback(db);
-                return cpn_error_set(err, CPN_INVALID, "campaign %s has %" PRId64 " coupons rows, above its total %" PRId64,
-                                     id, rows, total);
-        }
-        if (rows != persisted) {
-                snprintf(sql, sizeof(sql), "UPDATE campaigns SET persisted = %" PRId64 " WHERE id = '%s'", rows, id);
-                r = cpn_db_exec(db, sql, err);
-                if (r)
-                        goto abort;
-                *after = rows;
-        }
-        return commit(db, err);
-abort:
-        rollback(db);
         return r;
 }

@@ -19,80 +19,56 @@
 #include "cpn/clock.h"
 #include "cpn/log.h"
 #include "cpn/store.h"
+#include "cpn/url.h"
 #include "store-internal.h"
 
 /* ---- URL ---- */
 
-static int copy_part(char *dst, size_t n, const char *s, size_t len) {
-        if (len >= n)
-                return -ENOBUFS;
-        memcpy(dst, s, len);
-        dst[len] = '\0';
-        return 0;
-}
+static int parse_db(const char *s, int *out) {
+        long v = 0;
 
-static int parse_int(const char *s, size_t len, int min, int max, int *out) {
-        int v = 0;
-
-        if (len == 0 || len > 9)
+        if (!*s || strlen(s) > 7)
                 return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
                         return -EINVAL;
-                v = v * 10 + (s[i] - '0');
+                v = v * 10 + (*s - '0');
         }
-        if (v < min || v > max)
+        if (v > (1 << 20))
                 return -EINVAL;
-        *out = v;
+        *out = (int)v;
         return 0;
 }
 
 int cpn_redis_url_parse(struct cpn_redis_url *out, const char *url, struct cpn_error *err) {
-        const char *p, *at, *hostend, *slash, *colon;
+        struct cpn_url u;
+        int r = cpn_url_parse(&u, url, err);
 
         memset(out, 0, sizeof(*out));
         out->port = 6379;
-        if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "redis+unix://", 13) == 0) {
-                const char *path = strstr(url, "://") + 3, *q = strchr(path, '?');
-                size_t len = q ? (size_t)(q - path) : strlen(path);
-
-                if (len == 0 || copy_part(out->unix_path, sizeof(out->unix_path), path, len))
-                        return cpn_error_set(err, CPN_INVALID, "redis url: bad socket path");
-                if (q && (strncmp(q, "?db=", 4) != 0 ||
-                          parse_int(q + 4, strlen(q + 4), 0, 1 << 20, &out->db)))
+        if (r)
+                return cpn_error_prefix(err, CPN_INVALID, "redis url");
+        if (strcmp(u.scheme, "unix") == 0 || strcmp(u.scheme, "redis+unix") == 0) {
+                if (u.host[0] || u.user[0] || u.port || !u.path[0] ||
+                    snprintf(out->unix_path, sizeof(out->unix_path), "%s", u.path) >= (int)sizeof(out->unix_path))
+                        return cpn_error_set(err, CPN_INVALID, "redis url: bad socket path (unix:///path)");
+                if (u.query[0] && (strncmp(u.query, "db=", 3) != 0 || parse_db(u.query + 3, &out->db)))
                         return cpn_error_set(err, CPN_INVALID, "redis url: expected ?db=N");
                 return 0;
         }
-        if (strncmp(url, "redis://", 8) != 0)
+        if (strcmp(u.scheme, "redis") != 0)
                 return cpn_error_set(err, CPN_INVALID, "redis url must start with redis:// or unix://");
-        p = url + 8;
-        slash = strchr(p, '/');
-        at = strrchr(p, '@');
-        if (at && slash && at > slash)
-                at = NULL;
-        if (at) {
-                const char *c = memchr(p, ':', (size_t)(at - p));
-
-                if (c) {
-                        if (copy_part(out->user, sizeof(out->user), p, (size_t)(c - p)) ||
-                            copy_part(out->password, sizeof(out->password), c + 1, (size_t)(at - c - 1)))
-                                return cpn_error_set(err, CPN_INVALID, "redis url: credentials too long");
-                } else if (copy_part(out->password, sizeof(out->password), p, (size_t)(at - p))) {
-                        return cpn_error_set(err, CPN_INVALID, "redis url: password too long");
-                }
-                p = at + 1;
-        }
-        hostend = slash ? slash : p + strlen(p);
-        colon = memchr(p, ':', (size_t)(hostend - p));
-        if (colon) {
-                if (parse_int(colon + 1, (size_t)(hostend - colon - 1), 1, 65535, &out->port))
-                        return cpn_error_set(err, CPN_INVALID, "redis url: bad port");
-        } else {
-                colon = hostend;
-        }
-        if (colon == p || copy_part(out->host, sizeof(out->host), p, (size_t)(colon - p)))
-                return cpn_error_set(err, CPN_INVALID, "redis url: missing or too long host");
-        if (slash && slash[1] && parse_int(slash + 1, strlen(slash + 1), 0, 1 << 20, &out->db))
+        if (!u.host[0])
+                return cpn_error_set(err, CPN_INVALID, "redis url: missing host");
+        if (u.query[0])
+                return cpn_error_set(err, CPN_INVALID, "redis url: no query is understood");
+        snprintf(out->host, sizeof(out->host), "%s", u.host);
+        if (u.port)
+                out->port = u.port;
+        /* "redis://secret@h": a password alone (Redis before ACLs). */
+        snprintf(out->user, sizeof(out->user), "%s", u.has_password ? u.user : "");
+        snprintf(out->password, sizeof(out->password), "%s", u.has_password ? u.password : u.user);
+        if (u.path[0] && u.path[1] && parse_db(u.path + 1, &out->db))
                 return cpn_error_set(err, CPN_INVALID, "redis url: database must be a number");
         return 0;
 }

@@ -15,6 +15,7 @@
 #include "cpn/db.h"
 #include "cpn/error.h"
 #include "cpn/store.h"
+#include "cpn/url.h"
 
 /* ---- Redis ---- */
 
@@ -321,6 +322,64 @@ static void test_db_too_long(void **state) {
         assert_int_equal(cpn_db_url_parse(&u, "", NULL), CPN_INVALID); /* NULL err */
 }
 
+/* ---- the shared parser: one set of rules for every backend ---- */
+
+static void test_url_generic(void **state) {
+        struct cpn_url u;
+        char v[64];
+
+        (void)state;
+        assert_int_equal(cpn_url_parse(&u, "x+y://us%40er:p%3Aw@[::1]:99/a%2Fb?k=v&s=%2Ft", NULL), 0);
+        assert_string_equal(u.scheme, "x+y");
+        assert_string_equal(u.user, "us@er");
+        assert_true(u.has_password);
+        assert_string_equal(u.password, "p:w");
+        assert_string_equal(u.host, "::1");
+        assert_int_equal(u.port, 99);
+        assert_string_equal(u.path, "/a/b");
+        assert_string_equal(u.query, "k=v&s=%2Ft");
+        assert_int_equal(cpn_url_query_get(u.query, "s", v, sizeof(v)), 1);
+        assert_string_equal(v, "/t");
+        assert_int_equal(cpn_url_query_get(u.query, "k", v, sizeof(v)), 1);
+        assert_string_equal(v, "v");
+        assert_int_equal(cpn_url_query_get(u.query, "x", v, sizeof(v)), 0);
+        assert_int_equal(cpn_url_parse(&u, "s://u@h", NULL), 0);
+        assert_false(u.has_password);
+        assert_int_equal(cpn_url_parse(&u, "s://u:@h", NULL), 0);
+        assert_true(u.has_password);
+        assert_string_equal(u.password, "");
+        /* refused: no scheme, bad escapes, NUL, ports, IPv6 junk */
+        const char *bad[] = { "h:1", "://h", "S://h", "s://%zz@h", "s://u:%0@h", "s://u:%00@h", "s://h:0",
+                              "s://h:65536", "s://h:1a", "s://[::1", "s://[]:1", "s://[::1]x", "s://h/%4" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (cpn_url_parse(&u, bad[i], NULL) != CPN_INVALID)
+                        fail_msg("\"%s\" was accepted", bad[i]);
+}
+
+/* Redis and MySQL URLs now follow the same rules: percent escapes in the
+ * credentials, a '#' is a character, IPv6 hosts in brackets. */
+static void test_url_same_rules(void **state) {
+        struct cpn_redis_url r;
+        struct cpn_db_url d;
+
+        (void)state;
+        assert_int_equal(cpn_redis_url_parse(&r, "redis://al%69ce:p%25w%23@[::1]:7000/2", NULL), 0);
+        assert_string_equal(r.user, "alice");
+        assert_string_equal(r.password, "p%w#");
+        assert_string_equal(r.host, "::1");
+        assert_int_equal(r.port, 7000);
+        assert_int_equal(r.db, 2);
+        assert_int_equal(cpn_db_url_parse(&d, "mysql://al%69ce:p%25w%23@[::1]:7000/db", NULL), 0);
+        assert_string_equal(d.user, "alice");
+        assert_string_equal(d.password, "p%w#");
+        assert_string_equal(d.host, "::1");
+        assert_int_equal(d.port, 7000);
+        assert_string_equal(d.database, "db");
+        assert_int_equal(cpn_redis_url_parse(&r, "redis://:p%zz@h", NULL), CPN_INVALID);
+        assert_int_equal(cpn_db_url_parse(&d, "mysql://u:p%zz@h/db", NULL), CPN_INVALID);
+        assert_int_equal(cpn_redis_url_parse(&r, "redis://h/0?x=1", NULL), CPN_INVALID);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_redis_defaults),
@@ -340,6 +399,8 @@ int main(void) {
                 cmocka_unit_test(test_db_missing_host),
                 cmocka_unit_test(test_db_bad_scheme),
                 cmocka_unit_test(test_db_too_long),
+                cmocka_unit_test(test_url_generic),
+                cmocka_unit_test(test_url_same_rules),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
