@@ -41,7 +41,9 @@ static void usage(FILE *f) {
                 "                                restore its meta and the holds of live tickets Redis\n"
                 "                                lost, give back holds of nothing live older than 30 s;\n"
                 "                                never writes MySQL; after Redis lost data, run it for\n"
-                "                                every type\n"
+                "                                every type. Also reports (exit 4) payments in flight,\n"
+                "                                outbox rows unpublished and PAID tickets unconfirmed\n"
+                "                                for longer than the running service should take\n"
                 "  failed list [--status open|dead|resolved] [--campaign ID] [--limit N]\n"
                 "                                failed events, newest first (default: open, 100)\n"
                 "  failed retry ID|--all         retry one failed event (open or dead), or all of\n"
@@ -331,7 +333,7 @@ static int cmd_ticket_type_reconcile(const struct cpn_service *svc, int argc, ch
         if (!r)
                 r = cpn_redis_new(&redis, &svc->redis_url, svc->cfg->redis_timeout_ms);
         if (!r)
-                r = cpn_ticket_reconcile(db, redis, id, dry, &rep, &err);
+                r = cpn_ticket_reconcile(db, redis, id, dry, svc->cfg->payment_timeout_ms, &rep, &err);
         cpn_redis_free(redis);
         cpn_db_free(db);
         if (r == CPN_TICKET_TYPE_NOT_FOUND) {
@@ -342,16 +344,31 @@ static int cmd_ticket_type_reconcile(const struct cpn_service *svc, int argc, ch
                 return fail("ticket-type reconcile", &err);
         printf("{\"ticket_type\":\"%s\",\"dry_run\":%s,\"issued\":%lld,\"live\":%lld,\"holds\":%lld,"
                "\"meta_restored\":%s,\"missing_holds\":%lld,\"holds_restored\":%lld,\"stale_holds\":%lld,"
-               "\"stale_released\":%lld,\"in_progress\":%lld}\n",
+               "\"stale_released\":%lld,\"in_progress\":%lld,\"stuck_payments\":%lld,\"unpublished\":%lld,"
+               "\"unconfirmed\":%lld}\n",
                id, dry ? "true" : "false", (long long)rep.issued, (long long)rep.live, (long long)rep.holds,
                rep.meta_restored ? "true" : "false", (long long)rep.missing_holds, (long long)rep.holds_restored,
-               (long long)rep.stale_holds, (long long)rep.stale_released, (long long)rep.in_progress);
+               (long long)rep.stale_holds, (long long)rep.stale_released, (long long)rep.in_progress,
+               (long long)rep.stuck_payments, (long long)rep.unpublished, (long long)rep.unconfirmed);
+        if (rep.stuck_payments)
+                fprintf(stderr, "couponctl: %lld payments in flight past the gateway timeout: coupon-api's settler "
+                                "asks the gateway for them while it runs (is one running, with COUPON_PAYMENT_URL?)\n",
+                        (long long)rep.stuck_payments);
+        if (rep.unpublished)
+                fprintf(stderr, "couponctl: %lld outbox rows not on Kafka after %d s: the relay (COUPON_TICKET_RELAY) "
+                                "or Debezium is not publishing\n",
+                        (long long)rep.unpublished, 60);
+        if (rep.unconfirmed)
+                fprintf(stderr, "couponctl: %lld tickets PAID for over %d s and not CONFIRMED: is coupon-worker "
+                                "consuming the ticket topic? (couponctl failed list shows what it could not apply)\n",
+                        (long long)rep.unconfirmed, 60);
         if (rep.issued != rep.live)
                 fprintf(stderr, "couponctl: MySQL's issued (%lld) is not its live tickets (%lld): look at "
                                 "ticket_types and tickets (nothing changed there)\n",
                         (long long)rep.issued, (long long)rep.live);
         return rep.issued == rep.live && rep.in_progress == 0 && rep.holds_restored == rep.missing_holds &&
-                               rep.stale_released == rep.stale_holds
+                               rep.stale_released == rep.stale_holds && !rep.stuck_payments && !rep.unpublished &&
+                               !rep.unconfirmed
                        ? 0
                        : 4;
 }

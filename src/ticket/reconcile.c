@@ -23,6 +23,41 @@ static const char live_sql[] =
         "SELECT user_id, id FROM tickets WHERE ticket_type_id = ? AND status IN ('PENDING', 'PAID', 'CONFIRMED')"
         " ORDER BY user_id";
 static const char now_sql[] = "SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
+#define LATE_S 60 /* past this, what the running service repairs is late */
+static const char stuck_sql[] =
+        "SELECT COUNT(*) FROM tickets WHERE ticket_type_id = ? AND status = 'PENDING'"
+        " AND payment_started_at < NOW(3) - INTERVAL ? SECOND";
+static const char unpublished_sql[] =
+        "SELECT COUNT(*) FROM outbox o JOIN tickets t ON t.id = o.aggregateid"
+        " WHERE t.ticket_type_id = ? AND o.published_at IS NULL AND o.created_at < NOW(3) - INTERVAL ? SECOND";
+static const char unconfirmed_sql[] =
+        "SELECT COUNT(*) FROM tickets WHERE ticket_type_id = ? AND status = 'PAID'"
+        " AND paid_at < NOW(3) - INTERVAL ? SECOND";
+
+/* The counts of what the service repairs itself, late. */
+static int late_counts(struct cpn_db *db, const char *type_id, long payment_timeout_ms,
+                       struct cpn_ticket_reconcile_report *rep, struct cpn_error *err) {
+        const struct {
+                const char *sql;
+                int64_t after_s;
+                int64_t *out;
+        } q[] = {
+                { stuck_sql, (payment_timeout_ms + 999) / 1000 + LATE_S, &rep->stuck_payments },
+                { unpublished_sql, LATE_S, &rep->unpublished },
+                { unconfirmed_sql, LATE_S, &rep->unconfirmed },
+        };
+
+        for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+                const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(type_id), CPN_DB_IN_INT(q[i].after_s) };
+                struct cpn_db_val n = CPN_DB_OUT_INT();
+                int r = cpn_db_run(db, q[i].sql, in, 2, &n, 1, NULL, err);
+
+                if (r)
+                        return r;
+                *q[i].out = n.i;
+        }
+        return 0;
+}
 
 struct entry {
         char user[CPN_ID_MAX + 1];
@@ -93,7 +128,7 @@ static int drop_hold(struct cpn_redis *redis, const char *type_id, const struct 
 }
 
 int cpn_ticket_reconcile(struct cpn_db *db, struct cpn_redis *redis, const char *type_id, bool dry_run,
-                         struct cpn_ticket_reconcile_report *rep, struct cpn_error *err) {
+                         long payment_timeout_ms, struct cpn_ticket_reconcile_report *rep, struct cpn_error *err) {
         char user[CPN_ID_MAX + 1], id[CPN_TICKET_ID_LEN + 1], key[CPN_ID_MAX + 32];
         struct cpn_db_val col[2] = { CPN_DB_OUT_TEXT(user), CPN_DB_OUT_TEXT(id) };
         const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(type_id) };
@@ -117,6 +152,8 @@ int cpn_ticket_reconcile(struct cpn_db *db, struct cpn_redis *redis, const char 
                 r = cpn_db_each(db, live_sql, in, 1, col, 2, take_live, &live, err);
         if (!r)
                 r = cpn_db_run(db, now_sql, NULL, 0, &now, 1, NULL, err);
+        if (!r)
+                r = late_counts(db, type_id, payment_timeout_ms, rep, err);
         if (r)
                 goto out;
         rep->live = (int64_t)live.n;

@@ -22,7 +22,9 @@ tickets": invariants 1 and 4).
   (type, user), not only Redis.
 - couponctl ticket-type create|show: the same type as the API's, exit 0
   for a repeat, 3 for other fields, 2 for bad usage with nothing written;
-- couponctl ticket-type reconcile: after Redis lost a type's gate (its
+- couponctl ticket-type reconcile: reports PAID tickets left unconfirmed
+  and outbox rows left unpublished (exit 4, nothing changed); after Redis
+  lost a type's gate (its
   reservations then 404), restores the meta and the live tickets' holds
   (a dry run only reports, exit 4); gives back a hold of nothing older
   than 30 s, leaves a young one (exit 4);
@@ -171,6 +173,24 @@ def test_reconcile(svc, api):
     check(svc.redis("HEXISTS", "ticket:{rec}:users", "ghost") == 0 and
           svc.redis("HEXISTS", "ticket:{rec}:users", "young") == 1, "ghost handling")
     svc.redis("HDEL", "ticket:{rec}:users", "young")
+    _, out = ctl(svc, "ticket-type", "reconcile", "rec", check_rc=0)
+    rep = json.loads(out)
+    check(rep["stuck_payments"] == 0 and rep["unpublished"] == 0 and rep["unconfirmed"] == 0, "quiet %s" % rep)
+    # What the running service repairs, late: a PAID ticket nobody
+    # confirmed for an hour and an outbox row no relay publishes (claimed
+    # far ahead, so the running relay leaves it) are reported, exit 4,
+    # and nothing is changed.
+    r2 = held["r2"]
+    svc.mysql("UPDATE tickets SET status = 'PAID', paid_at = NOW(3) - INTERVAL 1 HOUR WHERE id = '%s'" % r2)
+    svc.mysql("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, created_at, claimed_until)"
+              " VALUES ('5f8fad5b-d9cb-469f-a165-70867728950e', 'ticket', '%s', 'ticket.paid', '{}',"
+              " NOW(3) - INTERVAL 1 HOUR, NOW(3) + INTERVAL 1 HOUR)" % r2)
+    rc, out = ctl(svc, "ticket-type", "reconcile", "rec", check_rc=4)
+    rep = json.loads(out)
+    check(rep["unconfirmed"] == 1 and rep["unpublished"] == 1 and rep["stuck_payments"] == 0, "late %s" % rep)
+    check(svc.mysql("SELECT status FROM tickets WHERE id = '%s'" % r2) == [("PAID",)], "reconcile changed r2")
+    svc.mysql("DELETE FROM outbox WHERE id = '5f8fad5b-d9cb-469f-a165-70867728950e'")
+    svc.mysql("UPDATE tickets SET status = 'PENDING', paid_at = NULL WHERE id = '%s'" % r2)
     ctl(svc, "ticket-type", "reconcile", "rec", check_rc=0)
     ctl(svc, "ticket-type", "reconcile", "nope", check_rc=1)
     ctl(svc, "ticket-type", "reconcile", check_rc=2)
