@@ -350,6 +350,8 @@ static int republish(struct cpn_ops *ops, const char *id, const struct idlist *u
                 struct cpn_producer_sink sink;
 
                 r = ops->outbox ? 0 : cpn_coupon_outbox_new(&ops->outbox, ops->redis_url, ops->cfg->redis_timeout_ms);
+                if (r)
+                        cpn_error_set(err, r, "out of memory");
                 if (!r) {
                         sink = cpn_coupon_outbox_sink(ops->outbox);
                         r = cpn_producer_new(&ops->producer, ops->cfg, &sink, err);

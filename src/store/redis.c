@@ -427,18 +427,25 @@ static void argv_lens(int argc, const char *const *argv, size_t *lens) {
 
 #define ARGV_MAX (1 + 512 + 2)
 
-int cpn_redis_command(struct cpn_redis *r, bool safe, int argc, const char *const *argv, cpn_redis_read_fn fn,
-                      void *ud, struct cpn_error *err) {
+/* One command on a connection made sure of, its reply in *@rep (the
+ * caller's to free). Returns exec_cmd's codes, or -EINVAL. */
+static int send_one(struct cpn_redis *r, bool safe, int argc, const char *const *argv, redisReply **rep,
+                    struct cpn_error *err) {
         size_t lens[ARGV_MAX];
-        redisReply *rep;
         int ret;
 
         if (argc < 1 || argc > ARGV_MAX)
                 return cpn_error_set(err, -EINVAL, "redis: %d arguments", argc);
         argv_lens(argc, argv, lens);
         ret = cpn_redis_ensure(r, err);
-        if (!ret)
-                ret = exec_cmd(r, safe, &rep, err, argc, argv, lens);
+        return ret ? ret : exec_cmd(r, safe, rep, err, argc, argv, lens);
+}
+
+int cpn_redis_command(struct cpn_redis *r, bool safe, int argc, const char *const *argv, cpn_redis_read_fn fn,
+                      void *ud, struct cpn_error *err) {
+        redisReply *rep;
+        int ret = send_one(r, safe, argc, argv, &rep, err);
+
         if (ret)
                 return ret;
         ret = cpn_redis_deliver(rep, fn, ud, err);
@@ -449,16 +456,9 @@ int cpn_redis_command(struct cpn_redis *r, bool safe, int argc, const char *cons
 int cpn_redis_each(struct cpn_redis *r, int argc, const char *const *argv, cpn_redis_read_fn fn, void *ud,
                    struct cpn_error *err) {
         struct cpn_redis_item items[CPN_REDIS_ITEMS_MAX];
-        size_t lens[ARGV_MAX];
         redisReply *rep;
-        int ret;
+        int ret = send_one(r, true, argc, argv, &rep, err);
 
-        if (argc < 1 || argc > ARGV_MAX)
-                return cpn_error_set(err, -EINVAL, "redis: %d arguments", argc);
-        argv_lens(argc, argv, lens);
-        ret = cpn_redis_ensure(r, err);
-        if (!ret)
-                ret = exec_cmd(r, true, &rep, err, argc, argv, lens);
         if (ret)
                 return ret;
         if (rep->type != REDIS_REPLY_ARRAY) {
