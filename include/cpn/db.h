@@ -15,7 +15,6 @@
 
 #include "cpn/error.h"
 #include "cpn/types.h"
-#include "cpn/coupon/campaign.h"
 
 /* The db module's own outcomes (error.h). */
 enum {
@@ -64,25 +63,29 @@ enum cpn_db_type {
         CPN_DB_TEXT, /* a NUL-terminated string */
         CPN_DB_TIME, /* unix ms, as DATETIME(3) in UTC */
         CPN_DB_NULL, /* parameters only: SQL NULL */
+        CPN_DB_BLOB, /* parameters only: @len bytes at @s, any bytes (read a blob column as TEXT) */
 };
 
 /* A parameter (in) or a column of the result (out). */
 struct cpn_db_val {
         enum cpn_db_type type;
         int64_t i;      /* INT and TIME, in and out */
-        const char *s;  /* TEXT in: borrowed for the call; NULL is SQL NULL */
+        const char *s;  /* TEXT and BLOB in: borrowed for the call; NULL is SQL NULL */
         char *buf;      /* TEXT out: the value, NUL-terminated, cut to cap - 1 bytes */
         size_t cap;
-        size_t len;     /* TEXT out: the value's whole length */
+        size_t len;     /* TEXT out: the value's whole length; BLOB in: its length */
         bool null;      /* out: the column was NULL (i 0, buf "") */
 };
 #define CPN_DB_IN_INT(v) ((struct cpn_db_val){ .type = CPN_DB_INT, .i = (v) })
 #define CPN_DB_IN_TEXT(v) ((struct cpn_db_val){ .type = CPN_DB_TEXT, .s = (v) })
 #define CPN_DB_IN_TIME(v) ((struct cpn_db_val){ .type = CPN_DB_TIME, .i = (v) })
+#define CPN_DB_IN_BLOB(p, n) ((struct cpn_db_val){ .type = CPN_DB_BLOB, .s = (const char *)(p), .len = (n) })
 #define CPN_DB_OUT_INT() ((struct cpn_db_val){ .type = CPN_DB_INT })
 #define CPN_DB_OUT_TIME() ((struct cpn_db_val){ .type = CPN_DB_TIME })
 #define CPN_DB_OUT_TEXT(b) ((struct cpn_db_val){ .type = CPN_DB_TEXT, .buf = (b), .cap = sizeof(b) })
-#define CPN_DB_VALS_MAX 16
+#define CPN_DB_VALS_MAX 16     /* columns of a result, and parameters bound on the caller's stack */
+#define CPN_DB_PARAMS_MAX 1024 /* parameters of one statement (a multi-row INSERT): past
+                                * CPN_DB_VALS_MAX they are bound in buffers the connection keeps */
 
 /* Opens a transaction (connecting if needed). Returns 0, -EIO or -EPROTO. */
 int cpn_db_begin(struct cpn_db *db, struct cpn_error *err);
@@ -99,10 +102,13 @@ void cpn_db_rollback(struct cpn_db *db);
  * rest. *@affected (may be NULL) gets the rows changed (matched rows do
  * not count: a guarded UPDATE that found nothing to change is 0).
  * Returns 0, CPN_DB_NO_ROW (a result set without rows), CPN_DB_DUPLICATE
- * (a unique key refused the write), -EAGAIN (a deadlock or lock wait
- * timeout: the transaction was rolled back, the whole of it may be
- * retried), -EIO (connection lost; dropped) or -EPROTO; the server's text
- * in @err. Outside a transaction each statement commits on its own.
+ * (a unique key refused the write), -EAGAIN (transient: a deadlock, a lock
+ * wait timeout, a read-only server during a failover, a killed query; the
+ * transaction was rolled back, the whole of it may be retried later),
+ * -EIO (connection lost; dropped) or -EPROTO (the statement's own fault: a
+ * value the table refuses, a missing table; in a transaction only the
+ * statement was undone); the server's text in @err. Outside a transaction
+ * each statement commits on its own.
  */
 int cpn_db_run(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
                struct cpn_db_val *out, size_t n_out, uint64_t *affected, struct cpn_error *err);
@@ -112,6 +118,19 @@ int cpn_db_run(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, 
 int cpn_db_each(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
                 struct cpn_db_val *out, size_t n_out, int (*fn)(const struct cpn_db_val *out, void *ud), void *ud,
                 struct cpn_error *err);
+/* Like cpn_db_each, but the rows are read from the server as @fn takes
+ * them instead of all first: for walks of millions of rows. @fn must not
+ * use @db; after a non-zero return the rest is read and dropped. */
+int cpn_db_stream(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
+                  struct cpn_db_val *out, size_t n_out, int (*fn)(const struct cpn_db_val *out, void *ud),
+                  void *ud, struct cpn_error *err);
+
+/* Savepoints inside the open transaction, so that one part of it can be
+ * undone and the rest go on. @name is an SQL identifier of the caller's
+ * ([a-z_]+); a savepoint of the same name replaces the older. Return 0,
+ * -EINVAL (a bad name) or as cpn_db_run. */
+int cpn_db_savepoint(struct cpn_db *db, const char *name, struct cpn_error *err);
+int cpn_db_savepoint_undo(struct cpn_db *db, const char *name, struct cpn_error *err);
 
 /*
  * The pool: coupon-api's MySQL connections, COUPON_MYSQL_POOL of them for
@@ -161,23 +180,31 @@ void cpn_db_pool_stats(struct cpn_db_pool *p, struct cpn_db_pool_stats *out);
  * @out (may be NULL). Idempotent. */
 int cpn_db_migrate(struct cpn_db *db, FILE *out, struct cpn_error *err);
 
-/* ---- the worker's side: batches of Kafka messages into coupons ---- */
+/*
+ * ---- failed events: messages a consumer could not apply ----
+ *
+ * Any product's consumer records a message it cannot apply (it cannot be
+ * decoded, it names what does not exist, a rule refuses it) as one
+ * failed_events row keyed by (topic, partition, offset), so that the
+ * partition goes on and an operator sees it; the product retries its own
+ * topic's rows with backoff until they apply or are marked dead. The rows
+ * carry two labels of the product's choosing, for operators and reconcile:
+ * @scope (what the message belongs to: a campaign, a ticket type) and
+ * @subject (what in it: a user, a ticket).
+ */
 
-/* One message taken from the topic. @iss is NULL when it could not be
- * decoded (@error says why; @campaign_id/@user_id hold what was readable,
- * "" if nothing). Everything is borrowed for the duration of the call. */
-struct cpn_db_record {
-        const struct cpn_issuance *iss;
-        const char *error;
-        const char *campaign_id;
-        const char *user_id;
+/* One message that could not be applied; borrowed for the call. */
+struct cpn_db_failed {
         const char *topic;
         int32_t partition;
         int64_t offset;
-        const void *key;
+        const void *key;       /* may be NULL */
         size_t key_len;
-        const void *payload;
+        const void *payload;   /* may be NULL */
         size_t payload_len;
+        const char *scope;     /* NULL or "": unknown */
+        const char *subject;   /* NULL or "": unknown */
+        const char *error;     /* why; any bytes (made valid UTF-8 here) */
 };
 
 /* When a failed event is retried: base * 2^(attempts-1), at most max_ms,
@@ -188,59 +215,65 @@ struct cpn_db_retry_policy {
         long max_attempts;
 };
 
-struct cpn_db_persist_stats {
-        size_t inserted;   /* new rows in coupons */
-        size_t duplicates; /* already there: redelivered or produced twice */
-        size_t failed;     /* recorded in failed_events (poison, unknown campaign, over the cap, ...) */
-};
+/*
+ * Records @f, in the open transaction if there is one, whatever its size
+ * or bytes: a key or a payload larger than the columns is kept to its first
+ * bytes (the error says so). A row that still cannot be written for a
+ * reason of its own is written once more bare (no key, the payload's first
+ * 1,024 bytes, why the first try failed): a poison message must never stop
+ * its partition. A message already recorded (redelivered) is not recorded
+ * twice. Returns 0, or -EIO / -EAGAIN / -EPROTO that are not the row's
+ * fault (connection, deadlock, a missing table).
+ */
+int cpn_db_failed_record(struct cpn_db *db, const struct cpn_db_failed *f, const struct cpn_db_retry_policy *pol,
+                         struct cpn_error *err);
 
 /*
- * Persists @n records in one transaction: new coupons rows (a row already
- * there changes nothing), each campaign's persisted count raised by the
- * conditional UPDATE that keeps it <= total, and one failed_events row per
- * record that cannot be persisted (decode error, unknown campaign, over the
- * cap, any non-transient SQL error of its own row). The campaigns' rows are
- * locked first, in id order, so concurrent workers neither deadlock nor
- * race on the cap. Returns 0 (committed; @st filled), -EIO (transient:
- * server unreachable, connection lost, commit of unknown outcome, deadlock,
- * lock wait timeout) or -EPROTO: in both cases the caller retries the same
- * records later, which is safe because all of it is idempotent.
+ * A product's second try at one message, called by cpn_db_failed_retry
+ * inside its transaction (behind a savepoint of its own): returns 0 (it
+ * applied now, or was found applied: the row is resolved), CPN_INVALID (it
+ * still cannot be applied; whatever it wrote is undone) or a negative
+ * errno, which stops the retry and rolls all of it back; the text of
+ * either in @why. It may
+ * run statements on @db, but not begin or commit. @payload is borrowed for
+ * the call; @len may exceed CPN_DB_FAILED_READ_MAX, in which case only that
+ * much was read (and the product should refuse it).
  */
-int cpn_db_persist(struct cpn_db *db, const struct cpn_db_record *recs, size_t n,
-                   const struct cpn_db_retry_policy *pol, struct cpn_db_persist_stats *st,
-                   struct cpn_error *err);
+#define CPN_DB_FAILED_READ_MAX (64 * 1024)
+typedef int cpn_db_failed_apply_fn(struct cpn_db *db, const char *payload, size_t len, struct cpn_error *why,
+                                   void *ud);
 
 enum cpn_db_retry_which {
-        CPN_DB_RETRY_DUE, /* open rows whose next_retry_at has come (the worker's loop) */
+        CPN_DB_RETRY_DUE, /* open rows whose next_retry_at has come (a consumer's loop) */
         CPN_DB_RETRY_ONE, /* the row @id, open or dead */
         CPN_DB_RETRY_ALL, /* every open or dead row, due or not */
 };
 
 struct cpn_db_retry_stats {
-        size_t resolved;  /* now in coupons (or found there) */
+        size_t resolved;  /* applied now (or found applied) */
         size_t failed;    /* still failing, retried later */
         size_t dead;      /* failed its last allowed attempt */
         char last_error[256];
 };
 
-/* Retries up to @limit failed events of @topic (the coupon topic: other
- * products' events are theirs to retry) in one transaction (rows locked with
- * SKIP LOCKED: several workers share the work). Each is decoded and
- * persisted like a batch record; then marked resolved, or its attempts,
- * error and next_retry_at updated, or marked dead (after the policy's last
- * attempt; a dead row retried by an operator that fails again stays dead). Returns 0 or a negative
- * errno (transient ones as cpn_db_persist). */
+/* Retries up to @limit failed events of @topic (a product retries only its
+ * own topic's) in one transaction, rows locked with SKIP LOCKED so that
+ * several consumers share the work: each goes through @apply, then is
+ * marked resolved, or its attempts, error and next_retry_at updated, or
+ * marked dead (after the policy's last attempt; a dead row an operator
+ * retries that fails again stays dead). Returns 0 (@st filled), or
+ * -EIO / -EAGAIN / -EPROTO / @apply's error (nothing changed). */
 int cpn_db_failed_retry(struct cpn_db *db, const char *topic, enum cpn_db_retry_which which, uint64_t id,
-                        size_t limit, const struct cpn_db_retry_policy *pol, struct cpn_db_retry_stats *st,
-                        struct cpn_error *err);
+                        size_t limit, const struct cpn_db_retry_policy *pol, cpn_db_failed_apply_fn *apply,
+                        void *ud, struct cpn_db_retry_stats *st, struct cpn_error *err);
 
 struct cpn_db_failed_row {
         uint64_t id;
         char topic[256];
         int32_t partition;
         int64_t offset;
-        char campaign_id[CPN_ID_MAX + 1];
-        char user_id[CPN_ID_MAX + 1];
+        char scope[CPN_ID_MAX + 1];
+        char subject[CPN_ID_MAX + 1];
         char status[16];
         unsigned attempts;
         char next_retry_at[40]; /* RFC 3339 or "" */
@@ -250,16 +283,9 @@ struct cpn_db_failed_row {
 };
 
 /* Calls @fn for failed events, newest first: @status "open", "dead",
- * "resolved" or NULL (all), @campaign_id or NULL, at most @limit. A
- * non-zero return of @fn stops the walk and is returned. */
-int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *campaign_id, size_t limit,
+ * "resolved" or NULL (all), of @topic and @scope (NULL: any), at most
+ * @limit. Returns 0, CPN_INVALID (a bad @status or @scope), a non-zero
+ * return of @fn (which stops the walk) or an error as cpn_db_each. */
+int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *topic, const char *scope, size_t limit,
                        int (*fn)(const struct cpn_db_failed_row *row, void *ud), void *ud,
                        struct cpn_error *err);
-
-/* ---- reconcile / rebuild ---- */
-
-/* Calls @fn for each user holding a coupons row of @id (@failed false), or
- * each user of an open failed event of @id (@failed true; seq 0). */
-int cpn_db_campaign_users_each(struct cpn_db *db, const char *id, bool failed,
-                               int (*fn)(const char *user_id, int64_t seq, void *ud), void *ud,
-                               struct cpn_error *err);

@@ -177,7 +177,7 @@ static int print_failed(const struct cpn_db_failed_row *f, void *ud) {
         FILE *out = ud;
 
         fprintf(out, "%" PRIu64 "\t%s\t%u\t%s\t%s\t%s[%d]@%" PRId64 "\t%s\t%s\t%s\n", f->id, f->status,
-                f->attempts, f->campaign_id[0] ? f->campaign_id : "-", f->user_id[0] ? f->user_id : "-",
+                f->attempts, f->scope[0] ? f->scope : "-", f->subject[0] ? f->subject : "-",
                 f->topic, (int)f->partition, f->offset, f->next_retry_at[0] ? f->next_retry_at : "-",
                 f->error, f->payload);
         return 0;
@@ -185,23 +185,33 @@ static int print_failed(const struct cpn_db_failed_row *f, void *ud) {
 
 int cpn_ops_failed_list(struct cpn_ops *ops, const char *status, const char *campaign_id, size_t limit,
                         struct cpn_error *err) {
-        fprintf(ops->out, "id\tstatus\tattempts\tcampaign\tuser\tsource\tnext_retry_at\terror\tpayload\n");
-        return cpn_db_failed_each(ops->db, status, campaign_id, limit, print_failed, ops->out, err);
+        fprintf(ops->out, "id\tstatus\tattempts\tscope\tsubject\tsource\tnext_retry_at\terror\tpayload\n");
+        return cpn_db_failed_each(ops->db, status, NULL, campaign_id, limit, print_failed, ops->out, err);
 }
 
-int cpn_ops_failed_retry(struct cpn_ops *ops, uint64_t id, struct cpn_error *err) {
-        struct cpn_db_retry_policy pol = { ops->cfg->retry_base_ms, ops->cfg->retry_max_ms,
-                                           ops->cfg->retry_max_attempts };
-        struct cpn_db_retry_stats st;
-        int r;
+int cpn_ops_failed_retry(struct cpn_ops *ops, const struct cpn_ops_failed_handler *h, size_t nh, uint64_t id,
+                         struct cpn_error *err) {
+        const struct cpn_db_retry_policy pol = { ops->cfg->retry_base_ms, ops->cfg->retry_max_ms,
+                                                 ops->cfg->retry_max_attempts };
+        struct cpn_db_retry_stats sum = { 0 };
 
-        r = cpn_db_failed_retry(ops->db, ops->cfg->kafka_topic, id ? CPN_DB_RETRY_ONE : CPN_DB_RETRY_ALL, id, 1000000, &pol, &st, err);
-        if (r)
-                return r;
-        if (id && st.resolved + st.failed + st.dead == 0)
+        for (size_t i = 0; i < nh; i++) {
+                struct cpn_db_retry_stats st;
+                int r = cpn_db_failed_retry(ops->db, h[i].topic, id ? CPN_DB_RETRY_ONE : CPN_DB_RETRY_ALL, id,
+                                            1000000, &pol, h[i].apply, h[i].ud, &st, err);
+
+                if (r)
+                        return cpn_error_prefix(err, r, "topic %s", h[i].topic);
+                sum.resolved += st.resolved;
+                sum.failed += st.failed;
+                sum.dead += st.dead;
+                if (st.last_error[0])
+                        memcpy(sum.last_error, st.last_error, sizeof(sum.last_error));
+        }
+        if (id && sum.resolved + sum.failed + sum.dead == 0)
                 return cpn_error_set(err, CPN_DB_NO_SUCH_EVENT, "no open or dead failed event %" PRIu64, id);
-        fprintf(ops->out, "resolved=%zu still_failing=%zu dead=%zu%s%s\n", st.resolved, st.failed, st.dead,
-                st.last_error[0] ? " last_error=" : "", st.last_error);
+        fprintf(ops->out, "resolved=%zu still_failing=%zu dead=%zu%s%s\n", sum.resolved, sum.failed, sum.dead,
+                sum.last_error[0] ? " last_error=" : "", sum.last_error);
         return 0;
 }
 
@@ -267,10 +277,10 @@ static int stage(struct cpn_ops *ops, const char *id, const char *part_a, const 
         *s = (struct stager){ .ops = ops, .campaign_id = id, .parts = { part_a, part_b }, .seen_seq = seen_seq,
                               .seq_max = seq_max, .err = err };
         if (with_rows)
-                r = cpn_db_campaign_users_each(ops->db, id, false, stage_one, s, err);
+                r = cpn_coupon_db_users_each(ops->db, id, stage_one, s, err);
         s->seen_seq = NULL;
         if (!r && with_failed)
-                r = cpn_db_campaign_users_each(ops->db, id, true, stage_one, s, err);
+                r = cpn_coupon_db_failed_users_each(ops->db, ops->cfg->kafka_topic, id, stage_one, s, err);
         if (!r && s->n)
                 r = stage_flush(s);
         free(s);
@@ -414,7 +424,7 @@ static int reconcile_held(const char *id, void *ud) {
         int r;
 
         x->campaigns++;
-        r = cpn_coupon_db_counts(ops->db, id, &dc, err);
+        r = cpn_coupon_db_counts(ops->db, ops->cfg->kafka_topic, id, &dc, err);
         if (r == CPN_CAMPAIGN_NOT_FOUND) {
                 fprintf(ops->out, "campaign=%s verdict=differs reason=not_in_mysql\n", id);
                 x->differing++;
@@ -684,7 +694,7 @@ int cpn_ops_audit(struct cpn_ops *ops, const char *id, int64_t users, long wait_
                         break;
                 usleep(500 * 1000);
         }
-        r = cpn_coupon_db_counts(ops->db, id, &dc, err);
+        r = cpn_coupon_db_counts(ops->db, ops->cfg->kafka_topic, id, &dc, err);
         if (r == CPN_CAMPAIGN_NOT_FOUND)
                 return cpn_error_set(err, CPN_CAMPAIGN_NOT_FOUND, "no campaign %s in MySQL", id);
         if (!r)

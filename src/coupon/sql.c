@@ -13,7 +13,12 @@ static const char insert_sql[] = "INSERT INTO campaigns (id, name, total, starts
 static const char exists_sql[] = "SELECT 1 FROM coupons WHERE campaign_id = ? AND user_id = ?";
 static const char ids_sql[] = "SELECT id FROM campaigns ORDER BY id";
 static const char rows_sql[] = "SELECT COUNT(*) FROM coupons WHERE campaign_id = ?";
-static const char open_failed_sql[] = "SELECT COUNT(*) FROM failed_events WHERE campaign_id = ? AND status = 'open'";
+static const char open_failed_sql[] =
+        "SELECT COUNT(*) FROM failed_events WHERE topic = ? AND scope_id = ? AND status = 'open'";
+static const char users_sql[] = "SELECT user_id, seq FROM coupons WHERE campaign_id = ?";
+static const char failed_users_sql[] =
+        "SELECT DISTINCT subject_id, 0 FROM failed_events WHERE topic = ? AND scope_id = ? AND status = 'open'"
+        " AND subject_id IS NOT NULL";
 static const char lock_sql[] = "SELECT total, persisted FROM campaigns WHERE id = ? FOR UPDATE";
 static const char set_persisted_sql[] = "UPDATE campaigns SET persisted = ? WHERE id = ?";
 
@@ -108,17 +113,18 @@ int cpn_coupon_db_campaigns_each(struct cpn_db *db, int (*fn)(const char *id, vo
         return cpn_db_each(db, ids_sql, NULL, 0, col, 1, one_id, &x, err);
 }
 
-/* *@n = the COUNT(*) of @sql for campaign @id. */
-static int count_of(struct cpn_db *db, const char *sql, const char *id, int64_t *n, struct cpn_error *err) {
-        const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(id) };
+/* *@n = the COUNT(*) of @sql for campaign @id (of @topic first if not NULL). */
+static int count_of(struct cpn_db *db, const char *sql, const char *topic, const char *id, int64_t *n,
+                    struct cpn_error *err) {
+        const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(topic ? topic : id), CPN_DB_IN_TEXT(id) };
         struct cpn_db_val col[] = { CPN_DB_OUT_INT() };
-        int r = cpn_db_run(db, sql, in, 1, col, 1, NULL, err);
+        int r = cpn_db_run(db, sql, topic ? in : in + 1, topic ? 2 : 1, col, 1, NULL, err);
 
         *n = r == 0 ? col[0].i : 0;
         return r == CPN_DB_NO_ROW ? 0 : r;
 }
 
-int cpn_coupon_db_counts(struct cpn_db *db, const char *id, struct cpn_coupon_db_counts *out,
+int cpn_coupon_db_counts(struct cpn_db *db, const char *topic, const char *id, struct cpn_coupon_db_counts *out,
                          struct cpn_error *err) {
         struct cpn_campaign c;
         int r;
@@ -128,10 +134,42 @@ int cpn_coupon_db_counts(struct cpn_db *db, const char *id, struct cpn_coupon_db
         if (r)
                 return r;
         out->total = c.total;
-        r = count_of(db, rows_sql, id, &out->rows, err);
+        r = count_of(db, rows_sql, NULL, id, &out->rows, err);
         if (!r)
-                r = count_of(db, open_failed_sql, id, &out->open_failed, err);
+                r = count_of(db, open_failed_sql, topic, id, &out->open_failed, err);
         return r;
+}
+
+struct users {
+        int (*fn)(const char *user_id, int64_t seq, void *ud);
+        void *ud;
+};
+
+static int one_user(const struct cpn_db_val *col, void *ud) {
+        struct users *u = ud;
+
+        return u->fn(col[0].buf, col[1].i, u->ud);
+}
+
+int cpn_coupon_db_users_each(struct cpn_db *db, const char *id, int (*fn)(const char *user_id, int64_t seq, void *ud),
+                             void *ud, struct cpn_error *err) {
+        char user[CPN_ID_MAX + 2];
+        const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(id) };
+        struct cpn_db_val col[] = { CPN_DB_OUT_TEXT(user), CPN_DB_OUT_INT() };
+        struct users u = { fn, ud };
+
+        return cpn_db_stream(db, users_sql, in, 1, col, 2, one_user, &u, err);
+}
+
+int cpn_coupon_db_failed_users_each(struct cpn_db *db, const char *topic, const char *id,
+                                    int (*fn)(const char *user_id, int64_t seq, void *ud), void *ud,
+                                    struct cpn_error *err) {
+        char user[CPN_ID_MAX + 2];
+        const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(topic), CPN_DB_IN_TEXT(id) };
+        struct cpn_db_val col[] = { CPN_DB_OUT_TEXT(user), CPN_DB_OUT_INT() };
+        struct users u = { fn, ud };
+
+        return cpn_db_stream(db, failed_users_sql, in, 2, col, 2, one_user, &u, err);
 }
 
 int cpn_coupon_db_fix_persisted(struct cpn_db *db, const char *id, int64_t *before, int64_t *after,
@@ -152,7 +190,7 @@ int cpn_coupon_db_fix_persisted(struct cpn_db *db, const char *id, int64_t *befo
                 goto abort;
         total = col[0].i;
         persisted = col[1].i;
-        r = count_of(db, rows_sql, id, &rows, err);
+        r = count_of(db, rows_sql, NULL, id, &rows, err);
         if (r)
                 goto abort;
         *before = *after = persisted;

@@ -36,7 +36,7 @@ struct cpn_worker {
         /* the batch in hand */
         struct cpn_message *msgs;
         struct decoded *dec;
-        struct cpn_db_record *recs;
+        struct cpn_coupon_record *recs;
         size_t n, ndecoded, cap;
 
         long crash_after_commits; /* test builds only: COUPON_TEST_CRASH_AFTER_COMMIT */
@@ -108,7 +108,7 @@ static int grow(struct cpn_worker *w) {
         size_t cap = w->cap * 2;
         struct cpn_message *m = realloc(w->msgs, cap * sizeof(*m));
         struct decoded *d;
-        struct cpn_db_record *r;
+        struct cpn_coupon_record *r;
 
         if (!m)
                 return -ENOMEM;
@@ -136,7 +136,7 @@ static void decode_new(struct cpn_worker *w) {
                 int r = cpn_issuance_parse(m->payload, m->len, &d->iss, &derr);
 
                 snprintf(d->error, sizeof(d->error), "cannot decode: %.280s", derr.msg);
-                w->recs[i] = (struct cpn_db_record){
+                w->recs[i] = (struct cpn_coupon_record){
                         .iss = r == 0 ? &d->iss : NULL,
                         .error = d->error,
                         .campaign_id = d->iss.campaign_id,
@@ -165,7 +165,8 @@ static long batch_backoff(unsigned attempts) {
 static void retry_failed(struct cpn_worker *w) {
         struct cpn_db_retry_stats rs;
         struct cpn_error err = { { 0 } };
-        int r = cpn_db_failed_retry(w->db, w->cfg->kafka_topic, CPN_DB_RETRY_DUE, 0, FAILED_RETRY_LIMIT, &w->pol, &rs, &err);
+        int r = cpn_db_failed_retry(w->db, w->cfg->kafka_topic, CPN_DB_RETRY_DUE, 0, FAILED_RETRY_LIMIT, &w->pol,
+                                    cpn_coupon_failed_apply, NULL, &rs, &err);
 
         if (r) {
                 cpn_log_debug("failed events: retry postponed: %s", err.msg);
@@ -238,10 +239,10 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
 
                 decode_new(w);
                 {
-                        struct cpn_db_persist_stats ps;
+                        struct cpn_coupon_persist_stats ps;
                         struct cpn_error perr = { { 0 } };
 
-                        r = cpn_db_persist(w->db, w->recs, w->n, &w->pol, &ps, &perr);
+                        r = cpn_coupon_persist(w->db, w->recs, w->n, &w->pol, &ps, &perr);
                         if (r) {
                                 attempts++;
                                 w->st.batch_retries++;

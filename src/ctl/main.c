@@ -13,8 +13,10 @@
 #include "cpn/config.h"
 #include "cpn/json.h"
 #include "cpn/log.h"
+#include "cpn/coupon/db.h"
 #include "cpn/coupon/ops.h"
 #include "cpn/coupon/service.h"
+#include "cpn/ticket/confirm.h"
 #include "cpn/ticket/reconcile.h"
 #include "cpn/ticket/service.h"
 
@@ -44,8 +46,11 @@ static void usage(FILE *f) {
                 "                                every type. Also reports (exit 4) payments in flight,\n"
                 "                                outbox rows unpublished and PAID tickets unconfirmed\n"
                 "                                for longer than the running service should take\n"
-                "  failed list [--status open|dead|resolved] [--campaign ID] [--limit N]\n"
-                "                                failed events, newest first (default: open, 100)\n"
+                "  failed list [--status open|dead|resolved] [--scope ID] [--limit N]\n"
+                "                                failed events of both products, newest first\n"
+                "                                (default: open, 100); --scope: of one campaign or\n"
+                "                                ticket type (--campaign is the same option); the\n"
+                "                                subject column is a user (coupons) or a ticket\n"
                 "  failed retry ID|--all         retry one failed event (open or dead), or all of\n"
                 "                                them, now; prints what was resolved\n"
                 "  reconcile [CAMPAIGN] [--dry-run] [--grace SECONDS]\n"
@@ -389,6 +394,7 @@ static int parse_count(const char *s, long max, long *out) {
 static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
         static const struct option opts[] = {
                 { "status", required_argument, NULL, 's' }, { "campaign", required_argument, NULL, 'c' },
+                { "scope", required_argument, NULL, 'c' },
                 { "limit", required_argument, NULL, 'l' },  { "all", no_argument, NULL, 'a' },
                 { "dry-run", no_argument, NULL, 'd' },      { "grace", required_argument, NULL, 'g' },
                 { "wait", required_argument, NULL, 'w' },   { "force", no_argument, NULL, 'f' },
@@ -475,7 +481,7 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                         }
         }
         if (campaign && !cpn_id_valid(campaign, strlen(campaign))) {
-                fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");
+                fprintf(stderr, "couponctl: --scope (a campaign or ticket type id) must match [A-Za-z0-9_-]{1,64}\n");
                 return 2;
         }
         if (cpn_redis_new(&ops.redis, &svc->redis_url, svc->cfg->redis_timeout_ms) < 0 ||
@@ -501,7 +507,12 @@ static int cmd_ops(struct cpn_service *svc, int argc, char **argv) {
                                 goto usage;
                         }
                 }
-                r = cpn_ops_failed_retry(&ops, id, &err);
+                const struct cpn_ops_failed_handler by_topic[] = {
+                        { svc->cfg->kafka_topic, cpn_coupon_failed_apply, NULL },
+                        { svc->cfg->ticket_topic, cpn_ticket_confirm_apply, NULL },
+                };
+
+                r = cpn_ops_failed_retry(&ops, by_topic, 2, id, &err);
         } else if (!strcmp(cmd, "reconcile") && nargs <= 1) {
                 if (nargs == 1 && !cpn_id_valid(args[0], strlen(args[0]))) {
                         fprintf(stderr, "couponctl: campaign id must match [A-Za-z0-9_-]{1,64}\n");

@@ -5,33 +5,19 @@
 
 #include "cpn/db.h"
 
-/* Prepared statements cached on the connection (closed with it). */
-enum {
-        CPN_DB_ST_LOCK_CAMPAIGN,
-        CPN_DB_ST_BUMP_PERSISTED,
-        CPN_DB_ST_INSERT_FAILED,
-        CPN_DB_ST_INSERT_1,   /* coupons rows, 1 at a time */
-        CPN_DB_ST_INSERT_4,
-        CPN_DB_ST_INSERT_32,
-        CPN_DB_ST_INSERT_256,
-        CPN_DB_STMT_N,
-};
-
 #define CPN_DB_CACHE_N 48
 
-/* Bind buffers of the largest insert chunk, allocated on first use. */
+/* Bind buffers of a statement with many parameters, allocated on first use. */
 struct cpn_db_scratch {
-        MYSQL_BIND b[256 * 4];
-        MYSQL_TIME at[256];
-        long long seq[256];
-        unsigned long len[256 * 2];
+        MYSQL_BIND in[CPN_DB_PARAMS_MAX];
+        MYSQL_TIME tin[CPN_DB_PARAMS_MAX];
+        unsigned long lin[CPN_DB_PARAMS_MAX];
 };
 
 struct cpn_db {
         const struct cpn_db_url *url; /* borrowed: outlives every handle (main's) */
         long connect_ms, rw_ms;            /* libmysqlclient's, rounded up to seconds */
         MYSQL *m;                          /* NULL: not connected (or dropped after a connection error) */
-        MYSQL_STMT *stmt[CPN_DB_STMT_N];   /* prepared lazily; NULL when m is */
         struct cpn_db_scratch *scratch;    /* owned */
         struct {                           /* cpn_db_run's statements, by the address of their SQL */
                 const char *sql;

@@ -80,11 +80,6 @@ bool cpn_db_connected(const struct cpn_db *db) {
 
 void cpn_db_drop(struct cpn_db *db) {
         /* Statements first: they belong to the connection. */
-        for (size_t i = 0; i < CPN_DB_STMT_N; i++)
-                if (db->stmt[i]) {
-                        mysql_stmt_close(db->stmt[i]);
-                        db->stmt[i] = NULL;
-                }
         for (size_t i = 0; i < CPN_DB_CACHE_N; i++)
                 if (db->cache[i].st) {
                         mysql_stmt_close(db->cache[i].st);

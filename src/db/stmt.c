@@ -7,6 +7,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,17 +21,17 @@ static int stmt_error(struct cpn_db *db, MYSQL_STMT *st, struct cpn_error *err) 
         db->last_errno = e;
         if (e == ER_DUP_ENTRY || e == ER_DUP_KEY)
                 r = CPN_DB_DUPLICATE;
-        else if (e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT)
-                r = -EAGAIN;
         else if (cpn_db_is_connection_error(e))
                 r = -EIO;
+        else if (cpn_db_is_transient(e))
+                r = -EAGAIN;
         else
                 r = -EPROTO;
         cpn_error_set(err, r, "mysql: %s (%u)", mysql_stmt_error(st), e);
         if (r == -EIO)
                 cpn_db_drop(db);
         else if (r == -EAGAIN && db->in_tx)
-                cpn_db_rollback(db); /* a lock wait timeout alone rolls back only the statement */
+                cpn_db_rollback(db); /* some (a lock wait timeout) roll back only the statement */
         return r;
 }
 
@@ -90,17 +91,34 @@ static int64_t from_time(const MYSQL_TIME *t) {
         return (int64_t)timegm(&tm) * 1000 + (int64_t)(t->second_part / 1000);
 }
 
-/* Bind buffers of one call, on the caller's stack. */
+/* Bind buffers of one call, on the caller's stack; the parameters of a
+ * statement with more than CPN_DB_VALS_MAX go to the connection's scratch. */
 struct binds {
-        MYSQL_BIND in[CPN_DB_VALS_MAX], out[CPN_DB_VALS_MAX];
-        MYSQL_TIME tin[CPN_DB_VALS_MAX], tout[CPN_DB_VALS_MAX];
+        MYSQL_BIND in_small[CPN_DB_VALS_MAX], out[CPN_DB_VALS_MAX];
+        MYSQL_TIME tin_small[CPN_DB_VALS_MAX], tout[CPN_DB_VALS_MAX];
         long long iout[CPN_DB_VALS_MAX];
-        unsigned long lin[CPN_DB_VALS_MAX], lout[CPN_DB_VALS_MAX];
+        unsigned long lin_small[CPN_DB_VALS_MAX], lout[CPN_DB_VALS_MAX];
         my_bool nout[CPN_DB_VALS_MAX];
+        MYSQL_BIND *in;
+        MYSQL_TIME *tin;
+        unsigned long *lin;
 };
 
-static void bind_in(struct binds *b, const struct cpn_db_val *in, size_t n) {
-        memset(b->in, 0, sizeof(b->in));
+static int bind_in(struct cpn_db *db, struct binds *b, const struct cpn_db_val *in, size_t n,
+                   struct cpn_error *err) {
+        if (n <= CPN_DB_VALS_MAX) {
+                b->in = b->in_small;
+                b->tin = b->tin_small;
+                b->lin = b->lin_small;
+        } else {
+                /* Owned by @db, freed with it: only batch writers need it. */
+                if (!db->scratch && !(db->scratch = calloc(1, sizeof(*db->scratch))))
+                        return cpn_error_set(err, -ENOMEM, "out of memory");
+                b->in = db->scratch->in;
+                b->tin = db->scratch->tin;
+                b->lin = db->scratch->lin;
+        }
+        memset(b->in, 0, n * sizeof(*b->in));
         for (size_t i = 0; i < n; i++) {
                 MYSQL_BIND *x = &b->in[i];
 
@@ -120,6 +138,17 @@ static void bind_in(struct binds *b, const struct cpn_db_val *in, size_t n) {
                         x->buffer_length = b->lin[i];
                         x->length = &b->lin[i];
                         break;
+                case CPN_DB_BLOB:
+                        if (!in[i].s) {
+                                x->buffer_type = MYSQL_TYPE_NULL;
+                                break;
+                        }
+                        b->lin[i] = (unsigned long)in[i].len;
+                        x->buffer_type = MYSQL_TYPE_BLOB;
+                        x->buffer = (void *)in[i].s;
+                        x->buffer_length = b->lin[i];
+                        x->length = &b->lin[i];
+                        break;
                 case CPN_DB_TIME:
                         cpn_db_to_time(in[i].i, &b->tin[i]);
                         x->buffer_type = MYSQL_TYPE_DATETIME;
@@ -130,6 +159,7 @@ static void bind_in(struct binds *b, const struct cpn_db_val *in, size_t n) {
                         break;
                 }
         }
+        return 0;
 }
 
 static void bind_out(struct binds *b, struct cpn_db_val *out, size_t n) {
@@ -141,6 +171,7 @@ static void bind_out(struct binds *b, struct cpn_db_val *out, size_t n) {
                 x->length = &b->lout[i];
                 switch (out[i].type) {
                 case CPN_DB_TEXT:
+                case CPN_DB_BLOB:
                         x->buffer_type = MYSQL_TYPE_STRING;
                         x->buffer = out[i].buf;
                         x->buffer_length = out[i].cap ? (unsigned long)out[i].cap - 1 : 0;
@@ -164,6 +195,7 @@ static void take_row(struct binds *b, struct cpn_db_val *out, size_t n) {
                 out[i].i = 0;
                 switch (out[i].type) {
                 case CPN_DB_TEXT:
+                case CPN_DB_BLOB:
                         out[i].len = b->nout[i] ? 0 : b->lout[i];
                         if (out[i].cap)
                                 out[i].buf[out[i].len < out[i].cap ? out[i].len : out[i].cap - 1] = '\0';
@@ -188,15 +220,18 @@ static int execute(struct cpn_db *db, const char *sql, const struct cpn_db_val *
         MYSQL_RES *meta;
         int r;
 
-        if (n_in > CPN_DB_VALS_MAX || n_out > CPN_DB_VALS_MAX)
-                return cpn_error_set(err, -EINVAL, "mysql: more than %d values", CPN_DB_VALS_MAX);
+        if (n_in > CPN_DB_PARAMS_MAX || n_out > CPN_DB_VALS_MAX)
+                return cpn_error_set(err, -EINVAL, "mysql: more than %d parameters or %d columns",
+                                     CPN_DB_PARAMS_MAX, CPN_DB_VALS_MAX);
         r = prepared(db, sql, &st, err);
         if (r)
                 return r;
         if (mysql_stmt_param_count(st) != n_in)
                 return cpn_error_set(err, -EINVAL, "mysql: statement takes %lu parameters, %zu given",
                                      mysql_stmt_param_count(st), n_in);
-        bind_in(b, in, n_in);
+        r = bind_in(db, b, in, n_in, err);
+        if (r)
+                return r;
         if ((n_in && mysql_stmt_bind_param(st, b->in)) || mysql_stmt_execute(st))
                 return stmt_error(db, st, err);
         meta = mysql_stmt_result_metadata(st);
@@ -279,6 +314,60 @@ done:
         if (db->m)
                 mysql_stmt_free_result(st);
         return r;
+}
+
+int cpn_db_stream(struct cpn_db *db, const char *sql, const struct cpn_db_val *in, size_t n_in,
+                  struct cpn_db_val *out, size_t n_out, int (*fn)(const struct cpn_db_val *out, void *ud),
+                  void *ud, struct cpn_error *err) {
+        struct binds b;
+        MYSQL_STMT *st = NULL;
+        bool rows = false;
+        int r, f;
+
+        r = execute(db, sql, in, n_in, out, n_out, &b, &st, &rows, NULL, err);
+        if (r || !rows)
+                return r;
+        /* No store_result: each fetch reads on from the server. */
+        while ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED) {
+                if (r)
+                        continue; /* read to the end: the connection must be left clean */
+                take_row(&b, out, n_out);
+                r = fn(out, ud);
+        }
+        if (f != MYSQL_NO_DATA && r == 0)
+                r = stmt_error(db, st, err);
+        if (db->m)
+                mysql_stmt_free_result(st);
+        return r;
+}
+
+static int savepoint_sql(struct cpn_db *db, const char *verb, const char *name, struct cpn_error *err) {
+        char sql[96];
+        size_t n = strlen(name);
+
+        if (n == 0 || n > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz_") != n)
+                return cpn_error_set(err, -EINVAL, "mysql: bad savepoint name");
+        if (!db->m || !db->in_tx)
+                return cpn_error_set(err, -EIO, "mysql: no transaction open for a savepoint");
+        snprintf(sql, sizeof(sql), "%s %s", verb, name);
+        if (mysql_query(db->m, sql)) {
+                int r = cpn_db_fail(db, err, "savepoint");
+
+                if (r != -EIO && cpn_db_is_transient(db->last_errno)) {
+                        cpn_db_rollback(db);
+                        r = -EAGAIN;
+                }
+                return r;
+        }
+        return 0;
+}
+
+int cpn_db_savepoint(struct cpn_db *db, const char *name, struct cpn_error *err) {
+        return savepoint_sql(db, "SAVEPOINT", name, err);
+}
+
+int cpn_db_savepoint_undo(struct cpn_db *db, const char *name, struct cpn_error *err) {
+        return savepoint_sql(db, "ROLLBACK TO SAVEPOINT", name, err);
 }
 
 int cpn_db_begin(struct cpn_db *db, struct cpn_error *err) {

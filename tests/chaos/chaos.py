@@ -425,7 +425,7 @@ def quiesced(run, counts=True):
         if not counts:
             continue
         count = int(svc.redis("GET", "coupon:{%s}:count" % cid) or 0)
-        failed = int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE campaign_id = '%s'"
+        failed = int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE scope_id = '%s'"
                                " AND status = 'open'" % cid)[0][0])
         if mysql_rows(svc, cid) + failed != count:
             return False
@@ -444,7 +444,7 @@ def end_state(svc, cid):
                 count=int(svc.redis("GET", k + "count") or 0),
                 users=set(svc.redis("SMEMBERS", k + "users") or []),
                 outbox=svc.redis("XLEN", k + "outbox"),
-                failed_open=int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE campaign_id = '%s'"
+                failed_open=int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE scope_id = '%s'"
                                           " AND status = 'open'" % cid)[0][0]))
 
 

@@ -38,7 +38,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ["COUPON_SOURCE_DIR"], "tests", "support"))
-from apitest import Api, Worker, burst, check, main, wait_until  # noqa: E402
+from apitest import Api, Worker, burst, check, ctl, main, wait_until  # noqa: E402
 
 PRICE = 55000
 PAID = ("PAID", "CONFIRMED")  # coupon-worker confirms a paid ticket moments later
@@ -353,6 +353,14 @@ def test_confirm(svc, worker):
                "the two bad messages in failed_events")
     errors = [r[0] for r in svc.mysql("SELECT error FROM failed_events WHERE topic = 'ticket.paid' ORDER BY id")]
     check(any("no ticket 0f8fad5b" in e for e in errors), "failed_events errors %s" % errors)
+    # Each row carries the labels the confirmer could decode: the ticket
+    # type and the ticket, none for the message that is not an event.
+    labels = svc.mysql("SELECT scope_id, subject_id FROM failed_events WHERE topic = 'ticket.paid'"
+                       " AND (error LIKE 'no ticket%' OR message_key = 'poison') ORDER BY id")
+    check(labels == [("NULL", "NULL"), ("pay", "0f8fad5b-d9cb-469f-a165-70867728950e")],
+          "failed_events labels %s" % labels)
+    _, out = ctl(svc, "failed", "list", "--scope", "pay")
+    check(len(out.splitlines()) == 2 and "\tpay\t0f8fad5b-" in out, "failed list --scope pay:\n" + out)
     # The unknown ticket turns up (PAID): the retry of its event will find it.
     svc.mysql("INSERT INTO tickets (id, ticket_type_id, user_id, status, price, currency, expires_at, paid_at,"
               " payment_key) VALUES ('0f8fad5b-d9cb-469f-a165-70867728950e', 'pay', 'nobody', 'PAID', 1, 'KRW',"
@@ -374,6 +382,13 @@ def test_confirm(svc, worker):
     wait_until(lambda: svc.mysql("SELECT COUNT(*) FROM failed_events WHERE topic = 'ticket.paid'"
                                  " AND status = 'dead' AND attempts = 4") == [("3",)], 60,
                "the three that cannot be applied marked dead after 4 attempts", interval=0.5)
+    # couponctl retries a ticket event with the confirmer's own apply: one
+    # that still cannot be applied stays dead, one attempt more.
+    dead = svc.mysql("SELECT id FROM failed_events WHERE topic = 'ticket.paid' AND status = 'dead' ORDER BY id")
+    _, out = ctl(svc, "failed", "retry", dead[0][0])
+    check("resolved=0 still_failing=0 dead=1" in out, "failed retry of a dead ticket event: " + out)
+    check(svc.mysql("SELECT status, attempts FROM failed_events WHERE id = %s" % dead[0][0]) == [("dead", "5")],
+          "the retried dead row")
     paid.add(late)
     check(svc.mysql("SELECT COUNT(*) FROM payments") == [(str(len(paid)),)], "payments rows after redelivery")
     check(worker.proc.poll() is None, "coupon-worker exited")

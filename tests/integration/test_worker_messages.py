@@ -70,7 +70,7 @@ def run(svc):
           "m1 rows: %s" % sorted(rows))
     check(mysql_persisted(svc, "m1") == 21, "persisted of m1 = %d, expected 21" % mysql_persisted(svc, "m1"))
 
-    fe = failed_events(svc, "campaign_id IS NULL OR campaign_id <> 'cap'")
+    fe = failed_events(svc, "scope_id IS NULL OR scope_id <> 'cap'")
     check(len(fe) == len(poison), "expected %d failed events, got %d: %s" % (
         len(poison), len(fe), [(f["error"], f["payload"]) for f in fe]))
     parts = {f["kafka_partition"] for f in fe}
@@ -83,12 +83,12 @@ def run(svc):
     check(offsets == poison_offsets, "failed_events offsets %s != poison offsets %s" % (
         sorted(offsets), sorted(poison_offsets)))
     check(all(f["status"] == "open" and f["error"] for f in fe), "a failed event is not open with an error")
-    unknown = [f for f in fe if f["campaign_id"] == "nope"]
+    unknown = [f for f in fe if f["scope_id"] == "nope"]
     check(len(unknown) == 1 and "unknown campaign" in unknown[0]["error"], "unknown campaign row: %s" % unknown)
 
     cap_rows = mysql_coupons(svc, "cap")
     check(len(cap_rows) == 2 and mysql_persisted(svc, "cap") == 2, "cap campaign: %s" % cap_rows)
-    capf = failed_events(svc, "campaign_id = 'cap'")
+    capf = failed_events(svc, "scope_id = 'cap'")
     check(len(capf) == 1 and "over the cap" in capf[0]["error"], "over-cap failed event: %s" % capf)
 
     # redelivery: a second group reads the whole topic again

@@ -172,7 +172,7 @@ def mysql_persisted(svc, cid):
 
 def failed_events(svc, where="1=1"):
     """Rows of failed_events as dicts."""
-    cols = ["id", "topic", "kafka_partition", "kafka_offset", "campaign_id", "user_id", "error",
+    cols = ["id", "topic", "kafka_partition", "kafka_offset", "scope_id", "subject_id", "error",
             "attempts", "status", "payload"]
     rows = svc.mysql("SELECT %s FROM failed_events WHERE %s ORDER BY id" % (", ".join(cols), where))
     return [dict(zip(cols, r)) for r in rows]
@@ -188,7 +188,7 @@ def wait_settled(svc, cid, timeout=120):
         count = int(svc.redis("GET", "coupon:{%s}:count" % cid) or 0)
         if svc.redis("XLEN", "coupon:{%s}:outbox" % cid) != 0:
             return False
-        failed = int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE campaign_id = '%s'"
+        failed = int(svc.mysql("SELECT COUNT(*) FROM failed_events WHERE scope_id = '%s'"
                                " AND status = 'open'" % cid)[0][0])
         if mysql_count(svc, cid) + failed != count:
             return False

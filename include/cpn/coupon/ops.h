@@ -43,8 +43,19 @@ void cpn_ops_clear(struct cpn_ops *ops);
 int cpn_ops_failed_list(struct cpn_ops *ops, const char *status, const char *campaign_id, size_t limit,
                         struct cpn_error *err);
 
-/* Retries the failed event @id (0: every open or dead one) now. */
-int cpn_ops_failed_retry(struct cpn_ops *ops, uint64_t id, struct cpn_error *err);
+/* Who applies a topic's failed events again (its product's consumer's
+ * apply, db.h). */
+struct cpn_ops_failed_handler {
+        const char *topic;
+        cpn_db_failed_apply_fn *apply;
+        void *ud;
+};
+/* Retries the failed event @id (0: every open or dead one) now, each with
+ * the handler of its topic; rows of a topic without one are left alone.
+ * Prints the totals. CPN_DB_NO_SUCH_EVENT: @id is no open or dead event of
+ * those topics. */
+int cpn_ops_failed_retry(struct cpn_ops *ops, const struct cpn_ops_failed_handler *h, size_t nh, uint64_t id,
+                         struct cpn_error *err);
 
 /* Prints the consumer group's lag. */
 int cpn_ops_lag(struct cpn_ops *ops, struct cpn_error *err);

@@ -14,6 +14,7 @@
 #include "cpn/error.h"
 #include "cpn/events.h"
 #include "cpn/store.h"
+#include "cpn/coupon/campaign.h"
 #include "cpn/db.h"
 #include "cpn/types.h"
 

@@ -2,7 +2,7 @@
 /*
  * Worker: the loop of coupon-worker. Polls a batch from Kafka (consumer.h),
  * decodes each message (json.h), writes the batch in one MySQL transaction
- * (db.h: cpn_db_persist), and only then stores the offsets. When MySQL
+ * (coupon/db.h: cpn_coupon_persist), and only then stores the offsets. When MySQL
  * fails transiently the batch is kept, the partitions are paused (the
  * consumer keeps polling, so the group does not evict the worker) and the
  * same batch is retried with backoff and jitter; nothing transient ever
@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "cpn/config.h"
-#include "cpn/db.h"
+#include "cpn/coupon/db.h"
 #include "cpn/error.h"
 
 struct cpn_worker;

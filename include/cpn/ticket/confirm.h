@@ -7,10 +7,11 @@
  * only after the commit. A redelivered or duplicated event changes
  * nothing; one that cannot be applied (not an event, an unknown ticket, a
  * ticket that is not PAID) becomes a failed_events row, as a coupon's
- * would, and its offset is stored. Those rows are retried like a
- * coupon's: after COUPON_RETRY_BASE_MS, doubling up to COUPON_RETRY_MAX_MS,
- * marked dead after COUPON_RETRY_MAX_ATTEMPTS (several workers share them:
- * each attempt is claimed by a guarded UPDATE).
+ * would (scope: the ticket type, subject: the ticket, when the event
+ * could be decoded that far), in the same transaction, and its offset is
+ * stored. Those rows are retried like a coupon's (db.h's failed events:
+ * COUPON_RETRY_BASE_MS doubling up to COUPON_RETRY_MAX_MS, dead after
+ * COUPON_RETRY_MAX_ATTEMPTS, shared between workers by SKIP LOCKED).
  *
  * Created and freed by coupon-worker's main; owns its consumer and MySQL
  * connection.
@@ -39,5 +40,9 @@ int cpn_ticket_confirmer_new(struct cpn_ticket_confirmer **ret, const struct cpn
 /* Finishes the batch in hand, leaves the group, frees. Accepts NULL. */
 struct cpn_ticket_confirmer *cpn_ticket_confirmer_free(struct cpn_ticket_confirmer *c);
 void cpn_ticket_confirmer_stats(struct cpn_ticket_confirmer *c, struct cpn_ticket_confirm_stats *out);
+/* The confirm of one ticket.paid payload, as failed events retry it
+ * (cpn_db_failed_apply_fn): couponctl's `failed retry` uses it with @ud
+ * NULL; the confirmer passes itself, to count what it confirmed. */
+int cpn_ticket_confirm_apply(struct cpn_db *db, const char *payload, size_t len, struct cpn_error *why, void *ud);
 /* Whether its consumer failed for good (the thread has stopped: main exits 1). */
 bool cpn_ticket_confirmer_failed(struct cpn_ticket_confirmer *c, struct cpn_error *err);
