@@ -356,8 +356,8 @@ def test_confirm(svc, worker):
     # Each row carries the labels the confirmer could decode: the ticket
     # type and the ticket, none for the message that is not an event.
     labels = svc.mysql("SELECT scope_id, subject_id FROM failed_events WHERE topic = 'ticket.paid'"
-                       " AND (error LIKE 'no ticket%' OR message_key = 'poison') ORDER BY id")
-    check(labels == [("NULL", "NULL"), ("pay", "0f8fad5b-d9cb-469f-a165-70867728950e")],
+                       " AND (error LIKE 'no ticket%' OR message_key = 'poison')")
+    check(sorted(labels) == [("NULL", "NULL"), ("pay", "0f8fad5b-d9cb-469f-a165-70867728950e")],
           "failed_events labels %s" % labels)
     _, out = ctl(svc, "failed", "list", "--scope", "pay")
     check(len(out.splitlines()) == 2 and "\tpay\t0f8fad5b-" in out, "failed list --scope pay:\n" + out)
