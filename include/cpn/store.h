@@ -210,6 +210,15 @@ struct cpn_redis_pipe *cpn_redis_pipe_free(struct cpn_redis_pipe *p);
  * text in @c->err. Any thread.
  */
 int cpn_redis_pipe_submit(struct cpn_redis_pipe *p, struct cpn_redis_call *c);
+/*
+ * One script call through the pipe, waited for: what a request thread
+ * uses when it has nothing else to do meanwhile. @fn (may be NULL) reads
+ * the reply on the pipe's thread and must only copy out of it. Returns 0,
+ * @fn's non-zero return, or as submit and done() above (-EIO: not sent;
+ * CPN_UNKNOWN: it may have run). @kv is borrowed until the return.
+ */
+int cpn_redis_pipe_call(struct cpn_redis_pipe *p, const char *script, int nkeys, int nargs, const char *const *kv,
+                        bool ask_again, cpn_redis_read_fn fn, void *ud, struct cpn_error *err);
 struct cpn_redis_pipe_stats {
         uint64_t batches;     /* written so far */
         uint64_t calls;       /* carried by them: calls/batches is the mean batch */

@@ -196,7 +196,13 @@ int main(int argc, char **argv) {
                 products[0] = cpn_process_http_product(&process);
                 products[1] = cpn_coupon_http_product(&coupon);
                 tickets_svc = (struct cpn_ticket_service){ .cfg = &cfg, .redis_url = &svc.redis_url,
-                                                           .db_pool = svc.db_pool };
+                                                           .db_pool = svc.db_pool, .pipe = svc.pipe,
+                                                           .reaper = reaper };
+                r = cpn_ticket_service_open(&tickets_svc);
+                if (r)
+                        cpn_error_set(&err, r, "out of memory");
+        }
+        if (!r) {
                 tickets.cfg = &cfg;
                 tickets.svc = &tickets_svc;
                 tickets.reaper = reaper;
@@ -206,6 +212,7 @@ int main(int argc, char **argv) {
         }
         if (r) {
                 cpn_log_error("cannot start: %s", err.msg);
+                cpn_ticket_service_close(&tickets_svc);
                 cpn_ticket_relay_free(ticket_relay);
                 cpn_ticket_reaper_free(reaper);
                 cpn_relay_free(relay);
@@ -234,6 +241,7 @@ int main(int argc, char **argv) {
                 ;
         cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         cpn_server_free(server);       /* answers what is in flight */
+        cpn_ticket_service_close(&tickets_svc); /* no reservation is left */
         cpn_redis_pipe_free(svc.pipe); /* no caller is left */
         cpn_ticket_reaper_free(reaper);
         cpn_ticket_relay_free(ticket_relay); /* before the producer it borrows */

@@ -384,3 +384,57 @@ int cpn_redis_pipe_submit(struct cpn_redis_pipe *p, struct cpn_redis_call *c) {
         pthread_mutex_unlock(&p->mu);
         return 0;
 }
+/* ---- a call waited for ---- */
+
+struct waited {
+        struct cpn_redis_call c; /* first: done() gets it */
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        cpn_redis_read_fn fn;
+        void *ud;
+        int ret;
+        bool done;
+};
+
+static void waited_done(struct cpn_redis_call *c, int ret, const struct cpn_redis_item *items, size_t n) {
+        struct waited *w = (struct waited *)c;
+
+        if (ret == 0 && w->fn)
+                ret = w->fn(items, n, w->ud);
+        pthread_mutex_lock(&w->mu);
+        w->ret = ret;
+        w->done = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu); /* from here on the waiter may free it */
+}
+
+int cpn_redis_pipe_call(struct cpn_redis_pipe *p, const char *script, int nkeys, int nargs, const char *const *kv,
+                        bool ask_again, cpn_redis_read_fn fn, void *ud, struct cpn_error *err) {
+        struct cpn_error local;
+        struct waited w;
+        int r;
+
+        if (!err)
+                err = &local; /* a call's err is never NULL */
+        w = (struct waited){ .c = { .script = script, .nkeys = nkeys, .nargs = nargs, .ask_again = ask_again,
+                                   .err = err, .done = waited_done },
+                            .fn = fn,
+                            .ud = ud };
+
+        if (nkeys < 0 || nargs < 0 || nkeys + nargs > CPN_REDIS_KV_MAX)
+                return cpn_error_set(err, -EINVAL, "script %s: too many keys and arguments", script);
+        memcpy(w.c.kv, kv, sizeof(*kv) * (size_t)(nkeys + nargs));
+        pthread_mutex_init(&w.mu, NULL);
+        pthread_cond_init(&w.cv, NULL);
+        r = cpn_redis_pipe_submit(p, &w.c);
+        if (r == 0) {
+                pthread_mutex_lock(&w.mu);
+                while (!w.done)
+                        pthread_cond_wait(&w.cv, &w.mu);
+                pthread_mutex_unlock(&w.mu);
+                r = w.ret;
+        }
+        pthread_cond_destroy(&w.cv);
+        pthread_mutex_destroy(&w.mu);
+        return r;
+}

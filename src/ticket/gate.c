@@ -30,9 +30,15 @@ int cpn_gate_type_set(struct cpn_redis *r, const struct cpn_ticket_type *t, bool
         return 0;
 }
 
-int cpn_gate_reserve(struct cpn_redis *r, const char *type_id, const char *user_id, const char *new_id,
-                     enum cpn_gate_answer *ans, char held[CPN_TICKET_ID_LEN + 1], int64_t *age_ms, char why[16],
-                     struct cpn_error *err) {
+struct reserve_reply {
+        enum cpn_gate_answer *ans;
+        char *held, *why;
+        int64_t *age_ms;
+        struct cpn_error *err;
+};
+
+/* On the pipe's thread: copies the script's answer out. */
+static int reserve_answer(const struct cpn_redis_item *v, size_t n, void *ud) {
         static const struct {
                 const char *word;
                 enum cpn_gate_answer ans;
@@ -41,36 +47,40 @@ int cpn_gate_reserve(struct cpn_redis *r, const char *type_id, const char *user_
                       { "sold_out", CPN_GATE_SOLD_OUT },
                       { "not_open", CPN_GATE_NOT_OPEN },
                       { "not_found", CPN_GATE_NO_TYPE } };
-        struct cpn_redis_answer a;
-        int ret;
+        struct reserve_reply *x = ud;
+
+        if (n < 1 || v[0].type != CPN_RV_STR)
+                return cpn_error_set(x->err, -EPROTO, "reserve.lua: unexpected answer");
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+                if (strcmp(v[0].s, words[i].word) != 0)
+                        continue;
+                *x->ans = words[i].ans;
+                if (*x->ans == CPN_GATE_OK || *x->ans == CPN_GATE_HELD) {
+                        if (n < 2 || v[1].type != CPN_RV_STR || v[1].len != CPN_TICKET_ID_LEN)
+                                return cpn_error_set(x->err, -EPROTO, "reserve.lua: no ticket id");
+                        memcpy(x->held, v[1].s, CPN_TICKET_ID_LEN + 1);
+                        if (n >= 3 && v[2].type == CPN_RV_INT)
+                                *x->age_ms = v[2].i;
+                } else if (*x->ans == CPN_GATE_NOT_OPEN && n >= 2 && v[1].type == CPN_RV_STR) {
+                        snprintf(x->why, 16, "%.15s", v[1].s);
+                }
+                return 0;
+        }
+        return cpn_error_set(x->err, -EPROTO, "reserve.lua: unexpected answer %.64s", v[0].s);
+}
+
+int cpn_gate_reserve(struct cpn_redis_pipe *p, const char *type_id, const char *user_id, const char *new_id,
+                     enum cpn_gate_answer *ans, char held[CPN_TICKET_ID_LEN + 1], int64_t *age_ms, char why[16],
+                     struct cpn_error *err) {
+        struct reserve_reply x = { ans, held, why, age_ms, err };
         KEY(meta, type_id, "meta");
         KEY(users, type_id, "users");
 
         held[0] = why[0] = '\0';
         *age_ms = 0;
         /* Safe to repeat: a second run finds the hold the first recorded. */
-        ret = cpn_redis_script(r, "reserve.lua", true, 2, 2, (const char *[]){ meta, users, user_id, new_id }, &a,
-                               NULL, err);
-        if (ret)
-                return ret;
-        if (a.n < 1 || a.v[0].type != CPN_RV_STR)
-                return cpn_error_set(err, -EPROTO, "reserve.lua: unexpected answer");
-        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-                if (strcmp(a.v[0].s, words[i].word) != 0)
-                        continue;
-                *ans = words[i].ans;
-                if (*ans == CPN_GATE_OK || *ans == CPN_GATE_HELD) {
-                        if (a.n < 2 || a.v[1].len != CPN_TICKET_ID_LEN)
-                                return cpn_error_set(err, -EPROTO, "reserve.lua: no ticket id");
-                        memcpy(held, a.v[1].s, CPN_TICKET_ID_LEN + 1);
-                        if (a.n >= 3)
-                                *age_ms = a.v[2].i;
-                } else if (*ans == CPN_GATE_NOT_OPEN && a.n >= 2) {
-                        snprintf(why, 16, "%.15s", a.v[1].s);
-                }
-                return 0;
-        }
-        return cpn_error_set(err, -EPROTO, "reserve.lua: unexpected answer %s", a.v[0].s);
+        return cpn_redis_pipe_call(p, "reserve.lua", 2, 2, (const char *[]){ meta, users, user_id, new_id }, true,
+                                   reserve_answer, &x, err);
 }
 
 int cpn_gate_release(struct cpn_redis *r, const char *type_id, const char *user_id, const char *ticket_id,

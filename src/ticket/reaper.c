@@ -100,8 +100,25 @@ int cpn_ticket_reap(struct cpn_db *db, struct cpn_redis *redis, long payment_tim
         return 0;
 }
 
+/* A hold a reservation may have left in Redis when the gate's answer was
+ * lost (the script can still run after the request gave up): released
+ * while it names that ticket, tried each pass until it is gone or 30 s
+ * old (by then the request's script has run or never will; a hold left
+ * past that is stale to the next reservation of the user and to
+ * reconcile). */
+#define GIVE_BACK_MAX 1024
+#define GIVE_BACK_MS 30000
+struct give_back {
+        char type_id[CPN_ID_MAX + 1];
+        char user_id[CPN_ID_MAX + 1];
+        char id[CPN_TICKET_ID_LEN + 1];
+        int64_t until_ms;
+};
+
 struct cpn_ticket_reaper {
         const struct cpn_config *cfg;
+        struct give_back gb[GIVE_BACK_MAX], gb_work[GIVE_BACK_MAX]; /* gb under mu; gb_work the thread's */
+        size_t n_gb;
         struct cpn_db *db;       /* owned: the thread's */
         struct cpn_redis *redis; /* owned: the thread's */
         struct cpn_gateway *gw;  /* owned: the thread's; NULL without COUPON_PAYMENT_URL */
@@ -114,6 +131,48 @@ struct cpn_ticket_reaper {
         _Atomic uint64_t settled;
 };
 
+void cpn_ticket_reaper_give_back(struct cpn_ticket_reaper *r, const char *type_id, const char *user_id,
+                                 const char *ticket_id) {
+        struct give_back *g;
+
+        if (!r)
+                return;
+        pthread_mutex_lock(&r->mu);
+        if (r->n_gb < GIVE_BACK_MAX) {
+                g = &r->gb[r->n_gb++];
+                snprintf(g->type_id, sizeof(g->type_id), "%s", type_id);
+                snprintf(g->user_id, sizeof(g->user_id), "%s", user_id);
+                snprintf(g->id, sizeof(g->id), "%s", ticket_id);
+                g->until_ms = cpn_mono_ms() + GIVE_BACK_MS;
+        }
+        pthread_mutex_unlock(&r->mu);
+}
+
+/* Gives back what cpn_ticket_reaper_give_back queued; keeps what is not
+ * gone yet. */
+static void give_back_pass(struct cpn_ticket_reaper *r) {
+        size_t n;
+
+        pthread_mutex_lock(&r->mu);
+        n = r->n_gb;
+        memcpy(r->gb_work, r->gb, n * sizeof(r->gb[0]));
+        r->n_gb = 0;
+        pthread_mutex_unlock(&r->mu);
+        for (size_t i = 0; i < n; i++) {
+                struct give_back *g = &r->gb_work[i];
+                bool released = false;
+
+                if (cpn_gate_release(r->redis, g->type_id, g->user_id, g->id, &released, NULL) == 0 && released)
+                        continue;
+                if (cpn_mono_ms() >= g->until_ms)
+                        continue;
+                pthread_mutex_lock(&r->mu);
+                if (r->n_gb < GIVE_BACK_MAX)
+                        r->gb[r->n_gb++] = *g;
+                pthread_mutex_unlock(&r->mu);
+        }
+}
+
 static void *reaper_thread(void *arg) {
         struct cpn_ticket_reaper *r = arg;
 
@@ -124,6 +183,7 @@ static void *reaper_thread(void *arg) {
                 int ret;
 
                 pthread_mutex_unlock(&r->mu);
+                give_back_pass(r);
                 if (r->gw) {
                         /* Payments whose outcome went unrecorded first: their holds
                          * are not to be reaped while that is unknown. */

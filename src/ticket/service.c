@@ -3,6 +3,11 @@
  * MySQL's transaction second, the hold given back wherever MySQL refused.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,10 +82,147 @@ static int type_get_fn(struct cpn_db *db, void *ud) {
         return cpn_sql_type_get(db, c->a, c->state, c->err);
 }
 
-static int reserve_fn(struct cpn_db *db, void *ud) {
-        struct call *c = ud;
+/*
+ * ---- reservations of all request threads, in shared transactions ----
+ *
+ * Each reservation that passed the gate costs MySQL a durable commit, and
+ * every one of a type locks the same ticket_types row until its commit:
+ * one at a time, they queue on that row. So they are combined: a thread
+ * queues its reservation; if no batch is running it becomes the leader,
+ * takes up to CPN_SQL_RESERVE_BATCH queued ones (its own first) and runs
+ * them in one transaction on a pooled connection while the next ones
+ * queue; then it wakes the threads it answered and the next in line, which
+ * leads the next batch. The mutex guards only the queue and the flags:
+ * nobody holds it across MySQL, and the wakes of a batch's waiters (one
+ * semaphore each) are posted after it is released. A waiter lives on its
+ * request thread's stack, so it must not return while a post to it may
+ * still come: it waits for `released`, which its leader sets once done
+ * with it. The one post made under the mutex (to the next leader, still
+ * queued) cannot outlive its waiter.
+ */
+struct waiter {
+        struct cpn_sql_reservation res;
+        sem_t wake;            /* posted when res is answered, or when the waiter is to lead */
+        bool done;             /* under the reserver's mutex */
+        atomic_bool released;  /* its leader will not touch it again */
+        struct waiter *next;
+};
 
-        return cpn_sql_reserve(db, c->a, c->b, c->c, c->ticket, c->err);
+struct cpn_ticket_reserver {
+        pthread_mutex_t mu;
+        struct waiter *head, *tail; /* FIFO of waiters not yet in a batch */
+        bool leading;
+        struct cpn_db_val params[CPN_SQL_RESERVE_PARAMS]; /* the leader's: one leads at a time */
+};
+
+int cpn_ticket_service_open(struct cpn_ticket_service *svc) {
+        struct cpn_ticket_reserver *rv = calloc(1, sizeof(*rv));
+
+        if (!rv)
+                return -ENOMEM;
+        pthread_mutex_init(&rv->mu, NULL);
+        svc->reserver = rv;
+        return 0;
+}
+
+void cpn_ticket_service_close(struct cpn_ticket_service *svc) {
+        if (svc->reserver) {
+                pthread_mutex_destroy(&svc->reserver->mu);
+                free(svc->reserver);
+                svc->reserver = NULL;
+        }
+}
+
+struct batch {
+        struct cpn_sql_reservation *v[CPN_SQL_RESERVE_BATCH];
+        struct waiter *w[CPN_SQL_RESERVE_BATCH];
+        size_t n;
+        struct cpn_db_val *params;
+        struct cpn_error err; /* the batch's own: given to each when it fails whole */
+};
+
+static int batch_fn(struct cpn_db *db, void *ud) {
+        struct batch *b = ud;
+
+        return cpn_sql_reserve_batch(db, b->v, b->n, b->params, &b->err);
+}
+
+static void run_batch(struct cpn_ticket_session *s, struct batch *b) {
+        int r;
+
+        b->err.msg[0] = '\0';
+        r = cpn_db_pool_run(s->svc->db_pool, s->svc->cfg->mysql_timeout_ms, batch_fn, b, &b->err);
+        if (r)
+                for (size_t i = 0; i < b->n; i++) {
+                        b->v[i]->r = r;
+                        *b->v[i]->err = b->err;
+                }
+}
+
+/* The MySQL half of a reservation; see cpn_sql_reserve_batch. */
+static int reserve_mysql(struct cpn_ticket_session *s, const char *type_id, const char *user_id, const char *id,
+                         struct cpn_ticket *out, struct cpn_error *err) {
+        struct cpn_ticket_reserver *rv = s->svc->reserver;
+        struct waiter w = { .res = { type_id, user_id, id, out, err, CPN_UNKNOWN } };
+        struct batch b;
+
+        if (!rv) { /* couponctl's: no other thread to combine with */
+                b.v[0] = &w.res;
+                b.n = 1;
+                b.params = calloc(CPN_SQL_RESERVE_PARAMS, sizeof(*b.params));
+                if (!b.params)
+                        return cpn_error_set(err, -ENOMEM, "out of memory");
+                run_batch(s, &b);
+                free(b.params);
+                return w.res.r;
+        }
+        sem_init(&w.wake, 0, 0);
+        pthread_mutex_lock(&rv->mu);
+        if (rv->tail)
+                rv->tail->next = &w;
+        else
+                rv->head = &w;
+        rv->tail = &w;
+        while (!w.done) {
+                if (rv->leading) {
+                        pthread_mutex_unlock(&rv->mu);
+                        while (sem_wait(&w.wake) != 0)
+                                ; /* EINTR */
+                        pthread_mutex_lock(&rv->mu);
+                        continue;
+                }
+                rv->leading = true;
+                for (b.n = 0; rv->head && b.n < CPN_SQL_RESERVE_BATCH; b.n++) {
+                        struct waiter *x = rv->head;
+
+                        rv->head = x->next;
+                        if (!rv->head)
+                                rv->tail = NULL;
+                        b.w[b.n] = x;
+                        b.v[b.n] = &x->res;
+                }
+                b.params = rv->params;
+                pthread_mutex_unlock(&rv->mu);
+                run_batch(s, &b);
+                pthread_mutex_lock(&rv->mu);
+                for (size_t i = 0; i < b.n; i++)
+                        b.w[i]->done = true;
+                rv->leading = false;
+                if (rv->head && rv->head != &w)
+                        sem_post(&rv->head->wake); /* leads the next batch */
+                pthread_mutex_unlock(&rv->mu);
+                for (size_t i = 0; i < b.n; i++) {
+                        if (b.w[i] != &w)
+                                sem_post(&b.w[i]->wake);
+                        atomic_store_explicit(&b.w[i]->released, true, memory_order_release);
+                }
+                pthread_mutex_lock(&rv->mu);
+        }
+        pthread_mutex_unlock(&rv->mu);
+        while (!atomic_load_explicit(&w.released, memory_order_acquire))
+                sched_yield(); /* its leader is between the mutex and the post */
+        sem_destroy(&w.wake);
+        return w.res.r;
 }
 
 static int ticket_get_fn(struct cpn_db *db, void *ud) {
@@ -153,16 +295,25 @@ static int held_ticket(struct cpn_ticket_session *s, const char *type_id, const 
 int cpn_ticket_reserve(struct cpn_ticket_session *s, const char *type_id, const char *user_id,
                        struct cpn_ticket *out, struct cpn_error *err) {
         char id[CPN_TICKET_ID_LEN + 1], held[CPN_TICKET_ID_LEN + 1], why[16];
-        struct call c = { .a = type_id, .b = user_id, .c = id, .ticket = out, .err = err };
         enum cpn_gate_answer ans;
         int64_t age;
         int r;
 
+        if (!s->svc->pipe)
+                return cpn_error_set(err, -EINVAL, "reserve: no Redis pipe");
         r = cpn_uuid_v4(id);
         if (r)
                 return cpn_error_set(err, r, "no random bytes for a ticket id");
         for (int attempt = 0; attempt < 2; attempt++) {
-                r = cpn_gate_reserve(s->redis, type_id, user_id, id, &ans, held, &age, why, err);
+                r = cpn_gate_reserve(s->svc->pipe, type_id, user_id, id, &ans, held, &age, why, err);
+                if (r == CPN_UNKNOWN) {
+                        /* Nothing is sold before MySQL: only a hold may be
+                         * left (its script may still run); the reaper gives
+                         * it back once Redis answers. */
+                        cpn_ticket_reaper_give_back(s->svc->reaper, type_id, user_id, id);
+                        return cpn_error_set(err, -EIO, "redis did not answer the gate (%s); nothing was reserved",
+                                             err->msg);
+                }
                 if (r)
                         return r;
                 switch (ans) {
@@ -186,7 +337,7 @@ int cpn_ticket_reserve(struct cpn_ticket_session *s, const char *type_id, const 
                 case CPN_GATE_OK:
                         break;
                 }
-                r = run(s, s->svc->cfg->mysql_timeout_ms, reserve_fn, &c);
+                r = reserve_mysql(s, type_id, user_id, id, out, err);
                 if (r == 0 || r == CPN_UNKNOWN)
                         return r; /* unknown: the hold stays; a repeat finds the ticket, or the stale hold */
                 (void)cpn_gate_release(s->redis, type_id, user_id, id, NULL, NULL);

@@ -7,7 +7,9 @@
  * transaction where it ends a hold).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ticket-internal.h"
@@ -28,11 +30,6 @@ static const char type_counts_sql[] =
         " FROM tickets WHERE ticket_type_id = ?";
 static const char take_stock_sql[] =
         "UPDATE ticket_types SET issued = issued + 1 WHERE id = ? AND issued < total";
-static const char type_exists_sql[] = "SELECT total FROM ticket_types WHERE id = ?";
-static const char ticket_insert_sql[] =
-        "INSERT INTO tickets (id, ticket_type_id, user_id, status, price, currency, expires_at)"
-        " SELECT ?, id, ?, 'PENDING', price, currency, NOW(3) + INTERVAL hold_seconds SECOND"
-        " FROM ticket_types WHERE id = ?";
 #define TICKET_COLS "id, ticket_type_id, user_id, status, price, currency, expires_at, paid_at, confirmed_at"
 static const char ticket_get_sql[] = "SELECT " TICKET_COLS " FROM tickets WHERE id = ?";
 static const char ticket_lock_sql[] =
@@ -159,46 +156,228 @@ int cpn_sql_ticket_live(struct cpn_db *db, const char *type_id, const char *user
         return ticket_query(db, ticket_live_sql, in, 2, out, err);
 }
 
-static int reserve_tx(struct cpn_db *db, const char *type_id, const char *user_id, const char *id,
-                      struct cpn_error *err) {
-        const struct cpn_db_val tin[] = { CPN_DB_IN_TEXT(type_id) };
-        const struct cpn_db_val iin[] = { CPN_DB_IN_TEXT(id), CPN_DB_IN_TEXT(user_id), CPN_DB_IN_TEXT(type_id) };
-        struct cpn_db_val total = CPN_DB_OUT_INT();
-        uint64_t n = 0;
-        int r;
+/* ---- reservations, several in one transaction ---- */
 
-        r = cpn_db_begin(db, err);
-        if (r)
-                return r;
-        r = cpn_db_run(db, take_stock_sql, tin, 1, NULL, 0, &n, err);
-        if (!r && n == 0) {
-                r = cpn_db_run(db, type_exists_sql, tin, 1, &total, 1, NULL, err);
-                r = r == CPN_DB_NO_ROW ? CPN_TICKET_TYPE_NOT_FOUND : r == 0 ? CPN_TICKET_SOLD_OUT : r;
+static const char take_n_sql[] = "UPDATE ticket_types SET issued = issued + ? WHERE id = ? AND issued + ? <= total";
+/* The terms a ticket is sold on, and the server's clock for expires_at
+ * (the type row is locked by the UPDATE before). */
+static const char terms_sql[] =
+        "SELECT price, currency, hold_seconds, CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
+        " FROM ticket_types WHERE id = ?";
+
+/* The multi-row INSERTs, one statement per chunk size (the statement cache
+ * keys on the text's address): built once. */
+static const size_t chunk_rows[] = { CPN_SQL_RESERVE_BATCH, 16, 4, 1 };
+#define CHUNKS (sizeof(chunk_rows) / sizeof(chunk_rows[0]))
+#define ROW_PARAMS 6
+static char *insert_sql[CHUNKS];
+static pthread_once_t insert_once = PTHREAD_ONCE_INIT;
+
+static void make_insert_sql(void) {
+        static const char head[] =
+                "INSERT INTO tickets (id, ticket_type_id, user_id, status, price, currency, expires_at) VALUES ";
+        static const char row[] = "(?, ?, ?, 'PENDING', ?, ?, ?)";
+
+        for (size_t k = 0; k < CHUNKS; k++) {
+                size_t n = sizeof(head) + chunk_rows[k] * (sizeof(row) + 1);
+                char *q = malloc(n);
+
+                if (!q)
+                        continue; /* insert_rows says so */
+                strcpy(q, head);
+                for (size_t i = 0; i < chunk_rows[k]; i++) {
+                        if (i)
+                                strcat(q, ",");
+                        strcat(q, row);
+                }
+                insert_sql[k] = q; /* lives as long as the program */
         }
-        if (!r) {
-                r = cpn_db_run(db, ticket_insert_sql, iin, 3, NULL, 0, &n, err);
-                if (r == CPN_DB_DUPLICATE)
-                        r = CPN_TICKET_HELD; /* the live-ticket key: the user has one */
-                else if (!r && n != 1)
-                        r = cpn_error_set(err, -EPROTO, "ticket insert wrote %llu rows", (unsigned long long)n);
+}
+
+struct terms {
+        int64_t price, hold_s, now_ms;
+        char currency[4];
+};
+
+static int get_terms(struct cpn_db *db, const char *type_id, struct terms *t, struct cpn_error *err) {
+        const struct cpn_db_val in[] = { CPN_DB_IN_TEXT(type_id) };
+        struct cpn_db_val col[4] = { CPN_DB_OUT_INT(), CPN_DB_OUT_TEXT(t->currency), CPN_DB_OUT_INT(),
+                                     CPN_DB_OUT_INT() };
+        int r = cpn_db_run(db, terms_sql, in, 1, col, 4, NULL, err);
+
+        if (r == CPN_DB_NO_ROW)
+                return CPN_TICKET_TYPE_NOT_FOUND;
+        t->price = col[0].i;
+        t->hold_s = col[2].i;
+        t->now_ms = col[3].i;
+        return r;
+}
+
+/* Inserts the PENDING tickets of @v[0..n), all of one type, in chunks.
+ * Returns 0, CPN_DB_DUPLICATE (a user of them has a live ticket) or an
+ * error. */
+static int insert_rows(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, const struct terms *t,
+                       struct cpn_db_val *in, struct cpn_error *err) {
+        const int64_t expires = t->now_ms + t->hold_s * 1000;
+        size_t done = 0;
+
+        pthread_once(&insert_once, make_insert_sql);
+        while (done < n) {
+                size_t k = 0, m;
+                uint64_t wrote = 0;
+                int r;
+
+                while (chunk_rows[k] > n - done)
+                        k++;
+                m = chunk_rows[k];
+                if (!insert_sql[k])
+                        return cpn_error_set(err, -ENOMEM, "out of memory");
+                for (size_t i = 0; i < m; i++) {
+                        const struct cpn_sql_reservation *x = v[done + i];
+                        struct cpn_db_val *p = &in[i * ROW_PARAMS];
+
+                        p[0] = CPN_DB_IN_TEXT(x->id);
+                        p[1] = CPN_DB_IN_TEXT(x->type_id);
+                        p[2] = CPN_DB_IN_TEXT(x->user_id);
+                        p[3] = CPN_DB_IN_INT(t->price);
+                        p[4] = CPN_DB_IN_TEXT(t->currency);
+                        p[5] = CPN_DB_IN_TIME(expires);
+                }
+                r = cpn_db_run(db, insert_sql[k], in, m * ROW_PARAMS, NULL, 0, &wrote, err);
+                if (r)
+                        return r;
+                if (wrote != m)
+                        return cpn_error_set(err, -EPROTO, "ticket insert wrote %llu of %zu rows",
+                                             (unsigned long long)wrote, m);
+                done += m;
+        }
+        return 0;
+}
+
+static void issued(struct cpn_sql_reservation *x, const struct terms *t) {
+        struct cpn_ticket *o = x->out;
+
+        memset(o, 0, sizeof(*o));
+        snprintf(o->id, sizeof(o->id), "%s", x->id);
+        snprintf(o->type_id, sizeof(o->type_id), "%s", x->type_id);
+        snprintf(o->user_id, sizeof(o->user_id), "%s", x->user_id);
+        o->status = CPN_TS_PENDING;
+        o->price = t->price;
+        memcpy(o->currency, t->currency, sizeof(o->currency));
+        o->expires_at_ms = t->now_ms + t->hold_s * 1000;
+        o->paid_at_ms = o->confirmed_at_ms = -1;
+        x->r = 0;
+}
+
+/* One at a time, each behind a savepoint: the path of a group MySQL
+ * refused whole (less stock than asked, a user with a live ticket). */
+static int reserve_each(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, struct cpn_db_val *params,
+                        struct cpn_error *err) {
+        struct terms t;
+        int r = get_terms(db, v[0]->type_id, &t, err);
+
+        if (r == CPN_TICKET_TYPE_NOT_FOUND) {
+                for (size_t i = 0; i < n; i++)
+                        v[i]->r = cpn_error_set(v[i]->err, CPN_TICKET_TYPE_NOT_FOUND, "no ticket type %s",
+                                                v[i]->type_id);
+                return 0;
+        }
+        for (size_t i = 0; i < n && !r; i++) {
+                const struct cpn_db_val tin[] = { CPN_DB_IN_TEXT(v[i]->type_id) };
+                uint64_t took = 0;
+
+                r = cpn_db_savepoint(db, "one", err);
+                if (!r)
+                        r = cpn_db_run(db, take_stock_sql, tin, 1, NULL, 0, &took, err);
+                if (r)
+                        break;
+                if (took == 0) {
+                        v[i]->r = CPN_TICKET_SOLD_OUT;
+                        continue;
+                }
+                r = insert_rows(db, &v[i], 1, &t, params, err);
+                if (r == CPN_DB_DUPLICATE) {
+                        v[i]->r = CPN_TICKET_HELD; /* the live-ticket key: the user has one */
+                        r = cpn_db_savepoint_undo(db, "one", err);
+                } else if (!r) {
+                        issued(v[i], &t);
+                }
+        }
+        return r;
+}
+
+/* The reservations of one type: all at once when MySQL takes them whole
+ * (unless @each). Returns 0, an error, or CPN_DB_DUPLICATE: a user of them
+ * has a live ticket, and what the transaction wrote must be undone (the
+ * caller runs it again with @each; no savepoint is paid for on the path
+ * that almost always succeeds). */
+static int reserve_group(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, bool each,
+                         struct cpn_db_val *params, struct cpn_error *err) {
+        const struct cpn_db_val in[] = { CPN_DB_IN_INT((int64_t)n), CPN_DB_IN_TEXT(v[0]->type_id),
+                                         CPN_DB_IN_INT((int64_t)n) };
+        struct terms t;
+        uint64_t took = 0;
+        int r = 0;
+
+        if (!each)
+                r = cpn_db_run(db, take_n_sql, in, 3, NULL, 0, &took, err);
+        if (!r && took == 1) {
+                r = get_terms(db, v[0]->type_id, &t, err);
+                if (!r)
+                        r = insert_rows(db, v, n, &t, params, err);
+                if (!r)
+                        for (size_t i = 0; i < n; i++)
+                                issued(v[i], &t);
+                return r == CPN_TICKET_TYPE_NOT_FOUND ? cpn_error_set(err, -EPROTO, "type vanished") : r;
+        }
+        return r ? r : reserve_each(db, v, n, params, err);
+}
+
+static int by_type(const void *a, const void *b) {
+        const struct cpn_sql_reservation *x = *(struct cpn_sql_reservation *const *)a;
+        const struct cpn_sql_reservation *y = *(struct cpn_sql_reservation *const *)b;
+
+        return strcmp(x->type_id, y->type_id);
+}
+
+static int reserve_tx(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, bool each,
+                      struct cpn_db_val *params, struct cpn_error *err) {
+        int r = cpn_db_begin(db, err);
+
+        for (size_t i = 0; i < n; i++)
+                v[i]->r = CPN_UNKNOWN;
+        /* Types in one order in every transaction: two batches that lock
+         * the same rows queue instead of deadlocking. */
+        for (size_t i = 0, j; i < n && !r; i = j) {
+                for (j = i + 1; j < n && !strcmp(v[j]->type_id, v[i]->type_id); j++)
+                        ;
+                r = reserve_group(db, &v[i], j - i, each, params, err);
         }
         if (r) {
                 cpn_db_rollback(db);
                 return r;
         }
-        return cpn_db_commit(db, err) == 0 ? 0 : CPN_UNKNOWN;
+        if (cpn_db_commit(db, err) != 0) {
+                for (size_t i = 0; i < n; i++)
+                        if (v[i]->r == 0)
+                                v[i]->r = cpn_error_set(v[i]->err, CPN_UNKNOWN, "%s", err->msg);
+        }
+        return 0;
 }
 
-int cpn_sql_reserve(struct cpn_db *db, const char *type_id, const char *user_id, const char *id,
-                    struct cpn_ticket *out, struct cpn_error *err) {
+int cpn_sql_reserve_batch(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, struct cpn_db_val *params,
+                          struct cpn_error *err) {
+        bool each = false; /* once MySQL refused a group whole: one at a time */
         int r = -EAGAIN;
 
-        for (int i = 0; i < TX_TRIES && r == -EAGAIN; i++)
-                r = reserve_tx(db, type_id, user_id, id, err);
-        if (r)
-                return r;
-        r = cpn_sql_ticket_get(db, id, out, err);
-        return r == CPN_TICKET_NOT_FOUND ? cpn_error_set(err, -EPROTO, "ticket %s not found after commit", id) : r;
+        if (n == 0 || n > CPN_SQL_RESERVE_BATCH)
+                return cpn_error_set(err, -EINVAL, "a batch of %zu reservations", n);
+        qsort(v, n, sizeof(*v), by_type);
+        for (int i = 0; i < TX_TRIES + 1 && (r == -EAGAIN || r == CPN_DB_DUPLICATE); i++) {
+                each = each || r == CPN_DB_DUPLICATE;
+                r = reserve_tx(db, v, n, each, params, err);
+        }
+        return r == CPN_DB_DUPLICATE ? cpn_error_set(err, -EAGAIN, "reservations refused whole again; retry") : r;
 }
 
 static int cancel_tx(struct cpn_db *db, const char *id, struct cpn_ticket *out, struct cpn_error *err) {

@@ -11,10 +11,11 @@
 int cpn_gate_type_set(struct cpn_redis *r, const struct cpn_ticket_type *t, bool *created, struct cpn_error *err);
 
 enum cpn_gate_answer { CPN_GATE_OK, CPN_GATE_HELD, CPN_GATE_SOLD_OUT, CPN_GATE_NOT_OPEN, CPN_GATE_NO_TYPE };
-/* Runs reserve.lua. *@held: the id the user's hold names (ok or held),
- * *@age_ms how long ago that hold was recorded (held); @why: "scheduled"
- * or "ended" on not_open. */
-int cpn_gate_reserve(struct cpn_redis *r, const char *type_id, const char *user_id, const char *new_id,
+/* Runs reserve.lua through the pipe (the hot path: one pipelined batch for
+ * many request threads). *@held: the id the user's hold names (ok or
+ * held), *@age_ms how long ago that hold was recorded (held); @why:
+ * "scheduled" or "ended" on not_open. */
+int cpn_gate_reserve(struct cpn_redis_pipe *p, const char *type_id, const char *user_id, const char *new_id,
                      enum cpn_gate_answer *ans, char held[CPN_TICKET_ID_LEN + 1], int64_t *age_ms, char why[16],
                      struct cpn_error *err);
 /* Gives back the hold of @ticket_id, if it is that one's. */
@@ -28,13 +29,31 @@ int cpn_sql_type_insert(struct cpn_db *db, const struct cpn_ticket_type *t, stru
                         struct cpn_error *err);
 /* The type and its counts. Returns 0 or CPN_TICKET_TYPE_NOT_FOUND. */
 int cpn_sql_type_get(struct cpn_db *db, const char *id, struct cpn_ticket_type_state *out, struct cpn_error *err);
-/* One transaction: stock taken by the conditional UPDATE, the PENDING
- * ticket @id inserted. Returns 0 (@out filled), CPN_TICKET_SOLD_OUT
- * (issued = total), CPN_TICKET_HELD (the user has a live ticket: MySQL's
- * unique key refused a second), CPN_TICKET_TYPE_NOT_FOUND, CPN_UNKNOWN
- * (the commit went unanswered), or a negative errno (rolled back). */
-int cpn_sql_reserve(struct cpn_db *db, const char *type_id, const char *user_id, const char *id,
-                    struct cpn_ticket *out, struct cpn_error *err);
+/* One reservation that passed the gate, in a batch of several request
+ * threads'. */
+struct cpn_sql_reservation {
+        const char *type_id, *user_id, *id; /* borrowed */
+        struct cpn_ticket *out;             /* the PENDING ticket, when r is 0 */
+        struct cpn_error *err;              /* its own error text */
+        int r;
+};
+#define CPN_SQL_RESERVE_BATCH 128 /* 6 parameters a row: within CPN_DB_PARAMS_MAX */
+/*
+ * One transaction for @v[0..n) (n <= CPN_SQL_RESERVE_BATCH): per type,
+ * stock taken by the conditional UPDATE `issued + n <= total` and the n
+ * PENDING tickets inserted in one statement; a type MySQL refuses whole
+ * (less stock than asked, a user with a live ticket: the unique key) goes
+ * one reservation at a time behind savepoints, so each gets its own
+ * answer. Returns 0 with each v[i]->r: 0 (@out filled),
+ * CPN_TICKET_SOLD_OUT, CPN_TICKET_HELD (the user has a live ticket),
+ * CPN_TICKET_TYPE_NOT_FOUND or CPN_UNKNOWN (the commit went unanswered);
+ * or a negative errno for all of them (rolled back, nothing written).
+ * Reorders @v. @params: room for CPN_SQL_RESERVE_PARAMS values, the
+ * caller's (kept off the request threads' stacks).
+ */
+#define CPN_SQL_RESERVE_PARAMS (CPN_SQL_RESERVE_BATCH * 6)
+int cpn_sql_reserve_batch(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, struct cpn_db_val *params,
+                          struct cpn_error *err);
 /* Returns 0 or CPN_TICKET_NOT_FOUND. */
 int cpn_sql_ticket_get(struct cpn_db *db, const char *id, struct cpn_ticket *out, struct cpn_error *err);
 /* The user's live ticket of the type: 0 or CPN_TICKET_NOT_FOUND. */

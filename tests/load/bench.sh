@@ -132,29 +132,56 @@ for c in $lg_conns; do
 done
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
 
-# Ticket reservations: the sold-out flood (the gate's refusals, answered
-# from Redis) and reservations that take stock (one MySQL transaction each,
-# durable: innodb_flush_log_at_trx_commit=1), at the middle connection
-# count, against the bare handler in the same run.
+# Ticket reservations, at the middle connection count, each next to the
+# coupon issue endpoint measured right before it in the same run (the
+# issue's target: taking stock at 0.8 of issuing a coupon): the sold-out
+# flood (the gate's refusals, answered from Redis), reservations that take
+# stock (combined into shared MySQL transactions, durable:
+# innodb_flush_log_at_trx_commit=1) on a type far larger than the run, and
+# a type of 1,000 that sells out at once, with what reached MySQL meanwhile
+# (statements and rows; the refusals must add none).
 "$build/src/couponctl" ticket-type create --id flood --name flood --price 1 --currency KRW --total 1 >/dev/null
 "$build/src/couponctl" ticket-type create --id stock --name stock --price 1 --currency KRW --total 10000000 >/dev/null
-lgt() { # lgt ADDR TYPE PREFIX CONNS -> "rps p50 p99 p999 max statuses"
-  "$build/tests/support/cpn-loadgen" --addr "$1" --campaign "$2" --path "/v1/ticket-types/{campaign}/reservations" \
+"$build/src/couponctl" ticket-type create --id k1 --name k1 --price 1 --currency KRW --total 1000 >/dev/null
+lgt() { # lgt ADDR TYPE PREFIX CONNS [PATH] -> "rps p50 p99 p999 max statuses"
+  "$build/tests/support/cpn-loadgen" --addr "$1" --campaign "$2" --path "${5:-/v1/ticket-types/{campaign\}/reservations}" \
     --connections "$4" --duration "$duration" --user-prefix "$3" --timeout-ms 10000 |
     awk -F= '{v[$1] = $2} END {
-      s = ""; for (k in v) if (k ~ /^status_/) s = s sprintf("%s%s:%s", s == "" ? "" : ",", substr(k, 8), v[k])
+      s = ""; for (k in v) if (k ~ /^status_/ && v[k] > 0) s = s sprintf("%s%s:%s", s == "" ? "" : ",", substr(k, 8), v[k])
       printf "%.0f %s %s %s %s %s\n", v["rps"], v["p50_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"], s }'
 }
+mysql_status() { # the server's counters that say what reached it
+  local port=${COUPON_MYSQL_URL##*:}
+  mariadb -h 127.0.0.1 -P "${port%%/*}" -u coupon -pcoupon -N -B -e \
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_insert', 'Com_update', 'Innodb_rows_inserted')" |
+    awk '{printf "%s=%s ", $1, $2}'
+}
 tc=$(echo "$lg_conns" | awk '{print $(NF > 1 ? 2 : 1)}')
-read -r br b50 b99 b999 bmax bst < <(lgt "127.0.0.1:$bare_port" flood "tb$tc-" "$tc")
-read -r fr f50 f99 f999 fmax fst < <(lgt "127.0.0.1:$api_port" flood "tf$tc-" "$tc")
-read -r sr s50 s99 s999 smax sst < <(lgt "127.0.0.1:$api_port" stock "ts$tc-" "$tc")
+row() { printf '%-30s %9s %8s %8s %8s %8s  %s\n' "$@"; }
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 printf '%-30s %9s %8s %8s %8s %8s  %s\n' "tickets, $duration s, $tc conns" req/s p50_ms p99_ms p999_ms max_ms statuses
-printf '%-30s %9s %8s %8s %8s %8s  %s\n' "bare civetweb" "$br" "$b50" "$b99" "$b999" "$bmax" "$bst"
-printf '%-30s %9s %8s %8s %8s %8s  %s\n' "reserve, sold out (gate)" "$fr" "$f50" "$f99" "$f999" "$fmax" "$fst"
-printf '%-30s %9s\n' "  ratio to bare" "$(python3 -c "print('%.2f' % ($fr / $br))")"
-printf '%-30s %9s %8s %8s %8s %8s  %s\n' "reserve, taking stock (MySQL)" "$sr" "$s50" "$s99" "$s999" "$smax" "$sst"
-printf '%-30s %9s\n' "  ratio to bare" "$(python3 -c "print('%.2f' % ($sr / $br))")"
+read -r br b50 b99 b999 bmax bst < <(lgt "127.0.0.1:$bare_port" flood "tb$tc-" "$tc")
+row "bare civetweb" "$br" "$b50" "$b99" "$b999" "$bmax" "$bst"
+for t in flood stock k1; do
+  read -r ir i50 i99 i999 imax ist < <(lgt "127.0.0.1:$api_port" bench "ti$t$tc-" "$tc" '/v1/campaigns/{campaign}/issue')
+  before=$(mysql_status)
+  read -r fr f50 f99 f999 fmax fst < <(lgt "127.0.0.1:$api_port" "$t" "t$t$tc-" "$tc")
+  after=$(mysql_status)
+  row "coupon issue" "$ir" "$i50" "$i99" "$i999" "$imax" "$ist"
+  case $t in
+    flood) what="reserve, sold out (gate)" ;;
+    stock) what="reserve, taking stock" ;;
+    k1) what="reserve, 1,000 selling out" ;;
+  esac
+  row "$what" "$fr" "$f50" "$f99" "$f999" "$fmax" "$fst"
+  printf '%-30s %9s   (to bare: %s)\n' "  ratio to coupon issue" "$(ratio "$fr" "$ir")" "$(ratio "$fr" "$br")"
+  python3 -c "
+import sys
+b = dict(kv.split('=') for kv in sys.argv[1].split())
+a = dict(kv.split('=') for kv in sys.argv[2].split())
+print('  %-28s %s' % ('mysql during it', ' '.join('%s +%d' % (k, int(a[k]) - int(b[k])) for k in sorted(a))))
+" "$before" "$after"
+done
 echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status) (64 MiB = 65536 kB)"
 
 if [ "$worker_messages" -gt 0 ]; then

@@ -26,6 +26,11 @@ struct cpn_ticket_reaper;
 int cpn_ticket_reaper_new(struct cpn_ticket_reaper **ret, const struct cpn_config *cfg,
                           const struct cpn_db_url *db_url, const struct cpn_redis_url *redis_url,
                           struct cpn_error *err);
+/* Queues the Redis hold of @ticket_id for (@type_id, @user_id) to be given
+ * back: a reservation whose gate call went unanswered (its script may
+ * still run). Any thread; @r may be NULL (nothing queued). */
+void cpn_ticket_reaper_give_back(struct cpn_ticket_reaper *r, const char *type_id, const char *user_id,
+                                 const char *ticket_id);
 /* Stops the thread (after the pass in progress) and frees. Accepts NULL. */
 struct cpn_ticket_reaper *cpn_ticket_reaper_free(struct cpn_ticket_reaper *r);
 /* Unknown payments it has settled so far (the settler runs in the same

@@ -15,13 +15,26 @@
 #include "cpn/db.h"
 #include "cpn/error.h"
 #include "cpn/store.h"
+#include "cpn/ticket/reaper.h"
 #include "cpn/ticket/ticket.h"
+
+struct cpn_ticket_reserver;
 
 struct cpn_ticket_service {
         const struct cpn_config *cfg;
         const struct cpn_redis_url *redis_url; /* borrowed; main's */
         struct cpn_db_pool *db_pool;           /* borrowed; main's */
+        struct cpn_redis_pipe *pipe;           /* borrowed; main's: reservations' gate (NULL: none taken) */
+        struct cpn_ticket_reaper *reaper;      /* borrowed; main's: gives back holds of lost gate answers */
+        struct cpn_ticket_reserver *reserver;  /* owned: open/close below; NULL: each reservation alone */
 };
+
+/* Makes the reserver that combines the reservations of all request
+ * threads into shared MySQL transactions (coupon-api; couponctl needs
+ * none). Call before the first session; close after the last. Returns 0
+ * or -ENOMEM. */
+int cpn_ticket_service_open(struct cpn_ticket_service *svc);
+void cpn_ticket_service_close(struct cpn_ticket_service *svc);
 
 struct cpn_ticket_session;
 
