@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpn/ticket/gateway.h"
 #include "cpn/ticket/service.h"
@@ -21,6 +22,9 @@
  * died between the two. Older than this, it is the second, and is given
  * back. */
 #define STALE_HOLD_MS 30000
+/* How long a repeat waits for the user's reservation in progress. */
+#define IN_PROGRESS_TRIES 10
+#define IN_PROGRESS_NAP_MS 50
 
 struct cpn_ticket_session {
         const struct cpn_ticket_service *svc;
@@ -280,10 +284,20 @@ int cpn_ticket_type_get(struct cpn_ticket_session *s, const char *id, struct cpn
 static int held_ticket(struct cpn_ticket_session *s, const char *type_id, const char *user_id, const char *held,
                        int64_t age_ms, struct cpn_ticket *out, struct cpn_error *err) {
         struct call c = { .a = type_id, .b = user_id, .ticket = out, .err = err };
-        int r = run(s, s->svc->cfg->mysql_timeout_ms, ticket_live_fn, &c);
+        int r;
 
-        if (r == 0)
-                return CPN_TICKET_HELD;
+        /* A double tap: the first reservation is most likely in a batch
+         * that commits within milliseconds; wait for it (up to about half
+         * a second) so that the repeat gets the ticket, not a 503. */
+        for (int i = 0;; i++) {
+                r = run(s, s->svc->cfg->mysql_timeout_ms, ticket_live_fn, &c);
+                if (r == 0)
+                        return CPN_TICKET_HELD;
+                if (r != CPN_TICKET_NOT_FOUND || age_ms >= STALE_HOLD_MS || i == IN_PROGRESS_TRIES)
+                        break;
+                nanosleep(&(struct timespec){ 0, IN_PROGRESS_NAP_MS * 1000000L }, NULL);
+                age_ms += IN_PROGRESS_NAP_MS;
+        }
         if (r != CPN_TICKET_NOT_FOUND)
                 return r;
         if (age_ms < STALE_HOLD_MS)
