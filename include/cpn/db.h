@@ -9,6 +9,7 @@
  * unreachable or connection lost), -EPROTO (any other SQL error), -ENOMEM;
  * the server's text in @err.
  */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +132,37 @@ int cpn_db_stream(struct cpn_db *db, const char *sql, const struct cpn_db_val *i
  * -EINVAL (a bad name) or as cpn_db_run. */
 int cpn_db_savepoint(struct cpn_db *db, const char *name, struct cpn_error *err);
 int cpn_db_savepoint_undo(struct cpn_db *db, const char *name, struct cpn_error *err);
+
+/*
+ * Multi-row INSERTs: many rows in one statement instead of one round trip
+ * each. A product declares the statement's shape once, as a static:
+ *
+ *   static struct cpn_db_rows things = CPN_DB_ROWS(
+ *           "INSERT INTO things (owner, name) VALUES ", "(?, ?)", 2,
+ *           " ON DUPLICATE KEY UPDATE id = id", 256);
+ *
+ * and cpn_db_insert_rows writes any number of rows in chunks of @max_rows,
+ * 32, 4 and 1 rows, one statement text per chunk size, built on first use
+ * and kept for the program's life (the statement cache keys on the text's
+ * address). @max_rows * @row_params must be at most CPN_DB_PARAMS_MAX.
+ */
+#define CPN_DB_ROWS_CHUNKS 4
+struct cpn_db_rows {
+        const char *head, *row, *tail;
+        size_t row_params, max_rows;
+        _Atomic(char *) sql[CPN_DB_ROWS_CHUNKS]; /* built on first use */
+};
+#define CPN_DB_ROWS(head, row, row_params, tail, max_rows) \
+        { (head), (row), (tail), (row_params), (max_rows), { NULL, NULL, NULL, NULL } }
+/* Fills the @row_params values of row @i at @vals. */
+typedef void cpn_db_row_fn(size_t i, struct cpn_db_val *vals, void *ud);
+/* Inserts rows 0..@n-1, each filled by @fill, into @vals (room for
+ * @max_rows * @row_params values: the caller's, kept off small stacks).
+ * *@affected (may be NULL) gets the sum of the rows the statements
+ * changed. Returns 0 or as cpn_db_run, stopping at the first error (the
+ * chunks before it are written: run it in a transaction). */
+int cpn_db_insert_rows(struct cpn_db *db, struct cpn_db_rows *rows, size_t n, cpn_db_row_fn *fill, void *ud,
+                       struct cpn_db_val *vals, uint64_t *affected, struct cpn_error *err);
 
 /*
  * The pool: coupon-api's MySQL connections, COUPON_MYSQL_POOL of them for

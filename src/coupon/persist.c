@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,25 +29,10 @@ static const char lock_sql[] = "SELECT total, persisted FROM campaigns WHERE id 
 /* docs/design.md: the last line against overselling, even if Redis lost its state. */
 static const char bump_sql[] = "UPDATE campaigns SET persisted = persisted + ? WHERE id = ? AND persisted + ? <= total";
 
-/* The multi-row INSERTs, one statement per chunk size (the connection
- * caches statements by the address of their text: these live as long as
- * the program). 256 rows of 4 parameters is CPN_DB_PARAMS_MAX. */
-#define INSERT_HEAD "INSERT INTO coupons (campaign_id, user_id, seq, issued_at) VALUES "
-#define INSERT_TAIL " ON DUPLICATE KEY UPDATE id = id"
-static const size_t chunk_rows[] = { 256, 32, 4, 1 };
-#define CHUNKS (sizeof(chunk_rows) / sizeof(chunk_rows[0]))
-static char insert_sql[CHUNKS][sizeof(INSERT_HEAD) + 256 * 10 + sizeof(INSERT_TAIL)];
-static pthread_once_t insert_once = PTHREAD_ONCE_INIT;
-
-static void make_insert_sql(void) {
-        for (size_t k = 0; k < CHUNKS; k++) {
-                char *p = insert_sql[k] + sprintf(insert_sql[k], "%s", INSERT_HEAD);
-
-                for (size_t i = 0; i < chunk_rows[k]; i++)
-                        p += sprintf(p, "%s(?,?,?,?)", i ? "," : "");
-                strcpy(p, INSERT_TAIL);
-        }
-}
+/* 256 rows of 4 parameters is CPN_DB_PARAMS_MAX. */
+static struct cpn_db_rows coupon_rows =
+        CPN_DB_ROWS("INSERT INTO coupons (campaign_id, user_id, seq, issued_at) VALUES ", "(?,?,?,?)", 4,
+                    " ON DUPLICATE KEY UPDATE id = id", 256);
 
 /* -EIO for anything worth retrying later (the db layer's -EAGAIN too),
  * else @r. */
@@ -81,36 +65,24 @@ static int bump(struct cpn_db *db, const char *id, int64_t n, struct cpn_error *
         return changed == 1 ? 0 : SLOW_PATH;
 }
 
+static void coupon_row(size_t i, struct cpn_db_val *v, void *ud) {
+        const struct cpn_issuance *iss = ((const struct cpn_issuance *const *)ud)[i];
+
+        v[0] = CPN_DB_IN_TEXT(iss->campaign_id);
+        v[1] = CPN_DB_IN_TEXT(iss->user_id);
+        v[2] = CPN_DB_IN_INT(iss->seq);
+        v[3] = CPN_DB_IN_TIME(iss->issued_at_ms);
+}
+
 /* Inserts @n rows (any n, in chunks); adds the new ones to *@inserted.
  * @vals is room for CPN_DB_PARAMS_MAX parameters. */
 static int insert_rows(struct cpn_db *db, const struct cpn_issuance *const *rows, size_t n, struct cpn_db_val *vals,
                        size_t *inserted, struct cpn_error *err) {
-        size_t done = 0;
+        uint64_t added = 0;
+        int r = cpn_db_insert_rows(db, &coupon_rows, n, coupon_row, (void *)rows, vals, &added, err);
 
-        pthread_once(&insert_once, make_insert_sql);
-        while (done < n) {
-                size_t k = 0, m;
-                uint64_t added = 0;
-                int r;
-
-                while (chunk_rows[k] > n - done)
-                        k++;
-                m = chunk_rows[k];
-                for (size_t i = 0; i < m; i++) {
-                        const struct cpn_issuance *iss = rows[done + i];
-
-                        vals[4 * i] = CPN_DB_IN_TEXT(iss->campaign_id);
-                        vals[4 * i + 1] = CPN_DB_IN_TEXT(iss->user_id);
-                        vals[4 * i + 2] = CPN_DB_IN_INT(iss->seq);
-                        vals[4 * i + 3] = CPN_DB_IN_TIME(iss->issued_at_ms);
-                }
-                r = cpn_db_run(db, insert_sql[k], vals, 4 * m, NULL, 0, &added, err);
-                if (r)
-                        return r;
-                *inserted += (size_t)added;
-                done += m;
-        }
-        return 0;
+        *inserted += (size_t)added;
+        return r;
 }
 
 static int record_failure(struct cpn_db *db, const struct cpn_coupon_record *rec, const char *why,

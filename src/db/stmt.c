@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <errmsg.h>
+#include <pthread.h>
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <stdlib.h>
@@ -368,6 +369,80 @@ int cpn_db_savepoint(struct cpn_db *db, const char *name, struct cpn_error *err)
 
 int cpn_db_savepoint_undo(struct cpn_db *db, const char *name, struct cpn_error *err) {
         return savepoint_sql(db, "ROLLBACK TO SAVEPOINT", name, err);
+}
+
+/* ---- multi-row INSERTs ---- */
+
+static pthread_mutex_t rows_mu = PTHREAD_MUTEX_INITIALIZER; /* builds statement texts */
+
+static size_t chunk_of(const struct cpn_db_rows *rows, size_t k) {
+        static const size_t fixed[CPN_DB_ROWS_CHUNKS] = { 0, 32, 4, 1 };
+
+        return k == 0 ? rows->max_rows : fixed[k];
+}
+
+/* The text of chunk @k (NULL: out of memory), built once. */
+static const char *rows_sql(struct cpn_db_rows *rows, size_t k) {
+        char *q = atomic_load_explicit(&rows->sql[k], memory_order_acquire);
+        size_t m = chunk_of(rows, k), hl, rl, tl;
+
+        if (q)
+                return q;
+        pthread_mutex_lock(&rows_mu);
+        q = atomic_load_explicit(&rows->sql[k], memory_order_relaxed);
+        hl = strlen(rows->head);
+        rl = strlen(rows->row);
+        tl = strlen(rows->tail);
+        if (!q && (q = malloc(hl + m * (rl + 1) + tl + 1)) != NULL) {
+                char *p = q;
+
+                memcpy(p, rows->head, hl);
+                p += hl;
+                for (size_t i = 0; i < m; i++) {
+                        if (i)
+                                *p++ = ',';
+                        memcpy(p, rows->row, rl);
+                        p += rl;
+                }
+                memcpy(p, rows->tail, tl + 1);
+                /* lives as long as the program: the statement cache keys on it */
+                atomic_store_explicit(&rows->sql[k], q, memory_order_release);
+        }
+        pthread_mutex_unlock(&rows_mu);
+        return q;
+}
+
+int cpn_db_insert_rows(struct cpn_db *db, struct cpn_db_rows *rows, size_t n, cpn_db_row_fn *fill, void *ud,
+                       struct cpn_db_val *vals, uint64_t *affected, struct cpn_error *err) {
+        size_t done = 0;
+
+        if (affected)
+                *affected = 0;
+        if (rows->max_rows < 32 || rows->max_rows * rows->row_params > CPN_DB_PARAMS_MAX)
+                return cpn_error_set(err, -EINVAL, "mysql: %zu rows of %zu parameters in one statement",
+                                     rows->max_rows, rows->row_params);
+        while (done < n) {
+                size_t k = 0, m;
+                uint64_t wrote = 0;
+                const char *sql;
+                int r;
+
+                while (chunk_of(rows, k) > n - done)
+                        k++;
+                m = chunk_of(rows, k);
+                sql = rows_sql(rows, k);
+                if (!sql)
+                        return cpn_error_set(err, -ENOMEM, "out of memory");
+                for (size_t i = 0; i < m; i++)
+                        fill(done + i, &vals[i * rows->row_params], ud);
+                r = cpn_db_run(db, sql, vals, m * rows->row_params, NULL, 0, &wrote, err);
+                if (r)
+                        return r;
+                if (affected)
+                        *affected += wrote;
+                done += m;
+        }
+        return 0;
 }
 
 int cpn_db_begin(struct cpn_db *db, struct cpn_error *err) {

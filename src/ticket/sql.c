@@ -7,7 +7,6 @@
  * transaction where it ends a hold).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,34 +164,9 @@ static const char terms_sql[] =
         "SELECT price, currency, hold_seconds, CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
         " FROM ticket_types WHERE id = ?";
 
-/* The multi-row INSERTs, one statement per chunk size (the statement cache
- * keys on the text's address): built once. */
-static const size_t chunk_rows[] = { CPN_SQL_RESERVE_BATCH, 16, 4, 1 };
-#define CHUNKS (sizeof(chunk_rows) / sizeof(chunk_rows[0]))
-#define ROW_PARAMS 6
-static char *insert_sql[CHUNKS];
-static pthread_once_t insert_once = PTHREAD_ONCE_INIT;
-
-static void make_insert_sql(void) {
-        static const char head[] =
-                "INSERT INTO tickets (id, ticket_type_id, user_id, status, price, currency, expires_at) VALUES ";
-        static const char row[] = "(?, ?, ?, 'PENDING', ?, ?, ?)";
-
-        for (size_t k = 0; k < CHUNKS; k++) {
-                size_t n = sizeof(head) + chunk_rows[k] * (sizeof(row) + 1);
-                char *q = malloc(n);
-
-                if (!q)
-                        continue; /* insert_rows says so */
-                strcpy(q, head);
-                for (size_t i = 0; i < chunk_rows[k]; i++) {
-                        if (i)
-                                strcat(q, ",");
-                        strcat(q, row);
-                }
-                insert_sql[k] = q; /* lives as long as the program */
-        }
-}
+static struct cpn_db_rows ticket_rows = CPN_DB_ROWS(
+        "INSERT INTO tickets (id, ticket_type_id, user_id, status, price, currency, expires_at) VALUES ",
+        "(?, ?, ?, 'PENDING', ?, ?, ?)", 6, "", CPN_SQL_RESERVE_BATCH);
 
 struct terms {
         int64_t price, hold_s, now_ms;
@@ -213,45 +187,35 @@ static int get_terms(struct cpn_db *db, const char *type_id, struct terms *t, st
         return r;
 }
 
-/* Inserts the PENDING tickets of @v[0..n), all of one type, in chunks.
- * Returns 0, CPN_DB_DUPLICATE (a user of them has a live ticket) or an
- * error. */
+struct ticket_fill {
+        struct cpn_sql_reservation **v;
+        const struct terms *t;
+        int64_t expires;
+};
+
+static void ticket_row(size_t i, struct cpn_db_val *p, void *ud) {
+        const struct ticket_fill *f = ud;
+        const struct cpn_sql_reservation *x = f->v[i];
+
+        p[0] = CPN_DB_IN_TEXT(x->id);
+        p[1] = CPN_DB_IN_TEXT(x->type_id);
+        p[2] = CPN_DB_IN_TEXT(x->user_id);
+        p[3] = CPN_DB_IN_INT(f->t->price);
+        p[4] = CPN_DB_IN_TEXT(f->t->currency);
+        p[5] = CPN_DB_IN_TIME(f->expires);
+}
+
+/* Inserts the PENDING tickets of @v[0..n), all of one type. Returns 0,
+ * CPN_DB_DUPLICATE (a user of them has a live ticket) or an error. */
 static int insert_rows(struct cpn_db *db, struct cpn_sql_reservation **v, size_t n, const struct terms *t,
                        struct cpn_db_val *in, struct cpn_error *err) {
-        const int64_t expires = t->now_ms + t->hold_s * 1000;
-        size_t done = 0;
+        struct ticket_fill f = { v, t, t->now_ms + t->hold_s * 1000 };
+        uint64_t wrote = 0;
+        int r = cpn_db_insert_rows(db, &ticket_rows, n, ticket_row, &f, in, &wrote, err);
 
-        pthread_once(&insert_once, make_insert_sql);
-        while (done < n) {
-                size_t k = 0, m;
-                uint64_t wrote = 0;
-                int r;
-
-                while (chunk_rows[k] > n - done)
-                        k++;
-                m = chunk_rows[k];
-                if (!insert_sql[k])
-                        return cpn_error_set(err, -ENOMEM, "out of memory");
-                for (size_t i = 0; i < m; i++) {
-                        const struct cpn_sql_reservation *x = v[done + i];
-                        struct cpn_db_val *p = &in[i * ROW_PARAMS];
-
-                        p[0] = CPN_DB_IN_TEXT(x->id);
-                        p[1] = CPN_DB_IN_TEXT(x->type_id);
-                        p[2] = CPN_DB_IN_TEXT(x->user_id);
-                        p[3] = CPN_DB_IN_INT(t->price);
-                        p[4] = CPN_DB_IN_TEXT(t->currency);
-                        p[5] = CPN_DB_IN_TIME(expires);
-                }
-                r = cpn_db_run(db, insert_sql[k], in, m * ROW_PARAMS, NULL, 0, &wrote, err);
-                if (r)
-                        return r;
-                if (wrote != m)
-                        return cpn_error_set(err, -EPROTO, "ticket insert wrote %llu of %zu rows",
-                                             (unsigned long long)wrote, m);
-                done += m;
-        }
-        return 0;
+        if (!r && wrote != n)
+                r = cpn_error_set(err, -EPROTO, "ticket insert wrote %llu of %zu rows", (unsigned long long)wrote, n);
+        return r;
 }
 
 static void issued(struct cpn_sql_reservation *x, const struct terms *t) {

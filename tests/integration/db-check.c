@@ -76,6 +76,29 @@ static void check_wide(struct cpn_db *db) {
         check(r == -EINVAL, "a parameter count that is not the statement's is refused", err.msg);
 }
 
+static struct cpn_db_rows check_rows =
+        CPN_DB_ROWS("INSERT INTO db_check (k, v) VALUES ", "(?, ?)", 2, " ON DUPLICATE KEY UPDATE v = v", 256);
+static struct cpn_db_rows bad_rows = CPN_DB_ROWS("INSERT INTO db_check (k) VALUES ", "(?)", 1, "", 2000);
+
+static void check_row(size_t i, struct cpn_db_val *v, void *ud) {
+        v[0] = CPN_DB_IN_INT(*(const int64_t *)ud + (int64_t)i);
+        v[1] = CPN_DB_IN_TEXT("r");
+}
+
+static void check_insert_rows(struct cpn_db *db) {
+        static struct cpn_db_val vals[CPN_DB_PARAMS_MAX];
+        struct cpn_error err = { { 0 } };
+        const int64_t base = -1000000; /* out of the other checks' ranges */
+        uint64_t n = 0;
+        int r = cpn_db_insert_rows(db, &check_rows, 301, check_row, (void *)&base, vals, &n, &err);
+
+        check(!r && n == 301 && int_of(db, "SELECT COUNT(*) * 1000000000 + SUM(k) FROM db_check WHERE k < 0", &err) ==
+                                       301LL * 1000000000 - 301LL * 1000000 + 300 * 301 / 2,
+              "301 rows go in as chunks of 256, 32, 4 and 1, each row once", err.msg);
+        r = cpn_db_insert_rows(db, &bad_rows, 3, check_row, (void *)&base, vals, &n, &err);
+        check(r == -EINVAL, "a shape past CPN_DB_PARAMS_MAX is refused", err.msg);
+}
+
 struct walk {
         int64_t seen, sum;
 };
@@ -351,6 +374,7 @@ int main(int argc, char **argv) {
         }
         check_blob(db);
         check_wide(db);
+        check_insert_rows(db);
         check_stream(db);
         check_savepoint(db);
         check_failed(db);
