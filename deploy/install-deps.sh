@@ -7,7 +7,7 @@ packages=(
   # build
   gcc meson ninja-build pkg-config
   libcivetweb-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev libcjson-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libssl-dev
   # tests
   libcmocka-dev python3 kcat curl valgrind
   # fuzzing (tests/fuzz): clang and its libFuzzer runtime

@@ -26,6 +26,12 @@ struct cpn_config {
         char *mysql_url;            /* COUPON_MYSQL_URL */
         char *admin_token;          /* COUPON_ADMIN_TOKEN, NULL = admin disabled */
         char *log_level;            /* COUPON_LOG_LEVEL */
+        char *user_auth;            /* COUPON_USER_AUTH: "none" or "jwt" */
+        char *user_jwt_key;         /* COUPON_USER_JWT_KEY: PEM public key path */
+        char *user_jwt_secret;      /* COUPON_USER_JWT_SECRET: HS256 secret */
+        char *user_jwt_issuer;      /* COUPON_USER_JWT_ISSUER */
+        char *user_jwt_audience;    /* COUPON_USER_JWT_AUDIENCE */
+        long user_jwt_leeway_s;     /* COUPON_USER_JWT_LEEWAY_S */
         long kafka_ack_timeout_ms;  /* COUPON_KAFKA_ACK_TIMEOUT_MS */
         long kafka_message_timeout_ms;
         long kafka_linger_ms;

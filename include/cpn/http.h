@@ -39,7 +39,11 @@ struct cpn_response;
 typedef void cpn_route_fn(void *thread, const struct cpn_request *rq, struct cpn_response *rs);
 
 enum {
-        CPN_ROUTE_BODY = 1u << 0, /* reads the request body: Content-Length required */
+        CPN_ROUTE_BODY = 1u << 0,   /* reads the request body: Content-Length required */
+        /* A customer endpoint: with COUPON_USER_AUTH=jwt the server
+         * verifies the caller's token before the handler runs (401
+         * invalid_token otherwise) and rq->caller names them. */
+        CPN_ROUTE_CALLER = 1u << 1,
 };
 
 struct cpn_route {
@@ -118,6 +122,8 @@ enum cpn_api_error {
         CPN_E_BODY_TOO_LARGE,
         CPN_E_UNSUPPORTED_MEDIA_TYPE,
         CPN_E_UNAUTHORIZED,
+        CPN_E_INVALID_TOKEN, /* 401 of a customer endpoint; answered with WWW-Authenticate */
+        CPN_E_FORBIDDEN,     /* the caller is not the user the request is about */
         CPN_E_NOT_FOUND,
         CPN_E_METHOD_NOT_ALLOWED,
         CPN_E_ADMIN_DISABLED,
@@ -158,6 +164,7 @@ struct cpn_request {
         struct cpn_route_match match;
         const char *content_type;  /* NULL if absent */
         const char *authorization; /* NULL if absent */
+        const char *caller;        /* CPN_ROUTE_CALLER routes with identity on: the token's sub; else NULL */
         const char *body;          /* routes with CPN_ROUTE_BODY only */
         size_t body_len;
 };
@@ -183,6 +190,18 @@ void cpn_response_error(struct cpn_response *rs, enum cpn_api_error e, const cha
 void cpn_response_ok(struct cpn_response *rs, int status, int len);
 /* Constant-time check of "Bearer <token>" (the scheme in any case). */
 bool cpn_http_bearer_ok(const char *header, const char *token);
+/* The token of "Bearer <token>" (the scheme in any case, one space, then
+ * a token of RFC 6750's b64token characters): true with *@tok and *@len.
+ * False for another scheme, an empty token or stray characters. */
+bool cpn_http_bearer_token(const char *header, const char **tok, size_t *len);
+/* Whether the caller may act for @user: identity is off (no caller) or the
+ * caller is @user. */
+bool cpn_http_caller_is(const struct cpn_request *rq, const char *user);
+/* The body {"user_id"} of a customer's hot path under the caller rules
+ * (cpn_json_user_body_as): 0 with @user, else answered in @rs (400, or 403
+ * forbidden when the body names another user) with CPN_INVALID or
+ * CPN_JSON_OTHER_USER returned. */
+int cpn_http_user_body(const struct cpn_request *rq, struct cpn_response *rs, char user[CPN_ID_MAX + 1]);
 /* application/json, in any case, with optional parameters. */
 bool cpn_http_json_type(const char *content_type);
 

@@ -17,6 +17,7 @@
 /* Outcome of the getters (positive; see error.h for the ranges). */
 enum {
         CPN_JSON_ABSENT = CPN_JSON_BASE, /* the member is absent or null */
+        CPN_JSON_OTHER_USER,             /* the body names a user other than the caller */
 };
 
 /* A parsed object. The caller owns the struct (on its stack: no
@@ -63,9 +64,21 @@ int cpn_json_time(const struct cpn_json *o, const char *name, int64_t *ms);
 int cpn_json_time_or(const struct cpn_json *o, const char *name, int64_t def, int64_t *ms, bool *absent,
                      struct cpn_error *err);
 
+/* Whether @name is a member at all (null included). */
+bool cpn_json_present(const struct cpn_json *o, const char *name);
+/* Whether @name is the string @want or an array of strings holding it
+ * (the form of a JWT's "aud"): 0, CPN_JSON_ABSENT, or CPN_INVALID (another
+ * value, or not a string or an array of strings). */
+int cpn_json_string_among(const struct cpn_json *o, const char *name, const char *want);
+
 /* The body {"user_id":"..."} that both products' hot paths take (issue,
  * reserve): 0 with @user_id (CPN_ID_MAX + 1 bytes) or CPN_INVALID. */
 int cpn_json_user_body(const char *body, size_t n, char *user_id, struct cpn_error *err);
+/* The same for a request whose caller is known (@caller, the token's sub;
+ * NULL: not known, as cpn_json_user_body): "user_id" may then be absent
+ * (it is the caller) and must otherwise equal @caller, else
+ * CPN_JSON_OTHER_USER. */
+int cpn_json_user_body_as(const char *body, size_t n, const char *caller, char *user_id, struct cpn_error *err);
 
 /* Writes a JSON string literal (quotes included) of @s into @buf, escaping
  * as RFC 8259 requires. Returns the length or -ENOBUFS. */

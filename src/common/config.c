@@ -49,6 +49,19 @@ static const struct entry table[] = {
           ALL, "MySQL/MariaDB, mysql://user:password@host[:port]/database" },
         { "COUPON_ADMIN_TOKEN", "admin-token", T_STR, S(admin_token), NULL, 0, 0,
           CPN_CFG_API, "bearer token of admin endpoints; unset: they answer 503" },
+        { "COUPON_USER_AUTH", "user-auth", T_STR, S(user_auth), "none", 0, 0, CPN_CFG_API,
+          "caller identity of the customer endpoints: none (the body's user_id is trusted: behind a gateway "
+          "that authenticated the user) or jwt (Authorization: Bearer <JWT>, its sub is the user)" },
+        { "COUPON_USER_JWT_KEY", "user-jwt-key", T_STR, S(user_jwt_key), NULL, 0, 0, CPN_CFG_API,
+          "PEM public key of the identity provider: RSA >= 2048 bits (RS256) or P-256 (ES256)" },
+        { "COUPON_USER_JWT_SECRET", "user-jwt-secret", T_STR, S(user_jwt_secret), NULL, 0, 0, CPN_CFG_API,
+          "HS256 secret shared with the identity provider, at least 32 bytes (instead of a key)" },
+        { "COUPON_USER_JWT_ISSUER", "user-jwt-issuer", T_STR, S(user_jwt_issuer), NULL, 0, 0, CPN_CFG_API,
+          "when set, a token's iss must equal it" },
+        { "COUPON_USER_JWT_AUDIENCE", "user-jwt-audience", T_STR, S(user_jwt_audience), NULL, 0, 0, CPN_CFG_API,
+          "when set, a token's aud must be or contain it" },
+        { "COUPON_USER_JWT_LEEWAY_S", "user-jwt-leeway-s", T_LONG, S(user_jwt_leeway_s), "30", 0, 600, CPN_CFG_API,
+          "clock skew allowed on a token's exp and nbf, in seconds" },
         { "COUPON_LOG_LEVEL", "log-level", T_STR, S(log_level), "info", 0, 0,
           ALL, "error, warn, info or debug" },
         { "COUPON_KAFKA_ACK_TIMEOUT_MS", "kafka-ack-timeout-ms", T_LONG, S(kafka_ack_timeout_ms),
@@ -261,6 +274,13 @@ int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_err
         if ((mask & CPN_CFG_API) && cfg->admin_token && strlen(cfg->admin_token) < 16)
                 return cpn_error_set(err, CPN_INVALID,
                                      "COUPON_ADMIN_TOKEN: use at least 16 characters");
+        if ((mask & CPN_CFG_API) && strcmp(cfg->user_auth, "none") != 0 && strcmp(cfg->user_auth, "jwt") != 0)
+                return cpn_error_set(err, CPN_INVALID, "COUPON_USER_AUTH: expected none or jwt, got \"%.40s\"",
+                                     cfg->user_auth);
+        if ((mask & CPN_CFG_API) && strcmp(cfg->user_auth, "jwt") == 0 &&
+            !!(cfg->user_jwt_key && *cfg->user_jwt_key) == !!(cfg->user_jwt_secret && *cfg->user_jwt_secret))
+                return cpn_error_set(err, CPN_INVALID, "COUPON_USER_AUTH=jwt needs exactly one of COUPON_USER_JWT_KEY "
+                                                       "(RS256/ES256) and COUPON_USER_JWT_SECRET (HS256)");
         if (cfg->payment_url && *cfg->payment_url && strncmp(cfg->payment_url, "http://", 7) != 0 &&
             strncmp(cfg->payment_url, "https://", 8) != 0)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_PAYMENT_URL: expected http:// or https://...");

@@ -393,7 +393,30 @@ int cpn_json_time_or(const struct cpn_json *o, const char *name, int64_t def, in
         return 0;
 }
 
-int cpn_json_user_body(const char *body, size_t n, char *user_id, struct cpn_error *err) {
+bool cpn_json_present(const struct cpn_json *o, const char *name) {
+        return cJSON_GetObjectItemCaseSensitive((const cJSON *)o->root, name) != NULL;
+}
+
+int cpn_json_string_among(const struct cpn_json *o, const char *name, const char *want) {
+        const cJSON *v = member(o, name), *e;
+        bool found = false;
+
+        if (!v)
+                return CPN_JSON_ABSENT;
+        if (cJSON_IsString(v))
+                return strcmp(v->valuestring, want) == 0 ? 0 : CPN_INVALID;
+        if (!cJSON_IsArray(v))
+                return CPN_INVALID;
+        cJSON_ArrayForEach(e, v) {
+                if (!cJSON_IsString(e))
+                        return CPN_INVALID;
+                if (strcmp(e->valuestring, want) == 0)
+                        found = true;
+        }
+        return found ? 0 : CPN_INVALID;
+}
+
+int cpn_json_user_body_as(const char *body, size_t n, const char *caller, char *user_id, struct cpn_error *err) {
         static const char *const allowed[] = { "user_id", NULL };
         struct cpn_json o;
         const char *u;
@@ -403,12 +426,24 @@ int cpn_json_user_body(const char *body, size_t n, char *user_id, struct cpn_err
         r = cpn_json_object(&o, body, n, allowed, err);
         if (r)
                 return r;
-        if (cpn_json_string(&o, "user_id", &u, &len) != 0)
+        r = cpn_json_string(&o, "user_id", &u, &len);
+        if (r == CPN_JSON_ABSENT && caller) {
+                u = caller;
+                len = strlen(caller);
+                r = 0;
+        }
+        if (r != 0)
                 r = cpn_error_set(err, CPN_INVALID, "\"user_id\" is required and must be a string");
         else if (!cpn_user_id_valid(u, len))
                 r = cpn_error_set(err, CPN_INVALID, "\"user_id\" must match [A-Za-z0-9_.:-]{1,64}");
+        else if (caller && strcmp(u, caller) != 0)
+                r = cpn_error_set(err, CPN_JSON_OTHER_USER, "\"user_id\" is not the caller's (the token's sub)");
         else
                 memcpy(user_id, u, len + 1);
         cpn_json_clear(&o);
         return r;
+}
+
+int cpn_json_user_body(const char *body, size_t n, char *user_id, struct cpn_error *err) {
+        return cpn_json_user_body_as(body, n, NULL, user_id, err);
 }

@@ -99,9 +99,8 @@ static void handle_issue(void *thread, const struct cpn_request *rq, struct cpn_
                 cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
                 return;
         }
-        if (cpn_campaign_parse_issue(rq->body, rq->body_len, user, &err) != 0) {
+        if (cpn_http_user_body(rq, rs, user) != 0) {
                 count(&h->ch->outcomes[CPN_OUTCOME_INVALID]);
-                cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
                 return;
         }
         r = cpn_service_issue(h->session, rq->match.param[0], user, &iss, &delivery, &err);
@@ -191,7 +190,13 @@ static void handle_user_get(void *thread, const struct cpn_request *rq, struct c
         static const char *const names[] = { "none", "issued", "persisted" };
         struct cpn_error err = { { 0 } };
         enum cpn_user_state state;
-        int r = cpn_service_user_get(h->session, rq->match.param[0], rq->match.param[1], &state, &err);
+        int r;
+
+        if (!cpn_http_caller_is(rq, rq->match.param[1])) {
+                cpn_response_error(rs, CPN_E_FORBIDDEN, NULL);
+                return;
+        }
+        r = cpn_service_user_get(h->session, rq->match.param[0], rq->match.param[1], &state, &err);
 
         if (r) {
                 fail(rs, r, &err);
@@ -204,10 +209,11 @@ static void handle_user_get(void *thread, const struct cpn_request *rq, struct c
 static const char bad_campaign_id[] = "campaign_id must match [A-Za-z0-9_-]{1,64}";
 
 static const struct cpn_route routes[] = {
-        { "POST", "/v1/campaigns/{id}/issue", "issue", CPN_ROUTE_BODY, handle_issue, bad_campaign_id },
+        { "POST", "/v1/campaigns/{id}/issue", "issue", CPN_ROUTE_BODY | CPN_ROUTE_CALLER, handle_issue,
+          bad_campaign_id },
         { "POST", "/v1/campaigns", "campaign_create", CPN_ROUTE_BODY, handle_campaign_create, NULL },
         { "GET", "/v1/campaigns/{id}", "campaign_get", 0, handle_campaign_get, bad_campaign_id },
-        { "GET", "/v1/campaigns/{id}/users/{user}", "user_get", 0, handle_user_get,
+        { "GET", "/v1/campaigns/{id}/users/{user}", "user_get", CPN_ROUTE_CALLER, handle_user_get,
           "campaign_id must match [A-Za-z0-9_-]{1,64} and user_id [A-Za-z0-9_.:-]{1,64}" },
 };
 

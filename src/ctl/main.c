@@ -17,6 +17,8 @@
 #include "cpn/coupon/ops.h"
 #include "cpn/coupon/service.h"
 #include "cpn/ticket/confirm.h"
+#include "cpn/json.h"
+#include "cpn/jwt.h"
 #include "cpn/ticket/reconcile.h"
 #include "cpn/ticket/service.h"
 
@@ -71,6 +73,16 @@ static void usage(FILE *f) {
                 "                                min(total, N distinct users), no user twice, every\n"
                 "                                issued user in MySQL, outbox empty, lag 0, Redis =\n"
                 "                                MySQL; prints PASS/FAIL per check, exits 4 on FAIL\n"
+                "  token --sub USER [--ttl SECONDS] [--not-before SECONDS] [--iss ISS] [--aud AUD]\n"
+                "        [--key PRIVATE.pem] [--claims JSON]\n"
+                "                                print a user token for development and tests, as the\n"
+                "                                shop's identity provider would issue it: signed with\n"
+                "                                the PEM private key (RS256 for RSA, ES256 for P-256)\n"
+                "                                or, without --key, with COUPON_USER_JWT_SECRET\n"
+                "                                (HS256); exp = now + TTL (default 3600, negative:\n"
+                "                                expired), nbf = now + SECONDS when given; iss and\n"
+                "                                aud default to COUPON_USER_JWT_ISSUER / _AUDIENCE;\n"
+                "                                --claims signs exactly that JSON object instead\n"
                 "\n"
                 "  -h, --help       show this help and exit\n"
                 "  -V, --version    show the version and exit\n"
@@ -85,6 +97,88 @@ static void usage(FILE *f) {
                    "when a check fails; reconcile and rebuild exit 5 when another reconcile or\n"
                    "rebuild is changing the campaign (it holds its lease; the lease of one that\n"
                    "died expires within 15 s).\n");
+}
+
+/* couponctl token: exit status 0, 1 (the key) or 2 (usage). */
+static int cmd_token(int argc, char **argv) {
+        const char *sub = NULL, *key = NULL, *claims_arg = NULL, *iss = getenv("COUPON_USER_JWT_ISSUER"),
+                   *aud = getenv("COUPON_USER_JWT_AUDIENCE");
+        long ttl = 3600, nbf = 0;
+        bool has_nbf = false;
+        struct cpn_error err = { { 0 } };
+        struct cpn_jwt_key *k = NULL;
+        char claims[2048], token[CPN_JWT_MAX + 1], q[3][CPN_ID_MAX * 6 + 3];
+        int64_t now = cpn_time_now_ms() / 1000;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+                char *end;
+
+                if (!v)
+                        goto usage;
+                if (!strcmp(argv[i], "--sub"))
+                        sub = v;
+                else if (!strcmp(argv[i], "--key"))
+                        key = v;
+                else if (!strcmp(argv[i], "--claims"))
+                        claims_arg = v;
+                else if (!strcmp(argv[i], "--iss"))
+                        iss = v;
+                else if (!strcmp(argv[i], "--aud"))
+                        aud = v;
+                else if (!strcmp(argv[i], "--ttl") || !strcmp(argv[i], "--not-before")) {
+                        long n = strtol(v, &end, 10);
+
+                        if (!*v || *end || n < -315360000 || n > 315360000)
+                                goto usage;
+                        if (argv[i][2] == 't')
+                                ttl = n;
+                        else
+                                nbf = n, has_nbf = true;
+                } else
+                        goto usage;
+                i++;
+        }
+        if (!sub == !claims_arg)
+                goto usage;
+        if (!claims_arg) {
+                if (cpn_json_quote(q[0], sizeof(q[0]), sub) < 0 || (iss && cpn_json_quote(q[1], sizeof(q[1]), iss) < 0) ||
+                    (aud && cpn_json_quote(q[2], sizeof(q[2]), aud) < 0))
+                        goto usage;
+                r = snprintf(claims, sizeof(claims), "{\"sub\":%s,\"iat\":%lld,\"exp\":%lld", q[0], (long long)now,
+                             (long long)(now + ttl));
+                if (has_nbf)
+                        r += snprintf(claims + r, sizeof(claims) - (size_t)r, ",\"nbf\":%lld", (long long)(now + nbf));
+                if (iss && *iss)
+                        r += snprintf(claims + r, sizeof(claims) - (size_t)r, ",\"iss\":%s", q[1]);
+                if (aud && *aud)
+                        r += snprintf(claims + r, sizeof(claims) - (size_t)r, ",\"aud\":%s", q[2]);
+                snprintf(claims + r, sizeof(claims) - (size_t)r, "}");
+                claims_arg = claims;
+        }
+        if (key)
+                r = cpn_jwt_key_private(&k, key, &err);
+        else if (getenv("COUPON_USER_JWT_SECRET"))
+                r = cpn_jwt_key_secret(&k, getenv("COUPON_USER_JWT_SECRET"), strlen(getenv("COUPON_USER_JWT_SECRET")),
+                                       &err);
+        else
+                r = cpn_error_set(&err, CPN_INVALID, "give --key PRIVATE.pem or set COUPON_USER_JWT_SECRET");
+        if (!r) {
+                r = cpn_jwt_sign(k, claims_arg, token, sizeof(token), &err);
+                r = r < 0 && !err.msg[0] ? cpn_error_set(&err, r, "cannot sign: %s", strerror(-r)) : r < 0 ? r : 0;
+        }
+        cpn_jwt_key_free(k);
+        if (r) {
+                fprintf(stderr, "couponctl: token: %s\n", err.msg);
+                return 1;
+        }
+        printf("%s\n", token);
+        return 0;
+usage:
+        fprintf(stderr, "couponctl: usage: token --sub USER [--ttl SECONDS] [--not-before SECONDS] [--iss ISS] "
+                        "[--aud AUD] [--key PRIVATE.pem] | token --claims JSON [--key PRIVATE.pem]\n");
+        return 2;
 }
 
 static int fail(const char *what, const struct cpn_error *err) {
@@ -606,6 +700,12 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 cpn_config_clear(&cfg);
                 return 2;
+        }
+        if (!strcmp(argv[argi], "token")) {
+                /* Needs no service: no connection is made. */
+                r = cmd_token(argc - argi, argv + argi);
+                cpn_config_clear(&cfg);
+                return r;
         }
         r = cpn_db_pool_new(&svc.db_pool, &svc.db_url, 1, cfg.mysql_timeout_ms,
                             CPN_DB_SLOW_RW_MS(cfg.mysql_timeout_ms), false, &err);

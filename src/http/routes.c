@@ -228,6 +228,9 @@ static const struct cpn_api_error_info error_table[_CPN_E_N] = {
         [CPN_E_UNSUPPORTED_MEDIA_TYPE] = { 415, "unsupported_media_type",
                                            "the body must be application/json", 0 },
         [CPN_E_UNAUTHORIZED] = { 401, "unauthorized", "a valid admin bearer token is required", 0 },
+        [CPN_E_INVALID_TOKEN] = { 401, "invalid_token",
+                                  "a valid bearer token of the user is required (Authorization: Bearer <JWT>)", 0 },
+        [CPN_E_FORBIDDEN] = { 403, "forbidden", "the token's user may not act for this user", 0 },
         [CPN_E_NOT_FOUND] = { 404, "not_found", "no such resource", 0 },
         [CPN_E_METHOD_NOT_ALLOWED] = { 405, "method_not_allowed", "method not allowed here", 0 },
         [CPN_E_ADMIN_DISABLED] = { 503, "unavailable",
@@ -310,6 +313,42 @@ bool cpn_http_bearer_ok(const char *header, const char *token) {
         for (size_t i = 0; i < tl; i++)
                 diff |= (unsigned char)token[i] ^ (unsigned char)(i < hl ? header[i] : 0);
         return diff == 0;
+}
+
+bool cpn_http_bearer_token(const char *header, const char **tok, size_t *len) {
+        size_t n = 0;
+
+        if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+                return false;
+        header += 7;
+        /* b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+        while ((header[n] >= 'A' && header[n] <= 'Z') || (header[n] >= 'a' && header[n] <= 'z') ||
+               (header[n] >= '0' && header[n] <= '9') || (header[n] && strchr("-._~+/", header[n])))
+                n++;
+        while (n && header[n] == '=')
+                n++;
+        if (n == 0 || header[n] != '\0')
+                return false;
+        *tok = header;
+        *len = n;
+        return true;
+}
+
+bool cpn_http_caller_is(const struct cpn_request *rq, const char *user) {
+        return !rq->caller || strcmp(rq->caller, user) == 0;
+}
+
+int cpn_http_user_body(const struct cpn_request *rq, struct cpn_response *rs, char user[CPN_ID_MAX + 1]) {
+        struct cpn_error err = { { 0 } };
+        int r = cpn_json_user_body_as(rq->body, rq->body_len, rq->caller, user, &err);
+
+        if (r == CPN_JSON_OTHER_USER)
+                cpn_response_error(rs, CPN_E_FORBIDDEN, err.msg);
+        else if (r > 0)
+                cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
+        else if (r < 0)
+                cpn_response_error(rs, cpn_api_error_from_code(r), NULL);
+        return r;
 }
 
 bool cpn_http_json_type(const char *ct) {

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 
 #include "cpn/api.h"
+#include "cpn/jwt.h"
 #include "cpn/log.h"
 
 #define RESPONSE_HEAD_MAX 512
@@ -43,6 +44,8 @@ struct cpn_server {
         struct cpn_router router;
         int metrics_route; /* GET /metrics: answered here, its text is larger than a thread's buffer */
         struct cpn_metrics metrics;
+        struct cpn_jwt_key *user_key; /* owned; NULL: COUPON_USER_AUTH=none */
+        struct cpn_jwt_rules user_rules; /* strings borrowed from cfg */
         _Atomic int64_t last_error_log_s; /* rate limit of 5xx log lines */
         _Atomic uint64_t errors_suppressed;
 };
@@ -183,6 +186,8 @@ static void send_answer(struct mg_connection *conn, const struct cpn_response *r
                      rs->allow ? "Allow: " : "", rs->allow ? rs->allow : "", rs->allow ? "\r\n" : "");
         if (rs->retry_after)
                 n += snprintf(head + n, sizeof(head) - (size_t)n, "Retry-After: %d\r\n", rs->retry_after);
+        if (rs->error == cpn_api_error_info(CPN_E_INVALID_TOKEN))
+                n += snprintf(head + n, sizeof(head) - (size_t)n, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
         if (close) {
                 n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: close\r\n");
                 mg_disable_connection_keep_alive(conn);
@@ -414,11 +419,37 @@ static int http_error(struct mg_connection *conn, int status, const char *msg) {
         return 0;
 }
 
+/* The caller of a customer endpoint from its bearer token, before the
+ * handler sees anything: false with the 401 in @rs. */
+static bool authenticate(struct cpn_server *s, const char *authorization, char caller[CPN_ID_MAX + 1],
+                         struct cpn_response *rs) {
+        struct cpn_error err = { { 0 } };
+        const char *tok;
+        size_t len;
+        int r;
+
+        if (!cpn_http_bearer_token(authorization, &tok, &len)) {
+                cpn_response_error(rs, CPN_E_INVALID_TOKEN, NULL);
+                return false;
+        }
+        r = cpn_jwt_verify(s->user_key, &s->user_rules, tok, len, cpn_time_now_ms() / 1000, caller, &err);
+        if (r < 0) {
+                cpn_response_error(rs, cpn_api_error_from_code(r), NULL);
+                return false;
+        }
+        if (r) {
+                cpn_response_error(rs, CPN_E_INVALID_TOKEN, err.msg);
+                return false;
+        }
+        return true;
+}
+
 /* The answer to one request; returns its status. */
 static int serve(struct cpn_server *s, struct mg_connection *conn, struct thread_ctx *t,
                  const struct mg_request_info *ri, uint64_t t0) {
         struct cpn_request rq = { 0 };
         struct cpn_response rs = { 0 };
+        char caller[CPN_ID_MAX + 1];
         const struct cpn_route *route;
         enum cpn_route_result rr;
         unsigned owner;
@@ -502,6 +533,11 @@ refuse:
                 }
                 rq.content_type = mg_get_header(conn, "Content-Type");
                 rq.authorization = mg_get_header(conn, "Authorization");
+                if ((route->flags & CPN_ROUTE_CALLER) && s->user_key &&
+                    !authenticate(s, rq.authorization, caller, &rs))
+                        break;
+                if ((route->flags & CPN_ROUTE_CALLER) && s->user_key)
+                        rq.caller = caller;
                 owner = s->router.e[rq.match.route].owner;
                 route->handle(owner == OWN ? NULL : t->product[owner], &rq, &rs);
                 break;
@@ -578,6 +614,32 @@ static int routes_add(struct cpn_server *s, const struct cpn_http_product *produ
         return 0;
 }
 
+/* The identity provider's key, once, at start: a bad one stops the
+ * program (CPN_INVALID naming the variable). */
+static int load_user_key(struct cpn_server *s, const struct cpn_config *cfg, struct cpn_error *err) {
+        int r;
+
+        if (!cfg->user_auth || strcmp(cfg->user_auth, "jwt") != 0)
+                return 0;
+        if (cfg->user_jwt_key && *cfg->user_jwt_key) {
+                r = cpn_jwt_key_public(&s->user_key, cfg->user_jwt_key, err);
+                if (r)
+                        return r < 0 ? r : cpn_error_prefix(err, r, "COUPON_USER_JWT_KEY");
+        } else {
+                r = cpn_jwt_key_secret(&s->user_key, cfg->user_jwt_secret ? cfg->user_jwt_secret : "",
+                                       cfg->user_jwt_secret ? strlen(cfg->user_jwt_secret) : 0, err);
+                if (r)
+                        return r < 0 ? r : cpn_error_prefix(err, r, "COUPON_USER_JWT_SECRET");
+        }
+        s->user_rules.issuer = cfg->user_jwt_issuer && *cfg->user_jwt_issuer ? cfg->user_jwt_issuer : NULL;
+        s->user_rules.audience = cfg->user_jwt_audience && *cfg->user_jwt_audience ? cfg->user_jwt_audience : NULL;
+        s->user_rules.leeway_s = cfg->user_jwt_leeway_s;
+        cpn_log_info("caller identity: %s tokens%s%s%s%s", cpn_jwt_alg_name(cpn_jwt_key_alg(s->user_key)),
+                     s->user_rules.issuer ? ", iss " : "", s->user_rules.issuer ? s->user_rules.issuer : "",
+                     s->user_rules.audience ? ", aud " : "", s->user_rules.audience ? s->user_rules.audience : "");
+        return 0;
+}
+
 int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, const struct cpn_http_product *products,
                    size_t n_products, struct cpn_error *err) {
         struct mg_callbacks cb = { 0 };
@@ -592,8 +654,11 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, const 
         if (!s)
                 return -ENOMEM;
         s->cfg = cfg;
-        r = routes_add(s, products, n_products, err);
+        r = load_user_key(s, cfg, err);
+        if (!r)
+                r = routes_add(s, products, n_products, err);
         if (r) {
+                cpn_jwt_key_free(s->user_key);
                 free(s);
                 return r;
         }
@@ -636,6 +701,7 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, const 
         errbuf[0] = '\0';
         s->ctx = mg_start2(&init, &ed);
         if (!s->ctx) {
+                cpn_jwt_key_free(s->user_key);
                 free(s);
                 return cpn_error_set(err, CPN_INVALID, "cannot listen on %s: %s", cfg->http_addr,
                                      errbuf[0] ? errbuf : "civetweb failed to start");
@@ -652,6 +718,7 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, const 
 struct cpn_server *cpn_server_free(struct cpn_server *s) {
         if (s) {
                 mg_stop(s->ctx); /* waits for the requests in flight */
+                cpn_jwt_key_free(s->user_key);
                 free(s);
         }
         return NULL;

@@ -170,9 +170,8 @@ static void handle_reserve(void *thread, const struct cpn_request *rq, struct cp
                 cpn_response_error(rs, CPN_E_UNSUPPORTED_MEDIA_TYPE, NULL);
                 return;
         }
-        if (cpn_ticket_parse_reserve(rq->body, rq->body_len, user, &err) != 0) {
+        if (cpn_http_user_body(rq, rs, user) != 0) {
                 count(&h->th->reserve[CPN_RESERVE_INVALID]);
-                cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
                 return;
         }
         r = cpn_ticket_reserve(h->session, rq->match.param[0], user, &t, &err);
@@ -182,6 +181,28 @@ static void handle_reserve(void *thread, const struct cpn_request *rq, struct cp
                 return;
         }
         cpn_response_ok(rs, r ? 200 : 201, cpn_ticket_json(rs->body, rs->body_cap, &t));
+}
+
+/* With identity on, whether the ticket of the request is the caller's
+ * (false: answered, 404 or 403, nothing changed). A ticket's owner never
+ * changes, so the check may come before the call that acts on it. */
+static bool owned(struct ticket_thread *h, const struct cpn_request *rq, struct cpn_response *rs) {
+        struct cpn_error err = { { 0 } };
+        struct cpn_ticket t;
+        int r;
+
+        if (!rq->caller)
+                return true;
+        r = cpn_ticket_get(h->session, rq->match.param[0], &t, &err);
+        if (r) {
+                fail(rs, r, &err);
+                return false;
+        }
+        if (!cpn_http_caller_is(rq, t.user_id)) {
+                cpn_response_error(rs, CPN_E_FORBIDDEN, "this ticket is another user's");
+                return false;
+        }
+        return true;
 }
 
 static void handle_ticket_get(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
@@ -194,6 +215,10 @@ static void handle_ticket_get(void *thread, const struct cpn_request *rq, struct
                 fail(rs, r, &err);
                 return;
         }
+        if (!cpn_http_caller_is(rq, t.user_id)) {
+                cpn_response_error(rs, CPN_E_FORBIDDEN, "this ticket is another user's");
+                return;
+        }
         cpn_response_ok(rs, 200, cpn_ticket_json(rs->body, rs->body_cap, &t));
 }
 
@@ -201,8 +226,11 @@ static void handle_ticket_cancel(void *thread, const struct cpn_request *rq, str
         struct ticket_thread *h = thread;
         struct cpn_error err = { { 0 } };
         struct cpn_ticket t;
-        int r = cpn_ticket_cancel(h->session, rq->match.param[0], &t, &err);
+        int r;
 
+        if (!owned(h, rq, rs))
+                return;
+        r = cpn_ticket_cancel(h->session, rq->match.param[0], &t, &err);
         if (r) {
                 fail(rs, r, &err);
                 return;
@@ -227,6 +255,8 @@ static void handle_ticket_pay(void *thread, const struct cpn_request *rq, struct
                 cpn_response_error(rs, CPN_E_INVALID_REQUEST, err.msg);
                 return;
         }
+        if (!owned(h, rq, rs))
+                return;
         r = cpn_ticket_pay(h->session, rq->match.param[0], key, amount, &t, &err);
         count(&h->th->pay[r == 0 ? 0 : r == CPN_TICKET_DECLINED ? 1 : r == CPN_TICKET_HOLD_EXPIRED ? 2
                                  : r == CPN_TICKET_PAYMENT_UNKNOWN ? 3 : 4]);
@@ -243,10 +273,12 @@ static const char bad_ticket_id[] = "ticket_id must be a ticket's UUID (lower ca
 static const struct cpn_route routes[] = {
         { "POST", "/v1/ticket-types", "ticket_type_create", CPN_ROUTE_BODY, handle_type_create, NULL },
         { "GET", "/v1/ticket-types/{id}", "ticket_type_get", 0, handle_type_get, bad_type_id },
-        { "POST", "/v1/ticket-types/{id}/reservations", "reserve", CPN_ROUTE_BODY, handle_reserve, bad_type_id },
-        { "GET", "/v1/tickets/{uuid}", "ticket_get", 0, handle_ticket_get, bad_ticket_id },
-        { "DELETE", "/v1/tickets/{uuid}", "ticket_cancel", 0, handle_ticket_cancel, bad_ticket_id },
-        { "POST", "/v1/tickets/{uuid}/payment", "ticket_pay", CPN_ROUTE_BODY, handle_ticket_pay, bad_ticket_id },
+        { "POST", "/v1/ticket-types/{id}/reservations", "reserve", CPN_ROUTE_BODY | CPN_ROUTE_CALLER, handle_reserve,
+          bad_type_id },
+        { "GET", "/v1/tickets/{uuid}", "ticket_get", CPN_ROUTE_CALLER, handle_ticket_get, bad_ticket_id },
+        { "DELETE", "/v1/tickets/{uuid}", "ticket_cancel", CPN_ROUTE_CALLER, handle_ticket_cancel, bad_ticket_id },
+        { "POST", "/v1/tickets/{uuid}/payment", "ticket_pay", CPN_ROUTE_BODY | CPN_ROUTE_CALLER, handle_ticket_pay,
+          bad_ticket_id },
 };
 
 static int thread_new(void **ret, void *data) {
