@@ -12,8 +12,8 @@ packages=(
   libcmocka-dev python3 kcat curl valgrind
   # fuzzing (tests/fuzz): clang and its libFuzzer runtime
   clang libclang-rt-14-dev
-  # local services
-  redis-server redis-tools mariadb-server mariadb-client
+  # local services, and the nginx front (deploy/nginx)
+  redis-server redis-tools mariadb-server mariadb-client nginx-light iproute2
   # load testing (JMeter: Debian's 2.13, run through tests/load/jmeter.sh)
   wrk jmeter jmeter-http default-jdk-headless
 )

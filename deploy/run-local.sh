@@ -2,12 +2,28 @@
 # The one command that runs the service on a fresh Debian machine:
 # installs the packages, builds, starts local Redis, MariaDB and the Kafka
 # dev broker (deploy/local-services.sh, data in .local/), migrates the
-# schema, and serves coupon-api on COUPON_HTTP_ADDR (default 127.0.0.1:8080)
-# in the foreground. Ctrl-C stops coupon-api; the local services keep
-# running until `deploy/local-services.sh stop`.
+# schema, and serves in the foreground: nginx (deploy/nginx) on
+# 127.0.0.1:8080 in front of coupon-api on 127.0.0.1:8081, as a real
+# deployment puts it (coupon-api keeps a thread per connection: it is
+# never exposed directly). COUPON_FRONT=0 (or --bare) serves coupon-api
+# itself on COUPON_HTTP_ADDR (default 127.0.0.1:8080) instead. Loopback is
+# exempt from the front's rate limits here, so that local load tests
+# measure the service. Ctrl-C stops coupon-api and the front; the local
+# services keep running until `deploy/local-services.sh stop`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+front=${COUPON_FRONT:-1}
+for arg in "$@"; do
+  case "$arg" in
+  --bare) front=0 ;;
+  -h|--help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0 ;;
+  *) echo "run-local: unknown argument '$arg' (--bare, --help)" >&2; exit 2 ;;
+  esac
+done
 
 bash deploy/install-deps.sh
 if [ ! -f build/build.ninja ]; then
@@ -29,7 +45,14 @@ if [ -z "${COUPON_ADMIN_TOKEN:-}" ]; then
   COUPON_ADMIN_TOKEN=$(cat "$tokfile")
   export COUPON_ADMIN_TOKEN
 fi
-export COUPON_HTTP_ADDR=${COUPON_HTTP_ADDR:-127.0.0.1:8080}
+if [ "$front" = 1 ]; then
+  export COUPON_HTTP_ADDR=${COUPON_HTTP_ADDR:-127.0.0.1:8081}
+  export COUPON_FRONT_LISTEN=${COUPON_FRONT_LISTEN:-127.0.0.1:8080}
+  export COUPON_FRONT_UPSTREAM=$COUPON_HTTP_ADDR
+  export COUPON_FRONT_EXEMPT=${COUPON_FRONT_EXEMPT:-127.0.0.1 ::1}
+else
+  export COUPON_HTTP_ADDR=${COUPON_HTTP_ADDR:-127.0.0.1:8080}
+fi
 # coupon-api needs about 4 file descriptors per thread and will not start
 # when they cannot fit: on a machine whose hard limit is low, use fewer
 # threads (it says how many fit) rather than fail.
@@ -55,6 +78,13 @@ stop_all() {
 }
 trap stop_all INT TERM
 
+if [ "$front" = 1 ]; then
+  front_pid=$(bash deploy/nginx/front.sh start "$COUPON_LOCAL_DIR/nginx")
+  cat >&2 <<MSG
+nginx (pid $front_pid) on http://$COUPON_FRONT_LISTEN in front of coupon-api on $COUPON_HTTP_ADDR
+  (front: config and error.log in $COUPON_LOCAL_DIR/nginx; --bare serves coupon-api alone)
+MSG
+fi
 cat >&2 <<MSG
 coupon-api on http://$COUPON_HTTP_ADDR   (admin token: $COUPON_ADMIN_TOKEN)
 coupon-worker pid $worker, log $COUPON_LOCAL_DIR/worker.log
@@ -69,4 +99,7 @@ wait "$api" || status=$?
 wait "$api" 2>/dev/null || true
 kill -TERM "$worker" 2>/dev/null || true
 wait "$worker" 2>/dev/null || true
+if [ "$front" = 1 ]; then
+  bash deploy/nginx/front.sh stop "$COUPON_LOCAL_DIR/nginx" || true
+fi
 exit "$status"

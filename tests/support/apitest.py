@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from services import (Services, find_program, free_port, http, start_process,  # noqa: E402
+from services import (Services, find_program, free_port, http, source_dir, start_process,  # noqa: E402
                       stop_process, wait_http)
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -27,14 +27,69 @@ def check(cond, msg):
 _running = []  # every Api started, stopped by main() whatever happens
 
 
+class Front:
+    """nginx in front of coupon-api (deploy/nginx/front.sh) listening on a
+    free port; @settings are COUPON_FRONT_* values without the prefix."""
+
+    def __init__(self, svc, upstream, name="front", **settings):
+        self.svc = svc
+        self.port = free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.base = "http://" + self.addr
+        self.dir = svc.path(name)
+        self.env = dict(os.environ)
+        self.env.update({"COUPON_FRONT_LISTEN": self.addr, "COUPON_FRONT_UPSTREAM": upstream})
+        for k, v in settings.items():
+            self.env["COUPON_FRONT_" + k.upper()] = str(v)
+        self.pid = None
+
+    def script(self, *args):
+        return subprocess.run(["bash", os.path.join(source_dir(), "deploy", "nginx", "front.sh"), *args],
+                              env=self.env, capture_output=True, text=True, timeout=60)
+
+    def start(self, probe=True):
+        """@probe: wait for GET /healthz through it (the front lets the
+        test's address reach the probes); else for the port to accept."""
+        r = self.script("start", self.dir)
+        check(r.returncode == 0, "front.sh start: %s" % r.stderr[-2000:])
+        self.pid = int(r.stdout.strip().splitlines()[-1])
+        _fronts.append(self)
+        if probe:
+            wait_http(self.base + "/healthz", timeout=30)
+        else:
+            import socket
+            socket.create_connection(("127.0.0.1", self.port), timeout=10).close()
+        print("front: nginx (pid %d) on %s before %s" % (self.pid, self.addr, self.env["COUPON_FRONT_UPSTREAM"]),
+              file=sys.stderr, flush=True)
+        return self
+
+    def stop(self):
+        if self.pid is not None:
+            self.script("stop", self.dir)
+            self.pid = None
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        return http(method, self.base + path, body=body, headers=headers, timeout=timeout)
+
+
+_fronts = []  # every Front started, stopped by main()
+
+
 class Api:
-    """One coupon-api process. @extra_env overrides its environment."""
+    """One coupon-api process. @extra_env overrides its environment.
+
+    With COUPON_TEST_FRONT=1 in the test's environment, start() also puts
+    an nginx front before it (deploy/nginx, loopback exempt from the rate
+    limits) and requests go through the front: a test written for bare
+    coupon-api then runs unchanged through it."""
 
     def __init__(self, svc, extra_env=None, name="api"):
         self.svc = svc
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
         self.base = "http://" + self.addr
+        self.direct = self.addr
+        self.front = None
         self.env = dict(svc.env)
         self.env.update({
             "COUPON_HTTP_ADDR": self.addr,
@@ -49,7 +104,11 @@ class Api:
     def start(self):
         self.proc = start_process([find_program("coupon-api")], self.env, self.log)
         _running.append(self)
-        wait_http(self.base + "/healthz", timeout=30, proc=self.proc)
+        wait_http("http://%s/healthz" % self.direct, timeout=30, proc=self.proc)
+        if os.environ.get("COUPON_TEST_FRONT") == "1" and self.front is None:
+            self.front = Front(self.svc, self.direct, name="front-" + os.path.basename(self.log)[:-4],
+                               exempt="127.0.0.1").start()
+            self.port, self.addr, self.base = self.front.port, self.front.addr, self.front.base
         return self
 
     def stop(self, sig=None):
@@ -345,6 +404,8 @@ def main(fn):
             try:
                 fn(svc)
             finally:
+                for f in _fronts:
+                    f.stop()
                 for p in _running:
                     if p.proc is not None:
                         import signal
