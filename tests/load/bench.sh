@@ -18,7 +18,9 @@
 # ceiling of a thread-per-connection server that cannot answer at once.
 # Two more rows there measure an event-driven front (cpn-bare-epoll: two
 # epoll loops, no thread per connection), answering at once and with the
-# same handoff: what replacing civetweb's model would buy.
+# same handoff: what replacing civetweb's model would buy. One row pair
+# runs the issue endpoint through the nginx front (deploy/nginx) beside
+# bare coupon-api.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${COUPON_BUILD_DIR:-$root/build}
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --connections) conns=$2; shift 2 ;;
     --loadgen-connections) lg_conns=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -131,6 +133,24 @@ for c in $lg_conns; do
   fi
 done
 echo "redis count: $(redis-cli -u "$COUPON_REDIS_URL" GET 'coupon:{bench}:count'), outbox: $(redis-cli -u "$COUPON_REDIS_URL" XLEN 'coupon:{bench}:outbox')"
+
+# The issue endpoint through the nginx front (deploy/nginx, loopback exempt
+# from its rate limits) next to bare coupon-api, same run, middle
+# connection count: what the front costs.
+if command -v nginx >/dev/null; then
+  fc=$(echo "$lg_conns" | awk '{print $(NF > 1 ? 2 : 1)}')
+  front_port=$(port)
+  COUPON_FRONT_LISTEN=127.0.0.1:$front_port COUPON_FRONT_UPSTREAM=127.0.0.1:$api_port \
+    COUPON_FRONT_EXEMPT=127.0.0.1 bash "$root/deploy/nginx/front.sh" start "$dir/front" >/dev/null
+  read -r ar a50 a99 a999 amax aerr ast < <(lg "127.0.0.1:$api_port" "fa$fc-" "$fc")
+  read -r fr f50 f99 f999 fmax ferr fst < <(lg "127.0.0.1:$front_port" "ff$fc-" "$fc")
+  printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "coupon-api issue, $fc conns" "$ar" "$a50" "$a99" "$a999" "$amax" "$aerr" "$ast"
+  printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "  through the nginx front" "$fr" "$f50" "$f99" "$f999" "$fmax" "$ferr" "$fst"
+  printf '%-30s %9s\n' "    ratio front/bare" "$(python3 -c "print('%.2f' % ($fr / $ar))")"
+  bash "$root/deploy/nginx/front.sh" stop "$dir/front"
+else
+  echo "(nginx not installed: no front row)"
+fi
 
 # Ticket reservations, at the middle connection count, each next to the
 # coupon issue endpoint measured right before it in the same run (the
