@@ -95,11 +95,19 @@ def run(svc):
     # Redis stopped and not back: the first issue request is refused 503
     # (the pipe's connection is known closed before anything is sent), not
     # 504 "outcome unknown".
+    before = (svc.redis("GET", "coupon:{rr}:count"), svc.redis("SCARD", "coupon:{rr}:users"),
+              svc.redis("XLEN", "coupon:{rr}:outbox"))
     svc.signal_service("redis", signal.SIGTERM)
     st, hd, b = api.issue("rr", "after-stop")
     check(st == 503 and b["error"]["code"] == "unavailable" and "retry-after" in hd,
           "first issue after Redis stopped: %s %s" % (st, b))
     svc.restart()
+    wait_until(lambda: svc.redis("PING") == "PONG", 30, "redis back")
+    # Nothing was changed: the script never reached Redis.
+    after = (svc.redis("GET", "coupon:{rr}:count"), svc.redis("SCARD", "coupon:{rr}:users"),
+             svc.redis("XLEN", "coupon:{rr}:outbox"))
+    check(svc.redis("SISMEMBER", "coupon:{rr}:users", "after-stop") == 0 and after[:2] == before[:2],
+          "the refused issue changed Redis: %s -> %s" % (before, after))
 
 
 if __name__ == "__main__":
