@@ -26,6 +26,9 @@ int cpn_error_prefix(struct cpn_error *err, int code, const char *fmt, ...) {
         va_end(ap);
         memcpy(rest, err->msg, sizeof(rest));
         rest[sizeof(rest) - 1] = '\0';
-        snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, rest);
+        /* A message longer than err->msg loses its tail, the least
+         * specific part; the return value is read to say so to GCC. */
+        if (snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, rest) >= (int)sizeof(err->msg))
+                err->msg[sizeof(err->msg) - 1] = '\0';
         return code;
 }
