@@ -22,3 +22,13 @@ int cpn_server_new(struct cpn_server **ret, const struct cpn_config *cfg, const 
                    size_t n_products, struct cpn_error *err);
 /* Stops accepting, waits for requests in flight, frees. */
 struct cpn_server *cpn_server_free(struct cpn_server *s);
+
+/* What the server counted of one route since it started. */
+struct cpn_route_stats {
+        uint64_t status[CPN_METRIC_STATUSES];       /* by cpn_metrics_status(i) */
+        uint64_t latency[CPN_LATENCY_BUCKETS + 1];  /* by cpn_metrics_bound_us(b), not cumulative */
+};
+/* Reads the counters of the route named @name (its metrics label); false
+ * when there is none. Any thread, no lock: each counter is read on its
+ * own, so a reading may be a request apart between two of them. */
+bool cpn_server_route_stats(const struct cpn_server *s, const char *name, struct cpn_route_stats *out);

@@ -179,6 +179,12 @@ struct cpn_response {
         size_t body_cap;
         const struct cpn_api_error_info *error; /* the row answered, when status >= 400 */
         struct cpn_error detail;   /* what went wrong, for the log of 5xx */
+        /* Set by cpn_response_blob only: a body of another owner and type. */
+        const char *content_type;  /* NULL: application/json */
+        const char *cache_control; /* NULL: no-store */
+        const char *headers;       /* NULL or more header lines, each ending in CRLF (static text) */
+        void (*done)(void *ud);    /* called once the answer is written (or dropped): releases the body */
+        void *done_ud;
 };
 
 /* Sets @rs to the answer of @info with @message (NULL or "": the row's). */
@@ -188,6 +194,13 @@ void cpn_response_error(struct cpn_response *rs, enum cpn_api_error e, const cha
 /* A success: @len bytes already formatted into rs->body (snprintf's
  * result); too long or negative becomes a 500. */
 void cpn_response_ok(struct cpn_response *rs, int status, int len);
+/* A success whose @len bytes at @body are not in the thread's buffer (a
+ * page, a snapshot): @body stays valid until @done(@ud) is called after the
+ * write (@done may be NULL for static text). @type is the Content-Type,
+ * @cache the Cache-Control value (NULL: no-store), @headers NULL or extra
+ * header lines, each ending in CRLF, that live as long as the program. */
+void cpn_response_blob(struct cpn_response *rs, int status, const char *type, const char *cache,
+                       const char *headers, const char *body, size_t len, void (*done)(void *ud), void *ud);
 /* Constant-time check of "Bearer <token>" (the scheme in any case). */
 bool cpn_http_bearer_ok(const char *header, const char *token);
 /* The token of "Bearer <token>" (the scheme in any case, one space, then
@@ -219,6 +232,11 @@ struct cpn_metrics {
 
 /* Counts one answer of route @index (0: none matched). Any thread. */
 void cpn_metrics_request(struct cpn_metrics *m, int index, int status, uint64_t us);
+/* The status code counted at index @i (0..CPN_METRIC_STATUSES-1; 0 for
+ * "other"), and the upper bound of latency bucket @b in microseconds
+ * (UINT64_MAX for the last, unbounded, one). */
+int cpn_metrics_status(int i);
+uint64_t cpn_metrics_bound_us(int b);
 /* Appends the Prometheus text of @m to @f, routes named by @r. */
 void cpn_metrics_write(const struct cpn_metrics *m, const struct cpn_router *r, FILE *f);
 

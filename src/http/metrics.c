@@ -16,6 +16,14 @@ static int status_index(int status) {
         return CPN_METRIC_STATUSES - 1; /* other */
 }
 
+int cpn_metrics_status(int i) {
+        return i >= 0 && i < CPN_METRIC_STATUSES ? statuses[i] : 0;
+}
+
+uint64_t cpn_metrics_bound_us(int b) {
+        return b >= 0 && b < CPN_LATENCY_BUCKETS ? bounds_us[b] : UINT64_MAX;
+}
+
 void cpn_metrics_request(struct cpn_metrics *m, int r, int status, uint64_t us) {
         int b = 0;
 

@@ -300,6 +300,19 @@ void cpn_response_ok(struct cpn_response *rs, int status, int len) {
         rs->body_len = (size_t)len;
 }
 
+void cpn_response_blob(struct cpn_response *rs, int status, const char *type, const char *cache,
+                       const char *headers, const char *body, size_t len, void (*done)(void *ud), void *ud) {
+        rs->status = status;
+        rs->body = (char *)body; /* only read from here on: the server writes it */
+        rs->body_len = len;
+        rs->body_cap = 0;
+        rs->content_type = type;
+        rs->cache_control = cache;
+        rs->headers = headers;
+        rs->done = done;
+        rs->done_ud = ud;
+}
+
 bool cpn_http_bearer_ok(const char *header, const char *token) {
         size_t hl, tl = strlen(token);
         unsigned char diff = 0;

@@ -181,9 +181,10 @@ static void send_answer(struct mg_connection *conn, const struct cpn_response *r
 
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s%s%s",
-                     rs->status, reason(rs->status), ctype, rs->body_len,
-                     rs->allow ? "Allow: " : "", rs->allow ? rs->allow : "", rs->allow ? "\r\n" : "");
+                     "Cache-Control: %s\r\n%s%s%s%s",
+                     rs->status, reason(rs->status), rs->content_type ? rs->content_type : ctype, rs->body_len,
+                     rs->cache_control ? rs->cache_control : "no-store", rs->allow ? "Allow: " : "",
+                     rs->allow ? rs->allow : "", rs->allow ? "\r\n" : "", rs->headers ? rs->headers : "");
         if (rs->retry_after)
                 n += snprintf(head + n, sizeof(head) - (size_t)n, "Retry-After: %d\r\n", rs->retry_after);
         if (rs->error == cpn_api_error_info(CPN_E_INVALID_TOKEN))
@@ -542,7 +543,10 @@ refuse:
                 route->handle(owner == OWN ? NULL : t->product[owner], &rq, &rs);
                 break;
         }
-        send_answer(conn, &rs, "application/json", close, true);
+        /* A blob (cpn_response_blob) is not in the thread's buffer: no room before it. */
+        send_answer(conn, &rs, "application/json", close, rs.body_cap != 0);
+        if (rs.done)
+                rs.done(rs.done_ud);
         if (rs.status >= 500)
                 log_server_error(s, rq.match.route, &rs);
         cpn_metrics_request(&s->metrics, rq.match.route, rs.status, (cpn_mono_ns() - t0) / 1000);
@@ -568,6 +572,19 @@ static int log_message(const struct mg_connection *conn, const char *message) {
         (void)conn;
         cpn_log_debug("civetweb: %s", message);
         return 1;
+}
+
+bool cpn_server_route_stats(const struct cpn_server *s, const char *name, struct cpn_route_stats *out) {
+        for (size_t r = 1; r < s->router.n; r++) {
+                if (strcmp(cpn_router_name(&s->router, (int)r), name) != 0)
+                        continue;
+                for (int i = 0; i < CPN_METRIC_STATUSES; i++)
+                        out->status[i] = atomic_load_explicit(&s->metrics.requests[r][i], memory_order_relaxed);
+                for (int b = 0; b <= CPN_LATENCY_BUCKETS; b++)
+                        out->latency[b] = atomic_load_explicit(&s->metrics.latency[r][b], memory_order_relaxed);
+                return true;
+        }
+        return false;
 }
 
 static void handle_healthz(void *thread, const struct cpn_request *rq, struct cpn_response *rs) {
