@@ -314,6 +314,14 @@ struct cpn_db_failed_row {
         char payload[512];      /* truncated to fit, NUL-terminated */
 };
 
+/* Calls @fn for each (topic, scope, status) of the open and dead failed
+ * events with their count (@scope "" for events of no scope): a look at
+ * what is failing now, cheap while failures are few. Returns 0, a
+ * non-zero return of @fn or an error as cpn_db_each. */
+int cpn_db_failed_counts(struct cpn_db *db,
+                         int (*fn)(const char *topic, const char *scope, const char *status, int64_t n, void *ud),
+                         void *ud, struct cpn_error *err);
+
 /* Calls @fn for failed events, newest first: @status "open", "dead",
  * "resolved" or NULL (all), of @topic and @scope (NULL: any), at most
  * @limit. Returns 0, CPN_INVALID (a bad @status or @scope), a non-zero

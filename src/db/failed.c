@@ -299,3 +299,29 @@ int cpn_db_failed_each(struct cpn_db *db, const char *status, const char *topic,
         free(l);
         return r;
 }
+
+static const char counts_sql[] =
+        "SELECT topic, COALESCE(scope_id, ''), status, COUNT(*) FROM failed_events"
+        " WHERE status IN ('open', 'dead') GROUP BY topic, scope_id, status";
+
+struct counter {
+        int (*fn)(const char *topic, const char *scope, const char *status, int64_t n, void *ud);
+        void *ud;
+        char topic[256], scope[CPN_ID_MAX + 1], status[16];
+};
+
+static int count_row(const struct cpn_db_val *out, void *ud) {
+        struct counter *c = ud;
+
+        return c->fn(c->topic, c->scope, c->status, out[3].i, c->ud);
+}
+
+int cpn_db_failed_counts(struct cpn_db *db,
+                         int (*fn)(const char *topic, const char *scope, const char *status, int64_t n, void *ud),
+                         void *ud, struct cpn_error *err) {
+        struct counter c = { .fn = fn, .ud = ud };
+        struct cpn_db_val col[] = { CPN_DB_OUT_TEXT(c.topic), CPN_DB_OUT_TEXT(c.scope), CPN_DB_OUT_TEXT(c.status),
+                                    CPN_DB_OUT_INT() };
+
+        return cpn_db_each(db, counts_sql, NULL, 0, col, 4, count_row, &c, err);
+}
