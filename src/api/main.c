@@ -17,6 +17,8 @@
 #include "cpn/ticket/gateway.h"
 #include "cpn/ticket/http.h"
 #include "cpn/ticket/outbox.h"
+#include "dashboard.h"
+#include "monitor.h"
 #include "process.h"
 
 static void usage(FILE *f) {
@@ -108,7 +110,9 @@ int main(int argc, char **argv) {
         struct cpn_ticket_service tickets_svc = { 0 };
         struct cpn_ticket_http tickets = { 0 };
         struct cpn_process process = { 0 };
-        struct cpn_http_product products[3];
+        struct cpn_http_product products[4];
+        struct cpn_monitor *monitor = NULL; /* read by the dashboard's routes: freed after the server */
+        struct cpn_dashboard dashboard = { 0 };
         struct cpn_coupon_outbox *outbox = NULL; /* the producer's sink; freed after it */
         struct cpn_relay *relay = NULL;
         struct cpn_ticket_reaper *reaper = NULL;
@@ -208,10 +212,32 @@ int main(int argc, char **argv) {
                 tickets.reaper = reaper;
                 tickets.relay = ticket_relay;
                 products[2] = cpn_ticket_http_product(&tickets);
-                r = cpn_server_new(&server, &cfg, products, 3, &err);
+                {
+                        const struct cpn_monitor_src ms = { .cfg = &cfg, .redis_url = &svc.redis_url,
+                                                            .db_url = &svc.db_url, .producer = svc.producer,
+                                                            .pipe = svc.pipe, .db_pool = svc.db_pool,
+                                                            .coupon = &coupon, .tickets = &tickets };
+
+                        r = cpn_monitor_new(&monitor, &ms);
+                        if (r)
+                                cpn_error_set(&err, r, "out of memory");
+                }
+        }
+        if (!r) {
+                dashboard = (struct cpn_dashboard){ .cfg = &cfg, .monitor = monitor };
+                products[3] = cpn_dashboard_http_product(&dashboard);
+                r = cpn_server_new(&server, &cfg, products, 4, &err);
+        }
+        if (!r) {
+                r = cpn_monitor_start(monitor, server);
+                if (r) {
+                        cpn_error_set(&err, r, "cannot start the monitor thread");
+                        server = cpn_server_free(server);
+                }
         }
         if (r) {
                 cpn_log_error("cannot start: %s", err.msg);
+                cpn_monitor_free(monitor);
                 cpn_ticket_service_close(&tickets_svc);
                 cpn_ticket_relay_free(ticket_relay);
                 cpn_ticket_reaper_free(reaper);
@@ -240,7 +266,9 @@ int main(int argc, char **argv) {
         while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
                 ;
         cpn_log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        cpn_monitor_stop(monitor);     /* it reads the server's counters */
         cpn_server_free(server);       /* answers what is in flight */
+        cpn_monitor_free(monitor);     /* after the requests holding its snapshots */
         cpn_ticket_service_close(&tickets_svc); /* no reservation is left */
         cpn_redis_pipe_free(svc.pipe); /* no caller is left */
         cpn_ticket_reaper_free(reaper);
