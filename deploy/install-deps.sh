@@ -8,8 +8,16 @@ packages=(
   gcc meson ninja-build pkg-config
   libcivetweb-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev libcjson-dev
   libcurl4-openssl-dev libssl-dev
+  # the dashboard's charts, built into coupon-api
+  libjs-chart.js
   # tests
   libcmocka-dev python3 kcat curl valgrind
+  # the dashboard's browser test (Debian's python3, which has selenium)
+  chromium chromium-driver python3-selenium
+  # the Prometheus configuration and its alert rules (promtool), tested live
+  prometheus
+  # packaging: the .deb build, and the units' verification
+  devscripts debhelper dpkg-dev fakeroot systemd
   # fuzzing (tests/fuzz): clang and its libFuzzer runtime
   clang libclang-rt-14-dev
   # local services, and the nginx front (deploy/nginx)
