@@ -47,7 +47,8 @@ Settings (environment, default in brackets):
   COUPON_FRONT_LISTEN          address nginx listens on [$COUPON_FRONT_LISTEN]
   COUPON_FRONT_UPSTREAM        coupon-api's address [$COUPON_FRONT_UPSTREAM]
   COUPON_FRONT_OPERATORS       addresses/CIDRs that may reach admin routes,
-                               /metrics, /readyz, /healthz [$COUPON_FRONT_OPERATORS]
+                               /metrics, /readyz, /healthz and the dashboard
+                               [$COUPON_FRONT_OPERATORS]
   COUPON_FRONT_EXEMPT          addresses/CIDRs never rate limited (a local
                                load generator) [none]
   COUPON_FRONT_RATE            requests per second per client IP [$COUPON_FRONT_RATE]

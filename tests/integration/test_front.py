@@ -12,7 +12,7 @@ Redis, MariaDB and the dev broker.
   with the API's JSON error body and Retry-After, and exactly the users
   answered 202 are in Redis; one bearer token over its own rate is held
   back even from an address exempt from the per-IP limit.
-- Only the public routes: with operators elsewhere, admin routes,
+- Only the public routes: with operators elsewhere, admin routes, the dashboard,
   /metrics and the probes (also through "..", "//" and %-encoded paths)
   answer 404 and change nothing; unknown paths 404 JSON.
 - What coupon-api receives (a recording upstream): requests read whole
@@ -34,7 +34,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.environ["COUPON_SOURCE_DIR"], "tests", "support"))
-from apitest import ADMIN_TOKEN, Api, Front, check, main  # noqa: E402
+from apitest import ADMIN_TOKEN, Api, Front, check, main, wait_until  # noqa: E402
 
 IDLE, SLOW, NORMAL = 10_000, 500, 600
 
@@ -229,7 +229,10 @@ def only_public(svc, api):
              ("POST", "/v1/ticket-types", {"id": "sneaky", "name": "x", "price": 1, "currency": "KRW", "total": 5}),
              ("GET", "/v1/campaigns/fr/../../metrics", None), ("GET", "//metrics", None),
              ("GET", "/%6detrics", None), ("POST", "/v1/campaigns/", {"id": "sneaky", "name": "x", "total": 5}),
-             ("GET", "/nope", None), ("GET", "/v1/campaigns/fr/issue/x", None)]
+             ("GET", "/nope", None), ("GET", "/v1/campaigns/fr/issue/x", None),
+             ("GET", "/dashboard", None), ("GET", "/v1/dashboard", None), ("GET", "/dashboard/app.js", None),
+             ("GET", "/dashboard/chart.min.js", None), ("GET", "/dashboard/../v1/dashboard", None),
+             ("GET", "/dashboard/", None)]
     for method, path, body in cases:
         st, hd, b = raw(front.addr, method, path, body)
         check(st == 404 and isinstance(b, dict) and b["error"]["code"] == "not_found",
@@ -237,6 +240,15 @@ def only_public(svc, api):
     check(svc.mysql("SELECT COUNT(*) FROM campaigns") == campaigns, "a campaign was created through the front")
     st, _, b = front.request("GET", "/v1/campaigns/fr")
     check(st == 200, "public GET through the closed front: %s %s" % (st, b))
+    front.stop()
+    # from an operator's address the dashboard passes, its page policy intact
+    front = Front(svc, api.direct, name="front-ops").start()
+    for path in ("/dashboard", "/dashboard/app.js", "/dashboard/app.css", "/dashboard/chart.min.js"):
+        st, hd, _ = raw(front.addr, "GET", path, None)
+        hd = {k.lower(): v for k, v in hd.items()}
+        check(st == 200 and "default-src 'none'" in hd.get("content-security-policy", ""),
+              "%s from an operator through the front: %s %s" % (path, st, hd))
+    wait_until(lambda: raw(front.addr, "GET", "/v1/dashboard", None)[0] == 200, 10, "the dashboard's data")
     front.stop()
 
 
