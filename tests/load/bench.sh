@@ -20,7 +20,10 @@
 # epoll loops, no thread per connection), answering at once and with the
 # same handoff: what replacing civetweb's model would buy. One row pair
 # runs the issue endpoint through the nginx front (deploy/nginx) beside
-# bare coupon-api.
+# bare coupon-api. The dashboard rows run the issue endpoint with no one
+# polling GET /v1/dashboard, with one open page (a poll a second) and with
+# ten, in four alternating rounds of the same run: what an open dashboard
+# costs issuing. --only dashboard runs just those rows.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${COUPON_BUILD_DIR:-$root/build}
@@ -28,13 +31,15 @@ duration=10
 conns="64 256"
 lg_conns="64 256 1000"
 worker_messages=100000
+only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --worker-messages) worker_messages=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) conns=$2; shift 2 ;;
     --loadgen-connections) lg_conns=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --only) only=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +63,9 @@ eval "$("$root/deploy/local-services.sh" env --dir "$dir")"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api_port=$(port); bare_port=$(port); handoff_port=$(port)
 epoll_port=$(port); epoll_handoff_port=$(port)
-COUPON_HTTP_ADDR=127.0.0.1:$api_port COUPON_LOG_LEVEL=warn "$build/src/coupon-api" 2>"$dir/api.log" &
+admin_token=bench-admin-token-0123456789
+COUPON_HTTP_ADDR=127.0.0.1:$api_port COUPON_LOG_LEVEL=warn COUPON_ADMIN_TOKEN=$admin_token \
+  "$build/src/coupon-api" 2>"$dir/api.log" &
 pids+=($!)
 "$build/tests/load/cpn-bare-civetweb" "127.0.0.1:$bare_port" 1024 &
 pids+=($!)
@@ -71,6 +78,64 @@ pids+=($!)
 for p in $api_port $bare_port $handoff_port $epoll_port $epoll_handoff_port; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
 done
+
+# cpn-loadgen times every request (wrk only those that complete): the
+# table that judges latency and starvation, same client for both sides.
+lg() { # lg ADDR PREFIX CONNS -> "rps p50 p99 p999 max errors starved"
+  "$build/tests/support/cpn-loadgen" --addr "$1" --campaign bench --connections "$3" \
+    --duration "$duration" --user-prefix "$2" --timeout-ms 10000 |
+    awk -F= '{v[$1] = $2} END {
+      err = 0; for (k in v) if (k ~ /^status_/ && k != "status_202") err += v[k]
+      printf "%.0f %s %s %s %s %d %s\n", v["rps"], v["p50_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"], err, v["starved_connections"] }'
+}
+
+# What open dashboards cost the issue endpoint: the same loadgen run with
+# 0, 1 and 10 pages polling GET /v1/dashboard once a second (curl, one
+# keep-alive connection each; "polls" counts the 200s coupon-api's own
+# /metrics says it gave them), in four
+# rounds of 0 1 10 so that drift falls on every side; the ratios are of
+# the medians (one run on this box varies by 10 % and more).
+dash_polls() {
+  curl -s "http://127.0.0.1:$api_port/metrics" |
+    awk '/^coupon_http_requests_total\{route="dashboard_data",status="200"\}/ {n = $2} END {print n + 0}'
+}
+dashboard_rows() {
+  local c n r p poller x50 x99 x999 xmax xerr xst polls before
+  local -A runs=()
+  c=$(echo "$lg_conns" | awk '{print $(NF > 1 ? 2 : 1)}')
+  curl -sf -o /dev/null -H "Authorization: Bearer $admin_token" "http://127.0.0.1:$api_port/v1/dashboard" || sleep 2
+  printf '%-30s %9s %8s %8s %8s %8s %7s %8s %6s\n' "issue with dashboards open, $c" req/s p50_ms p99_ms p999_ms max_ms errors starved polls
+  for round in 1 2 3 4; do
+    for n in 0 1 10; do
+      poller=""
+      before=$(dash_polls)
+      for _ in $(seq "$n"); do
+        curl -s --rate 1/s -o /dev/null -H "Authorization: Bearer $admin_token" \
+          "http://127.0.0.1:$api_port/v1/dashboard?[1-100000]" >/dev/null &
+        poller="$poller $!"
+      done
+      read -r r x50 x99 x999 xmax xerr xst < <(lg "127.0.0.1:$api_port" "ld$round-$n-" "$c")
+      for p in $poller; do kill "$p"; wait "$p" 2>/dev/null || true; done
+      polls=$(($(dash_polls) - before))
+      printf '%-30s %9s %8s %8s %8s %8s %7s %8s %6s\n' "  round $round, $n pages" "$r" "$x50" "$x99" "$x999" "$xmax" "$xerr" "$xst" "$polls"
+      runs[$n]="${runs[$n]:-} $r"
+    done
+  done
+  python3 - "${runs[0]}" "${runs[1]}" "${runs[10]}" <<'PY'
+import statistics, sys
+m = [statistics.median(float(x) for x in a.split()) for a in sys.argv[1:]]
+print("%-30s %9.0f / %.0f / %.0f" % ("  medians 0 / 1 / 10 pages", m[0], m[1], m[2]))
+print("%-30s %9.3f" % ("  ratio 1 page / none", m[1] / m[0]))
+print("%-30s %9.3f" % ("  ratio 10 pages / none", m[2] / m[0]))
+PY
+}
+if [ "$only" = dashboard ]; then
+  dashboard_rows
+  exit 0
+elif [ -n "$only" ]; then
+  echo "bench: --only knows: dashboard" >&2
+  exit 2
+fi
 
 # The Redis ceiling: the issue script itself, one call per round trip.
 rport=${COUPON_REDIS_URL##*:}; rport=${rport%%/*}
@@ -103,15 +168,6 @@ for c in $conns; do
   echo "$a" | grep -E 'Non-2xx|Socket errors' | sed 's/^/  api: /' || true
 done
 echo
-# cpn-loadgen times every request (wrk only those that complete): the
-# table that judges latency and starvation, same client for both sides.
-lg() { # lg ADDR PREFIX CONNS -> "rps p50 p99 p999 max errors starved"
-  "$build/tests/support/cpn-loadgen" --addr "$1" --campaign bench --connections "$3" \
-    --duration "$duration" --user-prefix "$2" --timeout-ms 10000 |
-    awk -F= '{v[$1] = $2} END {
-      err = 0; for (k in v) if (k ~ /^status_/ && k != "status_202") err += v[k]
-      printf "%.0f %s %s %s %s %d %s\n", v["rps"], v["p50_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"], err, v["starved_connections"] }'
-}
 printf '%-30s %9s %8s %8s %8s %8s %7s %8s\n' "cpn-loadgen, $duration s, new user each" req/s p50_ms p99_ms p999_ms max_ms errors starved
 for c in $lg_conns; do
   read -r br b50 b99 b999 bmax berr bst < <(lg "127.0.0.1:$bare_port" "lb$c-" "$c")
@@ -202,6 +258,8 @@ a = dict(kv.split('=') for kv in sys.argv[2].split())
 print('  %-28s %s' % ('mysql during it', ' '.join('%s +%d' % (k, int(a[k]) - int(b[k])) for k in sorted(a))))
 " "$before" "$after"
 done
+echo
+dashboard_rows
 echo "coupon-api peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/${pids[0]}/status) (64 MiB = 65536 kB)"
 
 if [ "$worker_messages" -gt 0 ]; then
