@@ -549,9 +549,9 @@ static char *prom_of(const struct cpn_monitor *m, size_t *len) {
         if (!f)
                 return NULL;
         if (m->n_camp) {
-                gauge(f, "coupon_campaign_total", "Coupons a campaign gives out.");
+                gauge(f, "coupon_campaign_stock", "Coupons a campaign gives out.");
                 for (size_t i = 0; i < m->n_camp; i++)
-                        fprintf(f, "coupon_campaign_total{campaign=\"%s\"} %lld\n", m->camp[m->order[i]].id,
+                        fprintf(f, "coupon_campaign_stock{campaign=\"%s\"} %lld\n", m->camp[m->order[i]].id,
                                 (long long)m->camp[m->order[i]].st.c.total);
                 gauge(f, "coupon_campaign_issued", "Coupons issued (Redis's count).");
                 for (size_t i = 0; i < m->n_camp; i++)
@@ -580,9 +580,9 @@ static char *prom_of(const struct cpn_monitor *m, size_t *len) {
                 gauge(f, "coupon_ticket_outbox_backlog", "Ticket outbox rows not yet published to Kafka.");
                 fprintf(f, "coupon_ticket_outbox_backlog %lld\n", (long long)m->ticket_outbox);
                 if (m->n_types) {
-                        gauge(f, "coupon_ticket_type_total", "Tickets a type sells.");
+                        gauge(f, "coupon_ticket_type_stock", "Tickets a type sells.");
                         for (size_t i = 0; i < m->n_types; i++)
-                                fprintf(f, "coupon_ticket_type_total{ticket_type=\"%s\"} %lld\n", m->types[i].st.t.id,
+                                fprintf(f, "coupon_ticket_type_stock{ticket_type=\"%s\"} %lld\n", m->types[i].st.t.id,
                                         (long long)m->types[i].st.t.total);
                         gauge(f, "coupon_ticket_type_held", "Tickets held (PENDING, not expired) of a type.");
                         for (size_t i = 0; i < m->n_types; i++)
