@@ -52,6 +52,7 @@ struct cpn_config {
         long payment_timeout_ms;    /* COUPON_PAYMENT_TIMEOUT_MS */
         long ticket_reap_ms;        /* COUPON_TICKET_REAP_MS */
         char *worker_group;         /* COUPON_WORKER_GROUP */
+        char *worker_metrics_addr;  /* COUPON_WORKER_METRICS_ADDR, NULL = no metrics endpoint */
         long worker_batch;
         long worker_batch_wait_ms;
         long retry_base_ms;

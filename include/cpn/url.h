@@ -32,3 +32,18 @@ int cpn_url_parse(struct cpn_url *out, const char *url, struct cpn_error *err);
  * (percent-decoded into @buf of @n bytes). Returns 1 when found, 0 when
  * not, -EINVAL for a bad escape or a value too long. */
 int cpn_url_query_get(const char *query, const char *key, char *buf, size_t n);
+
+/* A numeric address to listen on, as a setting gives it ("host:port"). */
+struct cpn_listen_addr {
+        char host[48];   /* an IPv4 or IPv6 address, without brackets */
+        int port;        /* 1..65535 */
+        bool ipv6;
+        char text[64];   /* normalized "host:port" or "[host]:port", civetweb's listening_ports form */
+};
+
+/* Parses "A.B.C.D:port", "[IPv6]:port" or "localhost:port" (taken as
+ * 127.0.0.1): a listening address must be numeric (nothing resolves it)
+ * and name its host, so that a bare port never means every interface by
+ * accident ("0.0.0.0:port" says so). Returns 0, or CPN_INVALID with the
+ * reason in @err (may be NULL). Pure; any thread. */
+int cpn_url_listen_parse(struct cpn_listen_addr *out, const char *s, struct cpn_error *err);

@@ -12,6 +12,7 @@
 
 #include "cpn/config.h"
 #include "cpn/log.h"
+#include "cpn/url.h"
 
 enum entry_type { T_STR, T_LONG };
 
@@ -114,6 +115,10 @@ static const struct entry table[] = {
           "how often expired ticket holds are looked for and their stock given back (0 rows: one query)" },
         { "COUPON_WORKER_GROUP", "worker-group", T_STR, S(worker_group), "coupon-worker", 0, 0,
           CPN_CFG_WORKER | CPN_CFG_CTL, "Kafka consumer group of coupon-worker" },
+        { "COUPON_WORKER_METRICS_ADDR", "worker-metrics-addr", T_STR, S(worker_metrics_addr), NULL, 0, 0,
+          CPN_CFG_WORKER,
+          "where coupon-worker serves GET /metrics to Prometheus, host:port with a numeric host (e.g. "
+          "127.0.0.1:9102; 0.0.0.0:9102 for every interface); unset: not served" },
         { "COUPON_WORKER_BATCH", "worker-batch", T_LONG, S(worker_batch), "1000", 1, 20000,
           CPN_CFG_WORKER, "most messages written to MySQL in one transaction" },
         { "COUPON_WORKER_BATCH_WAIT_MS", "worker-batch-wait-ms", T_LONG, S(worker_batch_wait_ms), "20", 0,
@@ -290,6 +295,14 @@ int cpn_config_check(const struct cpn_config *cfg, unsigned mask, struct cpn_err
         if ((mask & CPN_CFG_WORKER) && cfg->retry_max_ms < cfg->retry_base_ms)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_RETRY_MAX_MS (%ld) is below COUPON_RETRY_BASE_MS (%ld)",
                                      cfg->retry_max_ms, cfg->retry_base_ms);
+        if ((mask & CPN_CFG_WORKER) && cfg->worker_metrics_addr) {
+                struct cpn_listen_addr la;
+                struct cpn_error why = { { 0 } };
+
+                if (cpn_url_listen_parse(&la, cfg->worker_metrics_addr, &why) != 0)
+                        return cpn_error_set(err, CPN_INVALID, "COUPON_WORKER_METRICS_ADDR: %s, got '%.64s'", why.msg,
+                                             cfg->worker_metrics_addr);
+        }
         if ((mask & (CPN_CFG_WORKER | CPN_CFG_CTL)) && !*cfg->worker_group)
                 return cpn_error_set(err, CPN_INVALID, "COUPON_WORKER_GROUP must not be empty");
         if (!*cfg->kafka_topic)

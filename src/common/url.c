@@ -1,4 +1,5 @@
 /* The one URL parser: see url.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -127,5 +128,46 @@ int cpn_url_query_get(const char *query, const char *key, char *buf, size_t n) {
                 if (*p == '&')
                         p++;
         }
+        return 0;
+}
+
+int cpn_url_listen_parse(struct cpn_listen_addr *out, const char *s, struct cpn_error *err) {
+        const char *colon;
+        unsigned char bin[16];
+        size_t hlen;
+
+        memset(out, 0, sizeof(*out));
+        if (*s == '[') {
+                const char *close = strchr(s, ']');
+
+                if (!close || close[1] != ':')
+                        return cpn_error_set(err, CPN_INVALID, "expected [IPv6 address]:port");
+                hlen = (size_t)(close - s - 1);
+                if (hlen == 0 || copy_raw(out->host, sizeof(out->host), s + 1, hlen) ||
+                    inet_pton(AF_INET6, out->host, bin) != 1)
+                        return cpn_error_set(err, CPN_INVALID, "not an IPv6 address between the brackets");
+                out->ipv6 = true;
+                colon = close + 1;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon)
+                        return cpn_error_set(err, CPN_INVALID, "expected host:port (e.g. 127.0.0.1:9102)");
+                hlen = (size_t)(colon - s);
+                if (hlen == 0)
+                        return cpn_error_set(err, CPN_INVALID,
+                                             "the host is missing (0.0.0.0:port listens on every interface)");
+                if (copy_raw(out->host, sizeof(out->host), s, hlen))
+                        return cpn_error_set(err, CPN_INVALID, "the host is too long");
+                if (strcmp(out->host, "localhost") == 0)
+                        snprintf(out->host, sizeof(out->host), "127.0.0.1");
+                if (inet_pton(AF_INET, out->host, bin) != 1)
+                        return cpn_error_set(err, CPN_INVALID,
+                                             "the host must be an IPv4 address, [IPv6 address] or localhost");
+        }
+        if (parse_port(colon + 1, strlen(colon + 1), &out->port))
+                return cpn_error_set(err, CPN_INVALID, "the port must be 1..65535");
+        /* Written back as the kernel would print it: "::0001" is "::1". */
+        inet_ntop(out->ipv6 ? AF_INET6 : AF_INET, bin, out->host, sizeof(out->host));
+        snprintf(out->text, sizeof(out->text), out->ipv6 ? "[%s]:%d" : "%s:%d", out->host, out->port);
         return 0;
 }

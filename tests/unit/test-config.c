@@ -671,6 +671,41 @@ static void test_check_retry_max_below_base(void **state) {
         assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
 }
 
+static void test_check_worker_metrics_addr(void **state) {
+        struct cpn_config *cfg = *state;
+        static const char *const unset[] = { "COUPON_WORKER_METRICS_ADDR", "", NULL };
+        static const char *const good[] = { "COUPON_WORKER_METRICS_ADDR", "127.0.0.1:9102", NULL };
+        static const char *const bad_port[] = { "--worker-metrics-addr=127.0.0.1:99999", NULL };
+        static const char *const no_host[] = { "--worker-metrics-addr", "9102", NULL };
+        struct cpn_error err = { { 0 } };
+
+        /* off by default, and an empty value is unset */
+        assert_null(cfg->worker_metrics_addr);
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, unset, NULL, NULL, &err), 0);
+        assert_null(cfg->worker_metrics_addr);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
+
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, good, NULL, NULL, &err), 0);
+        assert_string_equal(cfg->worker_metrics_addr, "127.0.0.1:9102");
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), 0);
+
+        reset(cfg);
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, bad_port, NULL, &err), 0);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "COUPON_WORKER_METRICS_ADDR"));
+        assert_non_null(strstr(err.msg, "99999"));
+        /* coupon-api neither takes nor checks it */
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_API, &err), 0);
+
+        reset(cfg);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(load(cfg, CPN_CFG_WORKER, NULL, no_host, NULL, &err), 0);
+        assert_int_equal(cpn_config_check(cfg, CPN_CFG_WORKER, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "host:port"));
+        assert_int_equal(load(cfg, CPN_CFG_API, NULL, no_host, NULL, &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "unknown option"));
+}
+
 static void test_usage(void **state) {
         char *text = NULL;
         size_t len = 0;
@@ -778,6 +813,7 @@ int main(void) {
                 T(test_worker_flags_outside_mask),
                 T(test_check_worker_group),
                 T(test_check_retry_max_below_base),
+                T(test_check_worker_metrics_addr),
                 cmocka_unit_test(test_usage),
                 cmocka_unit_test(test_kv_list),
         };

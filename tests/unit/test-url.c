@@ -1,6 +1,7 @@
 /*
  * Unit tests of the connection URL parsers: cpn_redis_url_parse
- * (src/store/redis.c) and cpn_db_url_parse (src/db/db.c). No network.
+ * (src/store/redis.c) and cpn_db_url_parse (src/db/db.c), and of the
+ * listening addresses of src/common/url.c. No network.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -380,6 +381,67 @@ static void test_url_same_rules(void **state) {
         assert_int_equal(cpn_redis_url_parse(&r, "redis://h/0?x=1", NULL), CPN_INVALID);
 }
 
+/* ---- listening addresses (cpn_url_listen_parse) ---- */
+
+static void listen_ok(const char *s, const char *text, bool ipv6) {
+        struct cpn_listen_addr a;
+        struct cpn_error err = { { 0 } };
+        int r = cpn_url_listen_parse(&a, s, &err);
+
+        if (r != 0)
+                fail_msg("listen \"%s\": %d (%s), expected 0", s, r, err.msg);
+        assert_string_equal(a.text, text);
+        assert_int_equal(a.ipv6, ipv6);
+}
+
+static void test_listen_ok(void **state) {
+        struct cpn_listen_addr a;
+
+        (void)state;
+        listen_ok("127.0.0.1:9102", "127.0.0.1:9102", false);
+        listen_ok("0.0.0.0:1", "0.0.0.0:1", false);
+        listen_ok("10.1.2.3:65535", "10.1.2.3:65535", false);
+        listen_ok("localhost:9102", "127.0.0.1:9102", false);
+        listen_ok("[::1]:9102", "[::1]:9102", true);
+        listen_ok("[::]:9102", "[::]:9102", true);
+        /* written back in the kernel's form */
+        listen_ok("[0:0:0:0:0:0:0:1]:80", "[::1]:80", true);
+        listen_ok("127.0.0.1:09102", "127.0.0.1:9102", false);
+        assert_int_equal(cpn_url_listen_parse(&a, "[fe80::1]:8080", NULL), 0);
+        assert_string_equal(a.host, "fe80::1");
+        assert_int_equal(a.port, 8080);
+}
+
+static void test_listen_bad(void **state) {
+        static const char *const bad[] = {
+                "", "9102", ":9102", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                "127.0.0.1:99999", "127.0.0.1:123456", "127.0.0.1:+80", "127.0.0.1:-1", "127.0.0.1:80 ",
+                " 127.0.0.1:80", "127.0.0.1:80s", "127.0.0.1:8o", "example.com:80", "256.0.0.1:80",
+                "1.2.3:80", "1.2.3.4.5:80", "::1:80", "[::1]", "[::1]80", "[::1]:", "[]:80", "[::1:80",
+                "[127.0.0.1]:80", "[::g]:80", "http://127.0.0.1:80", "127.0.0.1:80/metrics",
+                "127.0.0.1:80,127.0.0.1:81",
+                "1234567890123456789012345678901234567890123456789012345678901234567890:80",
+        };
+        struct cpn_listen_addr a;
+        struct cpn_error err;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                memset(&err, 0, sizeof(err));
+                if (cpn_url_listen_parse(&a, bad[i], &err) != CPN_INVALID)
+                        fail_msg("listen \"%s\" was accepted as %s", bad[i], a.text);
+                if (!err.msg[0])
+                        fail_msg("listen \"%s\": no message", bad[i]);
+        }
+        /* the message says what is wrong */
+        assert_int_equal(cpn_url_listen_parse(&a, "9102", &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "host:port"));
+        assert_int_equal(cpn_url_listen_parse(&a, "127.0.0.1:0", &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "1..65535"));
+        assert_int_equal(cpn_url_listen_parse(&a, "example.com:80", &err), CPN_INVALID);
+        assert_non_null(strstr(err.msg, "IPv4"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_redis_defaults),
@@ -401,6 +463,8 @@ int main(void) {
                 cmocka_unit_test(test_db_too_long),
                 cmocka_unit_test(test_url_generic),
                 cmocka_unit_test(test_url_same_rules),
+                cmocka_unit_test(test_listen_ok),
+                cmocka_unit_test(test_listen_bad),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
