@@ -9,6 +9,7 @@
  * A struct cpn_consumer belongs to one thread: every call below must come
  * from the thread that created it.
  */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +76,43 @@ void cpn_consumer_release(struct cpn_consumer *c, struct cpn_message *msgs, size
 void cpn_consumer_pause(struct cpn_consumer *c, bool pause);
 
 void cpn_consumer_stats(struct cpn_consumer *c, struct cpn_consumer_stats *out);
+
+/*
+ * The lag of a consumer's assigned partitions, published by its thread
+ * for any other to read (a metrics endpoint) without a lock: a sequence
+ * count that is odd while the thread writes, and a reader that copies
+ * again when it changed meanwhile. Zero-initialized is valid (nothing
+ * assigned). Partitions past CPN_LAG_PARTITIONS are left out.
+ */
+#define CPN_LAG_PARTITIONS 256
+
+struct cpn_partition_lag {
+        int32_t partition;
+        int64_t lag;
+};
+
+struct cpn_consumer_lag {
+        _Atomic uint64_t seq;
+        _Atomic uint32_t n;
+        _Atomic int32_t partition[CPN_LAG_PARTITIONS];
+        _Atomic int64_t lag[CPN_LAG_PARTITIONS];
+};
+
+/*
+ * Measures each assigned partition's lag without asking the broker: the
+ * last high watermark librdkafka saw (each fetch brings it; a paused
+ * partition's is as old as its last fetch) minus the offset of the first
+ * message not yet done with, which is the position minus the messages of
+ * that partition in @in_hand (read, not yet stored). Partitions whose
+ * watermark is not known yet, or whose position is not (nothing read
+ * from it yet) while it holds messages, are left out. Publishes into
+ * @out. The consumer's thread only.
+ */
+void cpn_consumer_lag_update(struct cpn_consumer *c, const struct cpn_message *in_hand, size_t n,
+                             struct cpn_consumer_lag *out);
+/* Copies the published partitions (at most @max) into @out and returns
+ * how many. Any thread, no lock. */
+size_t cpn_consumer_lag_read(const struct cpn_consumer_lag *l, struct cpn_partition_lag *out, size_t max);
 
 /*
  * The consumer group's lag on the topic: for each partition, the high

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #define FAILED_RETRY_EVERY_MS 1000
 #define FAILED_RETRY_LIMIT 200
 #define STATS_EVERY_MS 10000
+#define LAG_EVERY_MS 1000
 
 struct decoded {
         struct cpn_issuance iss;
@@ -41,8 +43,24 @@ struct cpn_worker {
 
         long crash_after_commits; /* test builds only: COUPON_TEST_CRASH_AFTER_COMMIT */
         uint64_t commits;
-        struct cpn_worker_stats st;
+        /* What cpn_worker_stats reports: written by the worker's thread
+         * only, relaxed (each is a number of its own), read by any. */
+        struct {
+                _Atomic uint64_t batches, messages, inserted, duplicates, failed, poison;
+                _Atomic uint64_t batch_retries, retry_resolved, retry_dead, in_hand;
+                _Atomic int64_t last_batch_ms;
+                _Atomic unsigned retry_attempts;
+                _Atomic int assigned;
+        } ctr;
+        struct cpn_consumer_lag lag;
 };
+
+static void add(_Atomic uint64_t *c, uint64_t n) {
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+#define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define SET(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 
 int cpn_worker_new(struct cpn_worker **ret, const struct cpn_config *cfg, const struct cpn_db_url *db,
                    struct cpn_error *err) {
@@ -98,8 +116,35 @@ struct cpn_worker *cpn_worker_free(struct cpn_worker *w) {
         return NULL;
 }
 
-void cpn_worker_stats(struct cpn_worker *w, struct cpn_worker_stats *out) {
-        *out = w->st;
+void cpn_worker_stats(const struct cpn_worker *w, struct cpn_worker_stats *out) {
+        *out = (struct cpn_worker_stats){
+                .batches = GET(w->ctr.batches),
+                .messages = GET(w->ctr.messages),
+                .inserted = GET(w->ctr.inserted),
+                .duplicates = GET(w->ctr.duplicates),
+                .failed = GET(w->ctr.failed),
+                .poison = GET(w->ctr.poison),
+                .batch_retries = GET(w->ctr.batch_retries),
+                .retry_resolved = GET(w->ctr.retry_resolved),
+                .retry_dead = GET(w->ctr.retry_dead),
+                .last_batch_ms = GET(w->ctr.last_batch_ms),
+                .retry_attempts = GET(w->ctr.retry_attempts),
+                .in_hand = GET(w->ctr.in_hand),
+                .assigned = GET(w->ctr.assigned),
+        };
+}
+
+size_t cpn_worker_lag(const struct cpn_worker *w, struct cpn_partition_lag *out, size_t max) {
+        return cpn_consumer_lag_read(&w->lag, out, max);
+}
+
+/* Once a second, on the worker's thread: no broker is asked. */
+static void measure(struct cpn_worker *w) {
+        struct cpn_consumer_stats cs;
+
+        cpn_consumer_lag_update(w->consumer, w->msgs, w->n, &w->lag);
+        cpn_consumer_stats(w->consumer, &cs);
+        SET(w->ctr.assigned, cs.assigned);
 }
 
 /* Room for messages that arrive while the batch in hand waits (rare: the
@@ -152,6 +197,16 @@ static void decode_new(struct cpn_worker *w) {
         }
 }
 
+/* The records of the batch in hand that did not decode (poison: they go
+ * to failed_events whatever MySQL says). */
+static uint64_t undecoded(const struct cpn_worker *w) {
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < w->n; i++)
+                n += w->recs[i].iss == NULL;
+        return n;
+}
+
 static long batch_backoff(unsigned attempts) {
         long d = BATCH_RETRY_MIN_MS;
 
@@ -172,8 +227,8 @@ static void retry_failed(struct cpn_worker *w) {
                 cpn_log_debug("failed events: retry postponed: %s", err.msg);
                 return;
         }
-        w->st.retry_resolved += rs.resolved;
-        w->st.retry_dead += rs.dead;
+        add(&w->ctr.retry_resolved, rs.resolved);
+        add(&w->ctr.retry_dead, rs.dead);
         if (rs.resolved || rs.dead || rs.failed)
                 cpn_log_info("failed events retried: %zu persisted, %zu still failing, %zu dead%s%s",
                              rs.resolved, rs.failed, rs.dead, rs.last_error[0] ? "; last error: " : "",
@@ -182,12 +237,13 @@ static void retry_failed(struct cpn_worker *w) {
 
 int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long drain_ms,
                    struct cpn_error *err) {
-        int64_t next_try = 0, next_failed = 0, next_stats = cpn_mono_ms() + STATS_EVERY_MS;
+        int64_t next_try = 0, next_failed = 0, next_stats = cpn_mono_ms() + STATS_EVERY_MS, next_lag = 0;
         int64_t outage_since = 0, drain_deadline = 0;
-        struct cpn_worker_stats last = w->st;
+        struct cpn_worker_stats last, cur;
         unsigned attempts = 0;
         int r;
 
+        cpn_worker_stats(w, &last);
         for (;;) {
                 int64_t now = cpn_mono_ms();
 
@@ -197,16 +253,21 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
                                 cpn_log_info("stopping: finishing the batch in hand (%zu messages)", w->n);
                 }
                 if (now >= next_stats) {
-                        if (w->st.messages != last.messages || w->st.retry_resolved != last.retry_resolved)
+                        cpn_worker_stats(w, &cur);
+                        if (cur.messages != last.messages || cur.retry_resolved != last.retry_resolved)
                                 cpn_log_info("%" PRIu64 " messages in %" PRIu64 " batches: %" PRIu64
                                              " new coupons, %" PRIu64 " duplicates, %" PRIu64
                                              " to failed_events (%.0f messages/s)",
-                                             w->st.messages - last.messages, w->st.batches - last.batches,
-                                             w->st.inserted - last.inserted, w->st.duplicates - last.duplicates,
-                                             w->st.failed - last.failed,
-                                             (double)(w->st.messages - last.messages) * 1000.0 / STATS_EVERY_MS);
-                        last = w->st;
+                                             cur.messages - last.messages, cur.batches - last.batches,
+                                             cur.inserted - last.inserted, cur.duplicates - last.duplicates,
+                                             cur.failed - last.failed,
+                                             (double)(cur.messages - last.messages) * 1000.0 / STATS_EVERY_MS);
+                        last = cur;
                         next_stats = now + STATS_EVERY_MS;
+                }
+                if (now >= next_lag) {
+                        measure(w);
+                        next_lag = now + LAG_EVERY_MS;
                 }
                 if (w->n == 0) {
                         if (*stop)
@@ -219,6 +280,7 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
                                               w->cfg->worker_batch_wait_ms, err);
                         if (r)
                                 return r;
+                        SET(w->ctr.in_hand, w->n);
                         continue;
                 }
                 if (now < next_try) {
@@ -234,6 +296,7 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
                                               err);
                         if (r)
                                 return r;
+                        SET(w->ctr.in_hand, w->n);
                         continue;
                 }
 
@@ -245,7 +308,8 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
                         r = cpn_coupon_persist(w->db, w->recs, w->n, &w->pol, &ps, &perr);
                         if (r) {
                                 attempts++;
-                                w->st.batch_retries++;
+                                add(&w->ctr.batch_retries, 1);
+                                SET(w->ctr.retry_attempts, attempts);
                                 if (attempts == 1) {
                                         outage_since = now;
                                         cpn_log_warn("cannot persist a batch of %zu (%s); partitions paused, "
@@ -268,21 +332,25 @@ int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long
                         r = cpn_consumer_store(w->consumer, w->msgs, w->n, &perr);
                         if (r)
                                 cpn_log_warn("%s (the messages are persisted; a redelivery changes nothing)", perr.msg);
-                        w->st.batches++;
-                        w->st.messages += w->n;
-                        w->st.inserted += ps.inserted;
-                        w->st.duplicates += ps.duplicates;
-                        w->st.failed += ps.failed;
+                        add(&w->ctr.batches, 1);
+                        add(&w->ctr.messages, w->n);
+                        add(&w->ctr.inserted, ps.inserted);
+                        add(&w->ctr.duplicates, ps.duplicates);
+                        add(&w->ctr.failed, ps.failed);
+                        add(&w->ctr.poison, undecoded(w));
+                        SET(w->ctr.last_batch_ms, cpn_time_now_ms());
                         if (ps.failed)
                                 cpn_log_warn("%zu message(s) of a batch of %zu recorded in failed_events",
                                              ps.failed, w->n);
                 }
                 cpn_consumer_release(w->consumer, w->msgs, w->n);
                 w->n = w->ndecoded = 0;
+                SET(w->ctr.in_hand, 0);
                 if (attempts) {
                         cpn_log_info("MySQL back: batch persisted after %u attempts over %.1f s; partitions resumed",
                                      attempts + 1, (double)(cpn_mono_ms() - outage_since) / 1000.0);
                         attempts = 0;
+                        SET(w->ctr.retry_attempts, 0);
                         cpn_consumer_pause(w->consumer, false);
                 }
         }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,67 @@ void cpn_consumer_stats(struct cpn_consumer *c, struct cpn_consumer_stats *out) 
         out->assigned = c->assigned;
         out->rebalances = c->rebalances;
         out->paused = c->paused;
+}
+
+void cpn_consumer_lag_update(struct cpn_consumer *c, const struct cpn_message *in_hand, size_t n,
+                             struct cpn_consumer_lag *out) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        uint64_t seq = atomic_load_explicit(&out->seq, memory_order_relaxed);
+        uint32_t k = 0;
+
+        if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return;
+        /* Local state only: positions and the watermarks of the last fetch. */
+        rd_kafka_position(c->rk, parts);
+        atomic_store_explicit(&out->seq, seq + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+        for (int i = 0; i < parts->cnt && k < CPN_LAG_PARTITIONS; i++) {
+                const rd_kafka_topic_partition_t *p = &parts->elems[i];
+                int64_t lo, hi, at = p->offset;
+
+                if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi < 0)
+                        continue;
+                /* No position before the first message: known only for an
+                 * empty partition (nothing to lag behind). */
+                if (at < 0 && lo == hi)
+                        at = hi;
+                if (at < 0)
+                        continue;
+                for (size_t m = 0; m < n; m++)
+                        if (in_hand[m].partition == p->partition && in_hand[m].offset < at &&
+                            strcmp(in_hand[m].topic, p->topic) == 0)
+                                at = in_hand[m].offset;
+                atomic_store_explicit(&out->partition[k], p->partition, memory_order_relaxed);
+                atomic_store_explicit(&out->lag[k], hi > at ? hi - at : 0, memory_order_relaxed);
+                k++;
+        }
+        atomic_store_explicit(&out->n, k, memory_order_relaxed);
+        atomic_store_explicit(&out->seq, seq + 2, memory_order_release);
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+size_t cpn_consumer_lag_read(const struct cpn_consumer_lag *l, struct cpn_partition_lag *out, size_t max) {
+        /* The writer holds the odd count for a few microseconds; a reader
+         * that keeps missing (the writer preempted) gives up empty. */
+        for (int tries = 0; tries < 1000; tries++) {
+                uint64_t seq = atomic_load_explicit(&l->seq, memory_order_acquire);
+                size_t n = atomic_load_explicit(&l->n, memory_order_relaxed);
+
+                if (n > max)
+                        n = max;
+                if (n > CPN_LAG_PARTITIONS)
+                        n = CPN_LAG_PARTITIONS;
+                for (size_t i = 0; i < n; i++) {
+                        out[i].partition = atomic_load_explicit(&l->partition[i], memory_order_relaxed);
+                        out[i].lag = atomic_load_explicit(&l->lag[i], memory_order_relaxed);
+                }
+                atomic_thread_fence(memory_order_acquire);
+                if (!(seq & 1) && atomic_load_explicit(&l->seq, memory_order_relaxed) == seq)
+                        return n;
+                if (tries >= 10)
+                        sched_yield();
+        }
+        return 0;
 }
 
 int cpn_kafka_group_lag(const struct cpn_config *cfg, const char *group, long timeout_ms, int64_t *lag,

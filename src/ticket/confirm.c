@@ -34,7 +34,13 @@ struct cpn_ticket_confirmer {
         char dead_why[512];            /* written before dead is set */
         struct cpn_db_retry_policy retry;
         struct cpn_message msgs[BATCH];
-        _Atomic uint64_t messages, confirmed, duplicates, failed;
+        /* Written by the thread (confirmed and duplicates also by a retry
+         * on it), read by any: cpn_ticket_confirmer_stats. */
+        _Atomic uint64_t messages, confirmed, duplicates, failed, poison, retries, retry_resolved, retry_dead;
+        _Atomic int64_t last_ms;
+        _Atomic unsigned retry_attempts;
+        _Atomic int assigned;
+        struct cpn_consumer_lag lag;
 };
 
 /*
@@ -107,7 +113,6 @@ static int apply_one(struct cpn_ticket_confirmer *c, const struct cpn_message *m
         bool confirmed = false, recorded = false;
         int r;
 
-        atomic_fetch_add(&c->messages, 1);
         r = cpn_db_begin(c->db, err);
         if (!r)
                 r = cpn_db_savepoint(c->db, "confirm", err);
@@ -137,10 +142,15 @@ static int apply_one(struct cpn_ticket_confirmer *c, const struct cpn_message *m
                 cpn_db_rollback(c->db);
                 return r;
         }
-        if (recorded)
+        atomic_fetch_add(&c->messages, 1);
+        if (recorded) {
                 atomic_fetch_add(&c->failed, 1);
-        else
+                if (!ev.ticket_id[0]) /* not even a ticket event */
+                        atomic_fetch_add(&c->poison, 1);
+        } else {
                 atomic_fetch_add(confirmed ? &c->confirmed : &c->duplicates, 1);
+        }
+        atomic_store(&c->last_ms, cpn_time_now_ms());
         return 0;
 }
 
@@ -148,18 +158,33 @@ static int apply_one(struct cpn_ticket_confirmer *c, const struct cpn_message *m
  * confirmer's own apply: shared with other workers by SKIP LOCKED. */
 static int retry_failed(struct cpn_ticket_confirmer *c, struct cpn_error *err) {
         struct cpn_db_retry_stats st;
+        int r = cpn_db_failed_retry(c->db, c->cfg->ticket_topic, CPN_DB_RETRY_DUE, 0, 50, &c->retry,
+                                    cpn_ticket_confirm_apply, c, &st, err);
 
-        return cpn_db_failed_retry(c->db, c->cfg->ticket_topic, CPN_DB_RETRY_DUE, 0, 50, &c->retry,
-                                   cpn_ticket_confirm_apply, c, &st, err);
+        if (!r) {
+                atomic_fetch_add(&c->retry_resolved, st.resolved);
+                atomic_fetch_add(&c->retry_dead, st.dead);
+        }
+        return r;
 }
 
 static void *confirm_thread(void *arg) {
         struct cpn_ticket_confirmer *c = arg;
         struct cpn_error err = { { 0 } };
         bool failing = false;
-        int64_t next_retry = 0;
+        int64_t next_retry = 0, next_lag = 0;
+        unsigned attempts = 0;
 
         while (!atomic_load(&c->stop)) {
+                if (cpn_mono_ms() >= next_lag) {
+                        struct cpn_consumer_stats cs;
+
+                        /* Nothing in hand here: every message polled was done with. */
+                        cpn_consumer_lag_update(c->consumer, NULL, 0, &c->lag);
+                        cpn_consumer_stats(c->consumer, &cs);
+                        atomic_store(&c->assigned, cs.assigned);
+                        next_lag = cpn_mono_ms() + 1000;
+                }
                 if (cpn_mono_ms() >= next_retry) {
                         struct cpn_error rerr = { { 0 } };
 
@@ -188,6 +213,8 @@ static void *confirm_thread(void *arg) {
                         if (!failing)
                                 cpn_log_warn("confirmer: %s; retrying", err.msg);
                         failing = true;
+                        atomic_fetch_add(&c->retries, 1);
+                        atomic_store(&c->retry_attempts, ++attempts);
                         for (int i = 0; i < 10 && !atomic_load(&c->stop); i++)
                                 nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
                         if (atomic_load(&c->stop))
@@ -196,6 +223,8 @@ static void *confirm_thread(void *arg) {
                 if (failing && done == n) {
                         cpn_log_info("confirmer: MySQL answers again");
                         failing = false;
+                        attempts = 0;
+                        atomic_store(&c->retry_attempts, 0);
                 }
                 if (done)
                         (void)cpn_consumer_store(c->consumer, c->msgs, done, &err); /* after the commits */
@@ -247,11 +276,24 @@ struct cpn_ticket_confirmer *cpn_ticket_confirmer_free(struct cpn_ticket_confirm
         return NULL;
 }
 
-void cpn_ticket_confirmer_stats(struct cpn_ticket_confirmer *c, struct cpn_ticket_confirm_stats *out) {
-        out->messages = atomic_load(&c->messages);
-        out->confirmed = atomic_load(&c->confirmed);
-        out->duplicates = atomic_load(&c->duplicates);
-        out->failed = atomic_load(&c->failed);
+void cpn_ticket_confirmer_stats(const struct cpn_ticket_confirmer *c, struct cpn_ticket_confirm_stats *out) {
+        *out = (struct cpn_ticket_confirm_stats){
+                .messages = atomic_load(&c->messages),
+                .confirmed = atomic_load(&c->confirmed),
+                .duplicates = atomic_load(&c->duplicates),
+                .failed = atomic_load(&c->failed),
+                .poison = atomic_load(&c->poison),
+                .retries = atomic_load(&c->retries),
+                .retry_resolved = atomic_load(&c->retry_resolved),
+                .retry_dead = atomic_load(&c->retry_dead),
+                .last_ms = atomic_load(&c->last_ms),
+                .retry_attempts = atomic_load(&c->retry_attempts),
+                .assigned = atomic_load(&c->assigned),
+        };
+}
+
+size_t cpn_ticket_confirmer_lag(const struct cpn_ticket_confirmer *c, struct cpn_partition_lag *out, size_t max) {
+        return cpn_consumer_lag_read(&c->lag, out, max);
 }
 
 bool cpn_ticket_confirmer_failed(struct cpn_ticket_confirmer *c, struct cpn_error *err) {

@@ -7,26 +7,33 @@
  * consumer keeps polling, so the group does not evict the worker) and the
  * same batch is retried with backoff and jitter; nothing transient ever
  * goes to failed_events. Between batches it retries the failed events that
- * are due. One thread: everything here runs on the caller's.
+ * are due. One thread: everything here runs on the caller's, except the
+ * two readers of its counters at the end (for a metrics endpoint).
  */
 #include <signal.h>
 #include <stdint.h>
 
 #include "cpn/config.h"
+#include "cpn/consumer.h"
 #include "cpn/coupon/db.h"
 #include "cpn/error.h"
 
 struct cpn_worker;
 
 struct cpn_worker_stats {
-        uint64_t batches;
-        uint64_t messages;
+        uint64_t batches;         /* batches committed */
+        uint64_t messages;        /* messages of the committed batches */
         uint64_t inserted;
         uint64_t duplicates;
         uint64_t failed;          /* messages recorded in failed_events */
+        uint64_t poison;          /* of those, the ones that did not even decode */
         uint64_t batch_retries;   /* transient MySQL failures of a batch */
         uint64_t retry_resolved;  /* failed events persisted on a retry */
         uint64_t retry_dead;
+        int64_t last_batch_ms;    /* wall clock of the last commit; 0: none yet */
+        unsigned retry_attempts;  /* failed attempts of the batch in hand; 0: not retrying */
+        uint64_t in_hand;         /* messages read and not yet persisted */
+        int assigned;             /* partitions assigned, as of the last second */
 };
 
 /* Creates the consumer (subscribes) and the MySQL handle (connects
@@ -45,4 +52,9 @@ struct cpn_worker *cpn_worker_free(struct cpn_worker *w);
 int cpn_worker_run(struct cpn_worker *w, const volatile sig_atomic_t *stop, long drain_ms,
                    struct cpn_error *err);
 
-void cpn_worker_stats(struct cpn_worker *w, struct cpn_worker_stats *out);
+/* What the worker counted since it was created. Any thread, no lock: the
+ * counters are read one by one, so two of them may be a batch apart. */
+void cpn_worker_stats(const struct cpn_worker *w, struct cpn_worker_stats *out);
+/* Its partitions' lag as of the last second (cpn_consumer_lag_update):
+ * copies at most @max into @out, returns how many. Any thread. */
+size_t cpn_worker_lag(const struct cpn_worker *w, struct cpn_partition_lag *out, size_t max);

@@ -21,13 +21,24 @@
 #include <stdint.h>
 
 #include "cpn/config.h"
+#include "cpn/consumer.h"
 #include "cpn/db.h"
 #include "cpn/error.h"
 
 struct cpn_ticket_confirmer;
 
 struct cpn_ticket_confirm_stats {
-        uint64_t messages, confirmed, duplicates, failed;
+        uint64_t messages;        /* messages done with: confirmed, duplicates and failed */
+        uint64_t confirmed;       /* PAID -> CONFIRMED, from the topic or a retried failed event */
+        uint64_t duplicates;      /* already confirmed: redelivered or published twice */
+        uint64_t failed;          /* recorded in failed_events */
+        uint64_t poison;          /* of those, the ones that were no ticket event at all */
+        uint64_t retries;         /* transient MySQL failures of a message */
+        uint64_t retry_resolved;  /* failed events confirmed on a retry */
+        uint64_t retry_dead;
+        int64_t last_ms;          /* wall clock of the last commit; 0: none yet */
+        unsigned retry_attempts;  /* failed attempts of the message in hand; 0: not retrying */
+        int assigned;             /* partitions assigned, as of the last second */
 };
 
 /* Creates the consumer (on the calling thread; from then on only the
@@ -39,7 +50,11 @@ int cpn_ticket_confirmer_new(struct cpn_ticket_confirmer **ret, const struct cpn
                              struct cpn_error *err);
 /* Finishes the batch in hand, leaves the group, frees. Accepts NULL. */
 struct cpn_ticket_confirmer *cpn_ticket_confirmer_free(struct cpn_ticket_confirmer *c);
-void cpn_ticket_confirmer_stats(struct cpn_ticket_confirmer *c, struct cpn_ticket_confirm_stats *out);
+/* What the confirmer counted since it started. Any thread, no lock. */
+void cpn_ticket_confirmer_stats(const struct cpn_ticket_confirmer *c, struct cpn_ticket_confirm_stats *out);
+/* Its partitions' lag as of the last second (cpn_consumer_lag_update):
+ * at most @max into @out, returns how many. Any thread. */
+size_t cpn_ticket_confirmer_lag(const struct cpn_ticket_confirmer *c, struct cpn_partition_lag *out, size_t max);
 /* The confirm of one ticket.paid payload, as failed events retry it
  * (cpn_db_failed_apply_fn): couponctl's `failed retry` uses it with @ud
  * NULL; the confirmer passes itself, to count what it confirmed. */
