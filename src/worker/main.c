@@ -16,6 +16,7 @@
 #include "cpn/log.h"
 #include "cpn/coupon/worker.h"
 #include "cpn/ticket/confirm.h"
+#include "metrics.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -40,6 +41,14 @@ static void usage(FILE *f) {
                 "marked dead. When MySQL is down the batch is kept and retried; nothing is\n"
                 "skipped. SIGTERM/SIGINT finish the batch in hand, leave the group, exit 0.\n"
                 "\n"
+                "With COUPON_WORKER_METRICS_ADDR set (off by default: several workers may\n"
+                "share a host; 127.0.0.1:9102 is the port deploy/prometheus scrapes) it\n"
+                "serves GET /metrics in Prometheus's text format there (and GET /healthz):\n"
+                "messages, batches, rows inserted, duplicates, failed events recorded,\n"
+                "resolved and dead, poison messages, MySQL retry state, the last commit's\n"
+                "time and each partition's lag, by product (coupon, ticket). An address\n"
+                "that does not parse or a port in use stops it at start (docs/prometheus.md).\n"
+                "\n"
                 "  -h, --help       show this help and exit\n"
                 "  -V, --version    show the version and exit\n"
                 "\n");
@@ -54,6 +63,7 @@ int main(int argc, char **argv) {
         struct cpn_db_url db_url;
         struct cpn_error err = { { 0 } };
         struct cpn_worker *w = NULL;
+        struct cpn_worker_metrics *metrics = NULL;
         struct cpn_ticket_confirmer *confirmer = NULL;
         struct cpn_ticket_confirm_stats cs;
         struct cpn_worker_stats st;
@@ -103,10 +113,15 @@ int main(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = cpn_worker_new(&w, &cfg, &db_url, &err);
+        /* Bound before the groups are joined: a port in use stops the
+         * program before its arrival and departure rebalance the others. */
+        r = cpn_worker_metrics_new(&metrics, &cfg, &err);
+        if (!r)
+                r = cpn_worker_new(&w, &cfg, &db_url, &err);
         if (!r)
                 r = cpn_ticket_confirmer_new(&confirmer, &cfg, &db_url, &stop_requested, &err);
         if (r) {
+                cpn_worker_metrics_free(metrics);
                 cpn_worker_free(w);
                 cpn_log_error("cannot start: %s", err.msg[0] ? err.msg : "out of memory");
                 cpn_config_clear(&cfg);
@@ -126,6 +141,10 @@ int main(int argc, char **argv) {
                      cfg.kafka_brokers, cfg.worker_group, cfg.worker_batch,
                      db_url.unix_path[0] ? db_url.unix_path : db_url.host, db_url.port, db_url.database);
         cpn_log_info("confirming paid tickets of %s as group %s-tickets", cfg.ticket_topic, cfg.worker_group);
+        if (metrics) {
+                cpn_worker_metrics_attach(metrics, w, confirmer);
+                cpn_log_info("serving Prometheus metrics on http://%s/metrics", cpn_worker_metrics_addr(metrics));
+        }
         r = cpn_worker_run(w, &stop_requested, 10000, &err);
         if (!r && cpn_ticket_confirmer_failed(confirmer, &err))
                 r = -EIO;
@@ -135,6 +154,7 @@ int main(int argc, char **argv) {
         else
                 cpn_log_info("stopping: leaving the group");
         cpn_ticket_confirmer_stats(confirmer, &cs);
+        metrics = cpn_worker_metrics_free(metrics); /* before what it reads goes */
         /* The coupon consumer leaves its group first: closed after the
          * confirmer's consumer had been destroyed, its revocation's
          * rd_kafka_assign(NULL) hung for good in 2 of 3 ASan runs of
