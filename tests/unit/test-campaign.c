@@ -493,11 +493,13 @@ static void test_campaign_total_leading_zero(void **state) {
 
 /* Builds {"id":"c","name":"<@reps times @unit>","total":1}. */
 static char *name_body(const char *unit, int reps) {
+        static const char head[] = "{\"id\":\"c\",\"name\":\"";
         size_t ul = strlen(unit), cap = ul * (size_t)reps + 64;
         char *b = malloc(cap), *p = b;
 
         assert_non_null(b);
-        p += sprintf(p, "{\"id\":\"c\",\"name\":\"");
+        memcpy(p, head, sizeof(head) - 1);
+        p += sizeof(head) - 1;
         for (int i = 0; i < reps; i++) {
                 memcpy(p, unit, ul);
                 p += ul;
