@@ -12,18 +12,19 @@
 #   tests/run.sh              everything
 #   tests/run.sh --quick      plain build only (no valgrind, ASan or fuzz)
 #   SUITES="unit" tests/run.sh  only the named meson suites (unit, integration,
-#                               chaos, fuzz)
+#                               chaos, packaging, fuzz)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-suites=${SUITES:-"unit integration chaos fuzz"}
+suites=${SUITES:-"unit integration chaos packaging fuzz"}
 # The fuzz suite exists only in build-fuzz; the other builds run the rest,
-# except that the chaos suite (about 12 minutes) runs in the plain build only.
+# except that the chaos suite (about 12 minutes) and the packaging suite
+# (builds, installs and purges the .debs) run in the plain build only.
 build_suites=$(for s in $suites; do [ "$s" = fuzz ] || printf '%s ' "$s"; done)
-asan_suites=$(for s in $build_suites; do [ "$s" = chaos ] || printf '%s ' "$s"; done)
+asan_suites=$(for s in $build_suites; do [ "$s" = chaos ] || [ "$s" = packaging ] || printf '%s ' "$s"; done)
 
 bash deploy/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
